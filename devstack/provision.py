@@ -1,0 +1,87 @@
+"""Create the queues, tables and buckets that template.yaml declares, on moto or LocalStack.
+
+Idempotent: running it against a stack that already has them changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from devstack.template import Stack
+
+# Queue properties that map one-to-one onto SQS queue attributes.
+_QUEUE_ATTRIBUTES = {
+    "VisibilityTimeout": "VisibilityTimeout",
+    "MessageRetentionPeriod": "MessageRetentionPeriod",
+    "DelaySeconds": "DelaySeconds",
+    "ReceiveMessageWaitTimeSeconds": "ReceiveMessageWaitTimeSeconds",
+    "MaximumMessageSize": "MaximumMessageSize",
+    "FifoQueue": "FifoQueue",
+    "ContentBasedDeduplication": "ContentBasedDeduplication",
+}
+
+
+def _attr(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def create_queues(stack: Stack, sqs: Any, endpoint: str) -> dict[str, str]:
+    """Create every queue; dead-letter queues first so that redrive policies can name them."""
+    queues = stack.resources_of("AWS::SQS::Queue")
+    urls: dict[str, str] = {}
+    ordered = sorted(queues, key=lambda lid: "RedrivePolicy" in queues[lid].get("Properties", {}))
+    for logical_id in ordered:
+        props = stack.resolve(queues[logical_id].get("Properties", {}), endpoint)
+        attributes = {
+            attr: _attr(props[prop]) for prop, attr in _QUEUE_ATTRIBUTES.items() if prop in props
+        }
+        if "RedrivePolicy" in props:
+            attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+        name = stack.physical_name(logical_id)
+        urls[logical_id] = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    return urls
+
+
+def create_tables(stack: Stack, dynamodb: Any) -> None:
+    existing = set(dynamodb.list_tables().get("TableNames", []))
+    for logical_id, res in stack.resources_of("AWS::DynamoDB::Table").items():
+        props = stack.resolve(res.get("Properties", {}))
+        name = stack.physical_name(logical_id)
+        if name in existing:
+            continue
+        request: dict[str, Any] = {
+            "TableName": name,
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "KeySchema": props["KeySchema"],
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        if props.get("GlobalSecondaryIndexes"):
+            request["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        if props.get("LocalSecondaryIndexes"):
+            request["LocalSecondaryIndexes"] = props["LocalSecondaryIndexes"]
+        if props.get("StreamSpecification"):
+            request["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+        dynamodb.create_table(**request)
+        dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.2})
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl and ttl.get("Enabled"):
+            dynamodb.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+            )
+
+
+def create_buckets(stack: Stack, s3: Any) -> None:
+    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    for logical_id in stack.resources_of("AWS::S3::Bucket"):
+        name = stack.physical_name(logical_id)
+        if name not in existing:
+            s3.create_bucket(Bucket=name)
+
+
+def create_all(stack: Stack, clients: dict[str, Any], endpoint: str) -> dict[str, str]:
+    """Create every resource; returns queue URLs by logical id."""
+    create_tables(stack, clients["dynamodb"])
+    create_buckets(stack, clients["s3"])
+    return create_queues(stack, clients["sqs"], endpoint)

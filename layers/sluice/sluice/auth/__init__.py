@@ -1,0 +1,21 @@
+"""API keys -> environments. Keys are stored only as SHA-256 hashes."""
+
+from sluice.auth.api_keys import (
+    Environment,
+    authenticate,
+    bearer_token,
+    clear_auth_cache,
+    hash_key,
+    provision_key,
+    set_org_flags,
+)
+
+__all__ = [
+    "Environment",
+    "authenticate",
+    "bearer_token",
+    "clear_auth_cache",
+    "hash_key",
+    "provision_key",
+    "set_org_flags",
+]

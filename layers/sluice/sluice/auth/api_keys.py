@@ -1,0 +1,142 @@
+"""API keys, organizations and environments in the API keys table.
+
+Layout (one table, partition key ``pk``):
+
+- ``KEY#<sha256(key)>`` -> ``orgId``, ``envId``, ``envType``, ``createdAt``: one API key.
+- ``ORG#<orgId>`` -> ``flags`` (a map): the organization's feature flags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from cachetools import TTLCache
+
+from sluice import aws
+from sluice.config import get_settings
+from sluice.errors import ServiceUnavailable, Unauthorized
+
+KEY_PREFIX = "KEY#"
+ORG_PREFIX = "ORG#"
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What an API key grants: one environment of one organization."""
+
+    org_id: str
+    env_id: str
+    env_type: str = "DEVELOPMENT"
+    org_flags: dict[str, Any] = field(default_factory=dict)
+
+
+def hash_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+
+
+def bearer_token(headers: dict[str, str] | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header (header names in any case)."""
+    for name, value in (headers or {}).items():
+        if name.lower() == "authorization" and value:
+            scheme, _, token = value.strip().partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    raise Unauthorized("Missing or malformed Authorization header: expected 'Bearer <api key>'")
+
+
+_cache_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _auth_cache() -> TTLCache[str, Environment]:
+    return TTLCache(maxsize=4096, ttl=get_settings().auth_cache_ttl_s)
+
+
+def clear_auth_cache() -> None:
+    with _cache_lock:
+        _auth_cache.cache_clear()
+
+
+def authenticate(headers: dict[str, str] | None) -> Environment:
+    """Resolve the request's API key to its environment.
+
+    Raises:
+        Unauthorized: no key, or a key that is not known.
+        ServiceUnavailable: the key store cannot be read.
+    """
+    key_hash = hash_key(bearer_token(headers))
+    caching = get_settings().auth_cache_ttl_s > 0
+    if caching:
+        with _cache_lock:
+            cached = _auth_cache().get(key_hash)
+        if cached is not None:
+            return cached
+    env = _load_environment(key_hash)
+    if caching:
+        with _cache_lock:
+            _auth_cache()[key_hash] = env
+    return env
+
+
+def _load_environment(key_hash: str) -> Environment:
+    table = get_settings().api_keys_table
+    try:
+        item = aws.dynamodb().get_item(TableName=table, Key={"pk": {"S": KEY_PREFIX + key_hash}}).get("Item")
+        if item is None:
+            raise Unauthorized("Invalid API key")
+        org_id = item["orgId"]["S"]
+        org = aws.dynamodb().get_item(TableName=table, Key={"pk": {"S": ORG_PREFIX + org_id}}).get("Item")
+    except (BotoCoreError, ClientError) as exc:
+        raise ServiceUnavailable("The API key store is unavailable; retry shortly") from exc
+    flags = json.loads(org["flags"]["S"]) if org and "flags" in org else {}
+    return Environment(
+        org_id=org_id,
+        env_id=item["envId"]["S"],
+        env_type=item.get("envType", {}).get("S", "DEVELOPMENT"),
+        org_flags=flags if isinstance(flags, dict) else {},
+    )
+
+
+def provision_key(
+    org_id: str,
+    env_id: str,
+    *,
+    env_type: str = "DEVELOPMENT",
+    flags: dict[str, Any] | None = None,
+) -> str:
+    """Create an API key for ``env_id`` of ``org_id`` and return it (the only time it is seen).
+
+    ``flags`` replaces the organization's feature flags when given.
+    """
+    prefix = "sk_prod_" if env_type.upper() == "PRODUCTION" else "sk_dev_"
+    api_key = prefix + secrets.token_urlsafe(24)
+    aws.dynamodb().put_item(
+        TableName=get_settings().api_keys_table,
+        Item={
+            "pk": {"S": KEY_PREFIX + hash_key(api_key)},
+            "orgId": {"S": org_id},
+            "envId": {"S": env_id},
+            "envType": {"S": env_type.upper()},
+            "createdAt": {"N": str(int(time.time()))},
+        },
+        ConditionExpression="attribute_not_exists(pk)",
+    )
+    if flags is not None:
+        set_org_flags(org_id, flags)
+    return api_key
+
+
+def set_org_flags(org_id: str, flags: dict[str, Any]) -> None:
+    """Store the organization's feature flags (a JSON object, kept as a string so any JSON fits)."""
+    aws.dynamodb().put_item(
+        TableName=get_settings().api_keys_table,
+        Item={"pk": {"S": ORG_PREFIX + org_id}, "flags": {"S": json.dumps(flags)}},
+    )

@@ -1,0 +1,134 @@
+"""The trigger request and the run record, as the HTTP API shows them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sluice.config import get_settings
+from sluice.engine.durations import parse_duration
+from sluice.errors import BadRequest, Unprocessable, issues_from_pydantic
+
+TAG_MAX_CHARS = 128  # the reference platform's per-tag limit
+
+Duration = str | int | float
+
+
+class QueueOption(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(min_length=1, max_length=256)]
+    concurrencyLimit: Annotated[int, Field(ge=0, le=100_000)] | None = None
+
+
+class TriggerOptions(BaseModel):
+    """``options`` of a trigger. Unknown fields are rejected so that a typo is not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    idempotencyKey: str | None = None
+    idempotencyKeyTTL: Duration | None = None
+    delay: Duration | None = None
+    ttl: Duration | None = None
+    tags: list[Annotated[str, Field(min_length=1, max_length=TAG_MAX_CHARS)]] | None = None
+    queue: QueueOption | None = None
+    concurrencyKey: Annotated[str, Field(max_length=1024)] | None = None
+    maxAttempts: Annotated[int, Field(ge=1, le=100)] | None = None
+    metadata: dict[str, Any] | None = None
+    parentRunId: str | None = None
+    resumeParentOnCompletion: bool = False
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags_as_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_count(cls, value: list[str] | None) -> list[str] | None:
+        limit = get_settings().max_tags
+        if value is not None and len(value) > limit:
+            raise ValueError(f"at most {limit} tags")
+        return value
+
+    @field_validator("queue", mode="before")
+    @classmethod
+    def _queue_by_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("idempotencyKeyTTL", "ttl")
+    @classmethod
+    def _is_duration(cls, value: Duration | None) -> Duration | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
+class TriggerBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    payload: Any = None
+    options: TriggerOptions = Field(default_factory=TriggerOptions)
+
+
+def parse_trigger_body(raw: Any) -> TriggerBody:
+    """Validate a decoded trigger body.
+
+    Raises:
+        BadRequest: an idempotency key over the limit (400, as the reference platform answers).
+        Unprocessable: any other invalid field (422, with the issues).
+    """
+    if not isinstance(raw, dict):
+        raise Unprocessable("The request body must be a JSON object", code="invalid_body")
+    options = raw.get("options")
+    key = options.get("idempotencyKey") if isinstance(options, dict) else None
+    limit = get_settings().idempotency_key_max_chars
+    if isinstance(key, str) and len(key) > limit:
+        raise BadRequest(
+            f"idempotencyKey is {len(key)} characters; the limit is {limit}",
+            code="idempotency_key_too_long",
+        )
+    try:
+        return TriggerBody.model_validate(raw)
+    except ValidationError as exc:
+        raise Unprocessable("Invalid trigger request", issues=issues_from_pydantic(exc.errors())) from exc
+
+
+class RunError(BaseModel):
+    code: str
+    message: str
+
+
+class Run(BaseModel):
+    """A run as the engine stores it and ``GET /api/v1/runs/{id}`` returns it."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str
+    taskId: str
+    orgId: str
+    envId: str
+    status: str
+    payload: Any = None
+    payloadRef: str | None = None
+    createdAt: datetime
+    idempotencyKey: str | None = None
+    idempotencyKeyExpiresAt: datetime | None = None
+    tags: list[str] = Field(default_factory=list)
+    delayUntil: datetime | None = None
+    ttl: str | None = None
+    queue: str | None = None
+    concurrencyKey: str | None = None
+    maxAttempts: int | None = None
+    metadata: dict[str, Any] | None = None
+    parentRunId: str | None = None
+    batchId: str | None = None
+    batchIndex: int | None = None
+    error: RunError | None = None
+    enqueuedAt: datetime | None = None
+    buffered: bool = False
+
+    def to_api(self) -> dict[str, Any]:
+        """The public view: the environment's ids stay internal."""
+        return self.model_dump(mode="json", exclude={"orgId", "envId", "payloadRef"})

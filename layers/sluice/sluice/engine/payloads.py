@@ -1,0 +1,42 @@
+"""Run payloads too large for the run record live in the payload bucket; the run keeps the key."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from sluice import aws
+from sluice.config import get_settings
+from sluice.errors import ServiceUnavailable
+
+CONTENT_TYPE = "application/json"
+
+
+def encode(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def payload_key(env_id: str, run_id: str) -> str:
+    return f"payloads/{env_id}/{run_id}.json"
+
+
+def store(key: str, body: bytes) -> None:
+    """Write an offloaded payload. The key is a function of the run, so a retry overwrites the
+    same object and never leaves a second copy. boto3's standard retry mode retries throttles
+    and 5xx; what still fails is a 503 to the client."""
+    try:
+        aws.s3().put_object(
+            Bucket=get_settings().payload_bucket, Key=key, Body=body, ContentType=CONTENT_TYPE
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise ServiceUnavailable("The payload store is unavailable; retry shortly") from exc
+
+
+def load(key: str) -> Any:
+    try:
+        obj = aws.s3().get_object(Bucket=get_settings().payload_bucket, Key=key)
+        return json.loads(obj["Body"].read())
+    except (BotoCoreError, ClientError) as exc:
+        raise ServiceUnavailable("The payload store is unavailable; retry shortly") from exc

@@ -1,0 +1,79 @@
+"""Errors that carry their HTTP status, code and issues, mapped to responses in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SluiceError(Exception):
+    """A failure a client can act on. ``status`` is the HTTP status it maps to."""
+
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        issues: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.issues = issues or []
+        self.headers = headers or {}
+
+    def to_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.message, "code": self.code}
+        if self.issues:
+            body["issues"] = self.issues
+        return body
+
+
+class BadRequest(SluiceError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(SluiceError):
+    status, code = 401, "unauthorized"
+
+
+class NotFound(SluiceError):
+    status, code = 404, "not_found"
+
+
+class Conflict(SluiceError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(SluiceError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(SluiceError):
+    status, code = 415, "unsupported_media_type"
+
+
+class Unprocessable(SluiceError):
+    status, code = 422, "invalid_request"
+
+
+class TooManyRequests(SluiceError):
+    status, code = 429, "rate_limited"
+
+
+class ServiceUnavailable(SluiceError):
+    """A dependency is down and the request cannot be served safely; the client should retry."""
+
+    status, code = 503, "service_unavailable"
+
+
+def issues_from_pydantic(errors: list[Any]) -> list[dict[str, Any]]:
+    """Shape pydantic's ``ValidationError.errors()`` as the API's ``issues`` list."""
+    return [
+        {"path": [str(p) for p in err.get("loc", ())], "message": err.get("msg", ""), "type": err.get("type")}
+        for err in errors
+    ]
