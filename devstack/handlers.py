@@ -40,7 +40,9 @@ class LambdaContext:
 
 
 def context_for(spec: FunctionSpec) -> LambdaContext:
-    return LambdaContext(function_name=spec.logical_id, memory_limit_in_mb=spec.memory, timeout_s=spec.timeout)
+    return LambdaContext(
+        function_name=spec.logical_id, memory_limit_in_mb=spec.memory, timeout_s=spec.timeout
+    )
 
 
 def load_handler(spec: FunctionSpec) -> Handler:

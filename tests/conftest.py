@@ -176,7 +176,9 @@ def call_api(aws: AwsStack) -> Any:
             if params is not None:
                 event = http_event(route, raw_path, params, hdrs, body=data or b"", raw_query=query)
                 response = load_handler(spec)(event, context_for(spec))
-                return HttpResult(response["statusCode"], response.get("headers", {}), response.get("body", ""))
+                return HttpResult(
+                    response["statusCode"], response.get("headers", {}), response.get("body", "")
+                )
         raise AssertionError(f"no route for {method} {raw_path}")
 
     return call

@@ -4,6 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from sluice import engine
 from sluice.api import current_environment, json_body, json_response, logger, make_resolver
 

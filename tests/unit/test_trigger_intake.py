@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.conftest import AwsStack, Tenant, make_tenant
+import pytest
+from botocore.exceptions import EndpointConnectionError
+
+from sluice import aws as sluice_aws
+from sluice.config import reload_settings
+from sluice.engine import service
+from tests.conftest import AwsStack, HttpResult, Tenant, make_tenant
 
 
-def trigger(call_api: Any, tenant: Tenant, task: str = "hello", **body: Any) -> Any:
-    return call_api("POST", f"/api/v1/tasks/{task}/trigger", json_body=body, headers=tenant.headers)
+def trigger(call_api: Any, tenant: Tenant, task: str = "hello", **body: Any) -> HttpResult:
+    result: HttpResult = call_api(
+        "POST", f"/api/v1/tasks/{task}/trigger", json_body=body, headers=tenant.headers
+    )
+    return result
+
+
+def run_ids_on_queue(aws: AwsStack) -> list[str]:
+    return [m["runId"] for m in aws.bodies("RunQueue")]
 
 
 def test_trigger_creates_a_run_and_enqueues_it_once(aws: AwsStack, tenant: Tenant, call_api: Any) -> None:
@@ -22,4 +37,202 @@ def test_trigger_creates_a_run_and_enqueues_it_once(aws: AwsStack, tenant: Tenan
     run = got.json()
     assert run["taskId"] == "hello" and run["payload"] == {"n": 1} and run["tags"] == ["a", "b"]
     assert run["status"] == "QUEUED" and run["buffered"] is False
-    assert [m["runId"] for m in aws.bodies("RunQueue")] == [run_id]
+    assert "envId" not in run and "orgId" not in run
+    assert run_ids_on_queue(aws) == [run_id]
+
+
+def test_run_queue_message_is_grouped_by_organization(aws: AwsStack, tenant: Tenant, call_api: Any) -> None:
+    trigger(call_api, tenant, payload=1)
+    (message,) = aws.receive_all("RunQueue")
+    assert message["Attributes"]["MessageGroupId"] == tenant.env.org_id
+
+
+def test_same_idempotency_key_returns_the_cached_run(aws: AwsStack, tenant: Tenant, call_api: Any) -> None:
+    first = trigger(call_api, tenant, payload=1, options={"idempotencyKey": "k1"}).json()
+    second = trigger(call_api, tenant, payload=2, options={"idempotencyKey": "k1"}).json()
+    assert second == {"id": first["id"], "isCached": True}
+    assert run_ids_on_queue(aws) == [first["id"]]
+
+
+def test_idempotency_key_is_scoped_to_task_and_environment(
+    aws: AwsStack, tenant: Tenant, call_api: Any
+) -> None:
+    other_env = make_tenant("org_a", "env_a_prod")
+    a = trigger(call_api, tenant, "t1", options={"idempotencyKey": "k"}).json()["id"]
+    b = trigger(call_api, tenant, "t2", options={"idempotencyKey": "k"}).json()["id"]
+    c = trigger(call_api, other_env, "t1", options={"idempotencyKey": "k"}).json()["id"]
+    assert len({a, b, c}) == 3
+
+
+def test_expired_idempotency_key_lets_a_new_run_through(
+    aws: AwsStack, tenant: Tenant, call_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options = {"idempotencyKey": "k", "idempotencyKeyTTL": "10s"}
+    first = trigger(call_api, tenant, options=options).json()["id"]
+    assert trigger(call_api, tenant, options=options).json() == {"id": first, "isCached": True}
+
+    later = datetime.now(UTC) + timedelta(seconds=11)
+    monkeypatch.setattr(service, "_now", lambda: later)
+    third = trigger(call_api, tenant, options=options).json()
+    assert third["isCached"] is False and third["id"] != first
+
+
+def test_default_idempotency_ttl_is_thirty_days(aws: AwsStack, tenant: Tenant, call_api: Any) -> None:
+    run_id = trigger(call_api, tenant, options={"idempotencyKey": "k"}).json()["id"]
+    run = call_api("GET", f"/api/v1/runs/{run_id}", headers=tenant.headers).json()
+    created = datetime.fromisoformat(run["createdAt"])
+    expires = datetime.fromisoformat(run["idempotencyKeyExpiresAt"])
+    assert expires - created == timedelta(days=30)
+
+
+def test_another_environments_run_is_not_found(aws: AwsStack, tenant: Tenant, call_api: Any) -> None:
+    run_id = trigger(call_api, tenant).json()["id"]
+    stranger = make_tenant("org_b", "env_b_dev")
+    res = call_api("GET", f"/api/v1/runs/{run_id}", headers=stranger.headers)
+    assert res.status == 404 and res.json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({}, "unauthorized"),
+        ({"authorization": "Basic abc"}, "unauthorized"),
+        ({"authorization": "Bearer sk_dev_unknown"}, "unauthorized"),
+    ],
+)
+def test_missing_or_unknown_key_is_401(
+    aws: AwsStack, call_api: Any, headers: dict[str, str], code: str
+) -> None:
+    res = call_api("POST", "/api/v1/tasks/t/trigger", json_body={"payload": 1}, headers=headers)
+    assert res.status == 401 and res.json()["code"] == code
+    assert aws.bodies("RunQueue") == []
+
+
+def test_malformed_json_is_400(aws: AwsStack, tenant: Tenant, call_api: Any) -> None:
+    res = call_api("POST", "/api/v1/tasks/t/trigger", body="{not json", headers=tenant.headers)
+    assert res.status == 400 and res.json()["code"] == "invalid_json"
+
+
+def test_idempotency_key_over_2048_characters_is_400(aws: AwsStack, tenant: Tenant, call_api: Any) -> None:
+    res = trigger(call_api, tenant, options={"idempotencyKey": "x" * 2049})
+    assert res.status == 400 and res.json()["code"] == "idempotency_key_too_long"
+    assert trigger(call_api, tenant, options={"idempotencyKey": "x" * 2048}).status == 200
+
+
+@pytest.mark.parametrize(
+    ("options", "path"),
+    [
+        ({"tags": [f"t{i}" for i in range(11)]}, ["options", "tags"]),
+        ({"maxAttempts": 0}, ["options", "maxAttempts"]),
+        ({"idempotencyKeyTTL": "forever"}, ["options", "idempotencyKeyTTL"]),
+        ({"idempotencyKey": "k", "unknownOption": True}, ["options", "unknownOption"]),
+    ],
+)
+def test_invalid_fields_are_422_with_issues(
+    aws: AwsStack, tenant: Tenant, call_api: Any, options: dict[str, Any], path: list[str]
+) -> None:
+    res = trigger(call_api, tenant, options=options)
+    assert res.status == 422
+    assert path in [issue["path"] for issue in res.json()["issues"]]
+    assert aws.bodies("RunQueue") == []
+
+
+def test_body_that_is_not_an_object_is_422(aws: AwsStack, tenant: Tenant, call_api: Any) -> None:
+    res = call_api("POST", "/api/v1/tasks/t/trigger", json_body=[1, 2], headers=tenant.headers)
+    assert res.status == 422
+
+
+def test_invalid_delay_is_422(aws: AwsStack, tenant: Tenant, call_api: Any) -> None:
+    res = trigger(call_api, tenant, options={"delay": "next tuesday"})
+    assert res.status == 422 and res.json()["code"] == "invalid_delay"
+
+
+def test_delay_makes_a_delayed_run(aws: AwsStack, tenant: Tenant, call_api: Any) -> None:
+    run_id = trigger(call_api, tenant, options={"delay": "1h"}).json()["id"]
+    run = call_api("GET", f"/api/v1/runs/{run_id}", headers=tenant.headers).json()
+    assert run["status"] == "DELAYED"
+    assert datetime.fromisoformat(run["delayUntil"]) > datetime.now(UTC) + timedelta(minutes=59)
+
+
+def test_payload_over_the_limit_is_413(
+    aws: AwsStack, tenant: Tenant, call_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLUICE_MAX_PAYLOAD_BYTES", "1000")
+    reload_settings()
+    res = trigger(call_api, tenant, payload="x" * 1000)
+    assert res.status == 413 and res.json()["code"] == "payload_too_large"
+    assert trigger(call_api, tenant, payload="x" * 990).status == 200
+
+
+def test_large_payload_is_offloaded_to_s3_and_read_back(
+    aws: AwsStack, tenant: Tenant, call_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLUICE_PAYLOAD_OFFLOAD_BYTES", "100")
+    reload_settings()
+    payload = {"blob": "y" * 500, "n": [1, 2.5, None]}
+    run_id = trigger(call_api, tenant, payload=payload).json()["id"]
+
+    item = aws.dynamodb.get_item(
+        TableName=aws.stack.physical_name("RunsTable"), Key={"runId": {"S": run_id}}
+    )["Item"]
+    doc = json.loads(item["doc"]["S"])
+    assert doc["payload"] is None and doc["payloadRef"].endswith(f"{run_id}.json")
+    stored = aws.s3.get_object(Bucket=aws.stack.physical_name("PayloadBucket"), Key=doc["payloadRef"])
+    assert json.loads(stored["Body"].read()) == payload
+
+    run = call_api("GET", f"/api/v1/runs/{run_id}", headers=tenant.headers).json()
+    assert run["payload"] == payload and "payloadRef" not in run
+
+
+def test_unknown_run_is_404(aws: AwsStack, tenant: Tenant, call_api: Any) -> None:
+    res = call_api("GET", "/api/v1/runs/run_nope", headers=tenant.headers)
+    assert res.status == 404 and res.json()["code"] == "not_found"
+
+
+def _failing(operation: str, real: Any, failures: list[int]) -> Any:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if failures[0] > 0:
+            failures[0] -= 1
+            raise EndpointConnectionError(endpoint_url=f"https://{operation}")
+        return real(*args, **kwargs)
+
+    return call
+
+
+def test_send_failure_after_put_is_503_and_the_retry_enqueues_exactly_once(
+    aws: AwsStack, tenant: Tenant, call_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sqs = sluice_aws.sqs()
+    monkeypatch.setattr(sqs, "send_message", _failing("sqs", sqs.send_message, [1]))
+    options = {"idempotencyKey": "order-7"}
+    first = trigger(call_api, tenant, payload=1, options=options)
+    assert first.status == 503 and first.json()["code"] == "service_unavailable"
+    assert aws.bodies("RunQueue") == []
+
+    retry = trigger(call_api, tenant, payload=1, options=options)
+    assert retry.status == 200
+    again = trigger(call_api, tenant, payload=1, options=options)
+    assert again.json() == {"id": retry.json()["id"], "isCached": True}
+    assert run_ids_on_queue(aws) == [retry.json()["id"]]
+
+
+def test_dynamodb_down_is_503_and_nothing_is_enqueued(
+    aws: AwsStack, tenant: Tenant, call_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ddb = sluice_aws.dynamodb()
+    trigger(call_api, tenant)  # warms the auth cache, so the outage hits the run store
+    aws.bodies("RunQueue")
+    monkeypatch.setattr(ddb, "put_item", _failing("dynamodb", ddb.put_item, [99]))
+    res = trigger(call_api, tenant, payload=1)
+    assert res.status == 503
+    assert aws.bodies("RunQueue") == []
+
+
+def test_unknown_route_is_a_structured_404(aws: AwsStack, tenant: Tenant) -> None:
+    from devstack.apigw import Route, http_event
+    from devstack.handlers import context_for, load_handler
+
+    spec = aws.stack.function("trigger_intake")
+    route = Route("GET", "/api/v1/unknown", spec.name)
+    response = load_handler(spec)(http_event(route, "/api/v1/unknown", {}, tenant.headers), context_for(spec))
+    assert response["statusCode"] == 404 and json.loads(response["body"])["code"] == "route_not_found"

@@ -1,0 +1,59 @@
+# One entry point for people and CI. `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: venv demo up test lint typecheck template unit integration e2e bench clean
+
+$(STAMP): pyproject.toml layers/sluice/requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## The main job on the local stack: start devstack, trigger runs, watch them flow, stop.
+demo: $(STAMP) redis-server
+	$(PY) -m devstack.demo
+
+## Run the local stack in the foreground (Ctrl-C stops everything).
+up: $(STAMP) redis-server
+	$(PY) -m devstack up
+
+## Everything CI checks: lint, types, template checks, then the whole test suite.
+test: redis-server lint typecheck template
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+template: $(STAMP)
+	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/sam validate --lint --template template.yaml
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+integration: $(STAMP)
+	$(PY) -m pytest tests/integration tests/e2e
+
+bench: $(STAMP)
+	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+## redis-server is a real binary; install it from Debian's packages when it is missing.
+.PHONY: redis-server
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null); \
+	  else echo "redis-server is missing: install it (apt-get install redis-server / brew install redis)" >&2; exit 1; fi; }
+
+clean:
+	rm -rf $(VENV) .devstack .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,53 @@
+"""The Python client SDK that workers and apps use to talk to Sluice over HTTP.
+
+    client = Sluice("http://127.0.0.1:3030", "sk_dev_...")
+    run = client.trigger("send-email", {"to": "a@example.com"}, idempotencyKey="welcome-42")
+    client.runs.retrieve(run.id)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sluice.client import errors
+from sluice.client.errors import ApiConnectionError, ApiError
+from sluice.client.runs import Runs, TriggerResponse
+from sluice.client.runs import trigger as _trigger
+from sluice.client.transport import RetryOptions, Transport
+
+
+class Sluice:
+    def __init__(
+        self,
+        api_url: str,
+        api_key: str,
+        *,
+        retry: RetryOptions | None = None,
+        timeout_s: float = 30.0,
+        transport: Transport | None = None,
+    ) -> None:
+        self.transport = transport or Transport(api_url, api_key, retry=retry, timeout_s=timeout_s)
+        self.runs = Runs(self.transport)
+
+    def trigger(self, task_id: str, payload: Any = None, **options: Any) -> TriggerResponse:
+        return _trigger(self.transport, task_id, payload, **options)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> Sluice:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+__all__ = [
+    "ApiConnectionError",
+    "ApiError",
+    "RetryOptions",
+    "Sluice",
+    "Transport",
+    "TriggerResponse",
+    "errors",
+]
