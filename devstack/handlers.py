@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from devstack.template import ACCOUNT, REGION, FunctionSpec
 
 Handler = Callable[[dict[str, Any], Any], Any]
+
+_import_lock = threading.RLock()
 
 
 @dataclass
@@ -50,14 +55,24 @@ def load_handler(spec: FunctionSpec) -> Handler:
     module object, and return its handler attribute."""
     module_name, _, attr = spec.handler.rpartition(".")
     qualified = f"sluice_functions.{spec.name}.{module_name}"
-    module = sys.modules.get(qualified)
-    if module is None:
-        path = spec.code_uri / (module_name.replace(".", "/") + ".py")
-        loader_spec = importlib.util.spec_from_file_location(qualified, path)
-        if loader_spec is None or loader_spec.loader is None:
-            raise ImportError(f"cannot load {path}")
-        module = importlib.util.module_from_spec(loader_spec)
-        sys.modules[qualified] = module
-        loader_spec.loader.exec_module(module)
+    # Threads serving a function's first requests at once must not see a half-executed module.
+    with _import_lock:
+        module = sys.modules.get(qualified)
+        if module is None:
+            module = _import(qualified, spec.code_uri / (module_name.replace(".", "/") + ".py"))
     handler: Handler = getattr(module, attr)
     return handler
+
+
+def _import(qualified: str, path: Path) -> ModuleType:
+    loader_spec = importlib.util.spec_from_file_location(qualified, path)
+    if loader_spec is None or loader_spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[qualified] = module
+    try:
+        loader_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[qualified]
+        raise
+    return module

@@ -74,14 +74,33 @@ def create_tables(stack: Stack, dynamodb: Any) -> None:
 
 def create_buckets(stack: Stack, s3: Any) -> None:
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
-    for logical_id in stack.resources_of("AWS::S3::Bucket"):
+    for logical_id, res in stack.resources_of("AWS::S3::Bucket").items():
         name = stack.physical_name(logical_id)
         if name not in existing:
             s3.create_bucket(Bucket=name)
+        notify_queues(stack, s3, name, res.get("Properties", {}).get("NotificationConfiguration", {}))
+
+
+def notify_queues(stack: Stack, s3: Any, bucket: str, config: dict[str, Any]) -> None:
+    """Apply the template's S3 -> SQS notifications (moto's server then delivers ObjectCreated
+    events to the queue itself, as S3 does)."""
+    queues = [
+        {
+            "QueueArn": q["Queue"],
+            "Events": [q["Event"]],
+            "Filter": {"Key": {"FilterRules": q["Filter"]["S3Key"]["Rules"]}},
+        }
+        for q in stack.resolve(config).get("QueueConfigurations", [])
+    ]
+    if queues:
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration={"QueueConfigurations": queues}
+        )
 
 
 def create_all(stack: Stack, clients: dict[str, Any], endpoint: str) -> dict[str, str]:
     """Create every resource; returns queue URLs by logical id."""
     create_tables(stack, clients["dynamodb"])
+    urls = create_queues(stack, clients["sqs"], endpoint)
     create_buckets(stack, clients["s3"])
-    return create_queues(stack, clients["sqs"], endpoint)
+    return urls

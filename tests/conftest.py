@@ -18,6 +18,7 @@ from moto import mock_aws
 
 from devstack.apigw import Route, http_event
 from devstack.handlers import context_for, load_handler
+from devstack.launcher import decode_bodies, receive_all
 from devstack.provision import create_all
 from devstack.services import start_redis
 from devstack.template import REGION, Stack
@@ -73,26 +74,11 @@ class AwsStack:
     s3: Any
 
     def receive_all(self, queue: str, wait: int = 0) -> list[dict[str, Any]]:
-        """Drain a queue's currently visible messages (bodies decoded as JSON when they are)."""
-        messages: list[dict[str, Any]] = []
-        while True:
-            got = self.sqs.receive_message(
-                QueueUrl=self.queue_urls[queue], MaxNumberOfMessages=10, WaitTimeSeconds=wait,
-                AttributeNames=["All"], MessageAttributeNames=["All"],
-            ).get("Messages", [])
-            if not got:
-                return messages
-            messages.extend(got)
-            wait = 0
+        """A queue's currently visible messages, left on it."""
+        return receive_all(self.sqs, self.queue_urls[queue], wait)
 
     def bodies(self, queue: str) -> list[Any]:
-        out = []
-        for message in self.receive_all(queue):
-            try:
-                out.append(json.loads(message["Body"]))
-            except json.JSONDecodeError:
-                out.append(message["Body"])
-        return out
+        return decode_bodies(self.receive_all(queue))
 
 
 @pytest.fixture

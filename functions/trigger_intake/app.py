@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import engine
+from sluice import mollifier
 from sluice.api import current_environment, json_body, json_response, logger, make_resolver
 
 app = make_resolver()
@@ -14,15 +14,13 @@ app = make_resolver()
 @app.post("/api/v1/tasks/<task_id>/trigger")
 def trigger(task_id: str) -> Response[Any]:
     env = current_environment(app)
-    body = engine.parse_trigger_body(json_body(app))
-    result = engine.trigger(env, task_id, body)
-    return json_response(200, {"id": result.run.id, "isCached": result.is_cached})
+    return json_response(200, mollifier.trigger(env, task_id, json_body(app)).to_api())
 
 
 @app.get("/api/v1/runs/<run_id>")
 def get_run(run_id: str) -> Response[Any]:
     env = current_environment(app)
-    return json_response(200, engine.get_run(env, run_id).to_api())
+    return json_response(200, mollifier.read_run(env, run_id))
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -236,3 +236,37 @@ def test_unknown_route_is_a_structured_404(aws: AwsStack, tenant: Tenant) -> Non
     route = Route("GET", "/api/v1/unknown", spec.name)
     response = load_handler(spec)(http_event(route, "/api/v1/unknown", {}, tenant.headers), context_for(spec))
     assert response["statusCode"] == 404 and json.loads(response["body"])["code"] == "route_not_found"
+
+
+def test_concurrent_triggers_with_one_key_send_one_message(
+    aws: AwsStack, tenant: Tenant, call_api: Any
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    options = {"idempotencyKey": "burst"}
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: trigger(call_api, tenant, payload=1, options=options), range(8)))
+    assert {r.status for r in results} == {200}
+    ids = {r.json()["id"] for r in results}
+    assert len(ids) == 1
+    assert run_ids_on_queue(aws) == list(ids)
+
+
+def test_send_claim_is_exclusive_until_its_lease_lapses(aws: AwsStack, tenant: Tenant, call_api: Any) -> None:
+    from sluice.engine import store
+
+    sqs = sluice_aws.sqs()
+    original = sqs.send_message
+    sqs.send_message = _failing("sqs", original, [1])
+    try:
+        run_id = trigger(call_api, tenant, options={"idempotencyKey": "k"}).json()
+    finally:
+        sqs.send_message = original
+    assert run_id["code"] == "service_unavailable"
+    (item,) = aws.dynamodb.scan(TableName=aws.stack.physical_name("RunsTable"))["Items"]
+    rid = item["runId"]["S"]
+    assert "sendClaimedAt" not in item  # a failed send gives its claim back
+
+    assert store.claim_send(rid, 1000.0, 30) is True
+    assert store.claim_send(rid, 1010.0, 30) is False
+    assert store.claim_send(rid, 1031.0, 30) is True

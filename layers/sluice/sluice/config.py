@@ -51,6 +51,83 @@ class Settings(BaseSettings):
     idempotency_key_max_chars: int = Field(default=2048, ge=1)
     max_tags: int = Field(default=10, ge=0)
 
+    # --- Burst smoothing (sluice.mollifier) -------------------------------------------------
+    # Off by default, as the reference platform ships it (TRIGGER_MOLLIFIER_ENABLED=0): rollout is
+    # per organization through its `mollifierEnabled` flag, and off means no Redis work at all.
+    mollifier_enabled: bool = False
+    # Evaluate and count for organizations that are not enrolled, never divert (reference default).
+    mollifier_shadow_mode: bool = False
+    # The reference platform's defaults: more than 100 triggers for one environment in a 200 ms
+    # fixed window trips it, and diversion holds for 500 ms after the last over-threshold trigger.
+    mollifier_trip_window_ms: int = Field(default=200, ge=1)
+    mollifier_trip_threshold: int = Field(default=100, ge=0)
+    mollifier_hold_ms: int = Field(default=500, ge=1)
+    # Handler executions per entry before it becomes a FAILED run (reference default 3).
+    mollifier_max_attempts: int = Field(default=3, ge=1)
+    # Hash-tag shards of the buffer: an organization's keys all live in one shard (one cluster
+    # slot), so shards are the unit that spreads the buffer over ElastiCache nodes. 8 spreads over
+    # the 2-6 node groups a cluster usually has, while keeping the drainer's probe of empty shards
+    # short. Change it only while the buffer is empty: an entry stays in the shard it was accepted in.
+    mollifier_shards: int = Field(default=8, ge=1, le=1024)
+    # The reference keeps an acked entry 30 s so reads resolve while the run store catches up.
+    mollifier_ack_grace_s: int = Field(default=30, ge=1)
+    # An entry the engine could not record even as a FAILED run stays readable (as FAILED) this
+    # long: a week covers a weekend of nobody looking.
+    mollifier_failed_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
+    # Payloads over this pass through: an entry has no TTL and lives in ElastiCache memory, and the
+    # engine would offload a payload this large to S3 anyway (SLUICE_PAYLOAD_OFFLOAD_BYTES).
+    mollifier_max_entry_bytes: int = Field(default=256 * KIB, ge=1)
+    # The reference's pre-gate claim: TTL clamped to [5, 30] s, waiters poll every 25 ms for 5 s.
+    mollifier_claim_ttl_s: int = Field(default=30, ge=1)
+    mollifier_claim_min_ttl_s: int = Field(default=5, ge=1)
+    mollifier_claim_wait_ms: int = Field(default=5000, ge=0)
+    mollifier_claim_poll_ms: int = Field(default=25, ge=1)
+    # SQS DelaySeconds of the signal that replaces a requeued entry's: gives the dependency that
+    # just failed a moment before the retry's signal arrives (SQS allows up to 900).
+    mollifier_retry_delay_s: int = Field(default=5, ge=0, le=900)
+    # The reference's stale threshold (300 s): an entry queued this long may have lost its signal.
+    mollifier_stale_after_s: int = Field(default=300, ge=1)
+    # An entry DRAINING this long belongs to a drainer invocation that died: 6x the drainer's 30 s
+    # timeout, the same margin as DrainQueue's visibility timeout.
+    mollifier_draining_abandon_s: int = Field(default=180, ge=1)
+    # Bounded work per sweep: environments inspected, and signals or reclaims per invocation
+    # (the reference sweeps at most 1000 entries per environment per pass).
+    mollifier_sweep_max_envs: int = Field(default=1000, ge=1)
+    mollifier_sweep_max_repairs: int = Field(default=1000, ge=0)
+    drain_queue_url: str = ""
+
+    # --- Streaming batches (sluice.batches) -------------------------------------------------
+    batches_table: str = "sluice-batches"
+    batch_item_queue_url: str = ""
+    staged_ingest_queue_url: str = ""
+    staging_bucket: str = "sluice-staging"
+    # The reference platform's limits: 1000 items per request-streamed batch, 3 MiB per NDJSON line.
+    batch_max_items: int = Field(default=1000, ge=1)
+    batch_item_max_bytes: int = Field(default=3 * MIB, ge=1)
+    # Items in flight per phase-2 request (reference default 10; 1 = sequential). Peak memory is
+    # about this times SLUICE_BATCH_ITEM_MAX_BYTES, so raise the function's memory with it.
+    batch_ingest_concurrency: int = Field(default=10, ge=1, le=256)
+    # Staged (S3-uploaded) batches are not bound by Lambda's 6 MB request limit, only by time.
+    batch_max_staged_items: int = Field(default=100_000, ge=1)
+    # An unsealed batch is aborted after this (the reference's BATCH_SEAL_TIMEOUT_MS, 30 min).
+    batch_seal_timeout_s: int = Field(default=1800, ge=1)
+    # Per-environment token bucket, one token per run (the reference's BATCH_RATE_LIMIT_*):
+    # bursts of 1200 runs, refilled at 100 runs every 10 s.
+    batch_rate_limit_max: int = Field(default=1200, ge=1)
+    batch_rate_limit_refill: int = Field(default=100, ge=1)
+    batch_rate_limit_interval_s: float = Field(default=10.0, gt=0)
+    # A presigned staging or payload upload URL stays valid this long.
+    batch_upload_url_ttl_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    # Per-index ingest state in Redis outlives the seal timeout and a backlog of processing.
+    batch_state_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    # A batch record is kept this long after creation (DynamoDB TTL), like a run's retention.
+    batch_retention_s: int = Field(default=30 * 24 * 3600, ge=3600)
+    # A staged object is read in ranged GETs of this size (S3's guidance: 8-16 MB per range).
+    batch_staged_range_bytes: int = Field(default=8 * MIB, ge=64 * KIB)
+    # A staged ingest stops pulling items this long before its invocation's deadline, finishes the
+    # items in flight and hands the rest of the object to a continuation message.
+    batch_staged_reserve_s: float = Field(default=60.0, ge=1)
+
     # --- Auth ---------------------------------------------------------------------------------
     # A resolved API key is cached this long per process, so a warm function does not read
     # DynamoDB on every request; a revoked key stops working within this time.

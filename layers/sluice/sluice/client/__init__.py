@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sluice.client import errors
+from sluice.client.batches import Batches, BatchNotSealedError, BatchTriggerError, BatchTriggerResult
 from sluice.client.errors import ApiConnectionError, ApiError
 from sluice.client.runs import Runs, TriggerResponse
 from sluice.client.runs import trigger as _trigger
@@ -28,12 +29,14 @@ class Sluice:
     ) -> None:
         self.transport = transport or Transport(api_url, api_key, retry=retry, timeout_s=timeout_s)
         self.runs = Runs(self.transport)
+        self.batches = Batches(self.transport)
 
     def trigger(self, task_id: str, payload: Any = None, **options: Any) -> TriggerResponse:
         return _trigger(self.transport, task_id, payload, **options)
 
     def close(self) -> None:
         self.transport.close()
+        self.batches.close()
 
     def __enter__(self) -> Sluice:
         return self
@@ -45,6 +48,10 @@ class Sluice:
 __all__ = [
     "ApiConnectionError",
     "ApiError",
+    "BatchNotSealedError",
+    "BatchTriggerError",
+    "BatchTriggerResult",
+    "Batches",
     "RetryOptions",
     "Sluice",
     "Transport",

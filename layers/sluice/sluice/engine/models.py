@@ -95,6 +95,20 @@ def parse_trigger_body(raw: Any) -> TriggerBody:
         raise Unprocessable("Invalid trigger request", issues=issues_from_pydantic(exc.errors())) from exc
 
 
+def option_fields(options: TriggerOptions) -> dict[str, Any]:
+    """The run fields that come straight from a trigger's options."""
+    return {
+        "idempotencyKey": options.idempotencyKey,
+        "tags": options.tags or [],
+        "ttl": str(options.ttl) if options.ttl is not None else None,
+        "queue": options.queue.name if options.queue else None,
+        "concurrencyKey": options.concurrencyKey,
+        "maxAttempts": options.maxAttempts,
+        "metadata": options.metadata,
+        "parentRunId": options.parentRunId,
+    }
+
+
 class RunError(BaseModel):
     code: str
     message: str

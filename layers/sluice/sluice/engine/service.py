@@ -6,10 +6,12 @@ id (the same idempotency key, a redelivered drain signal, a retried batch item):
 1. bind the idempotency key to a run id (conditional put; a live binding wins);
 2. write the payload to S3 when it is large (the key is a function of the run id);
 3. put the run (conditional on the id; an existing run is reused, never duplicated);
-4. send the RunQueue message, then mark the run enqueued. A run found unmarked is sent again.
+4. claim the send (conditional update, so concurrent attempts send once), send the RunQueue
+   message, then mark the run enqueued. A run found unmarked and unclaimed is sent again.
 
-The only window for a second message is a crash between the send and the mark; RunQueue is an
-at-least-once queue whose consumers key on the run id anyway.
+The only window for a second message is a crash between the send and the mark (the claim's
+lease then lets a later attempt send again); RunQueue is an at-least-once queue whose consumers
+key on the run id anyway.
 """
 
 from __future__ import annotations
@@ -27,10 +29,13 @@ from sluice.config import get_settings
 from sluice.engine import payloads, store
 from sluice.engine.durations import parse_duration, resolve_instant
 from sluice.engine.ids import new_run_id
-from sluice.engine.models import Run, RunError, TriggerBody
+from sluice.engine.models import Run, RunError, TriggerBody, option_fields
 from sluice.errors import NotFound, PayloadTooLarge, ServiceUnavailable, Unprocessable
 
 SQS_MAX_DELAY_S = 900  # SQS's DelaySeconds ceiling; workers hold longer delays until delayUntil
+# How long a sender's claim on a run's RunQueue message holds before another attempt may take
+# over: far longer than one SQS send with boto3's retries (about 5 s at worst).
+SEND_CLAIM_LEASE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -120,16 +125,9 @@ def trigger(
         payload=inline,
         payloadRef=ref,
         createdAt=now,
-        idempotencyKey=options.idempotencyKey,
         idempotencyKeyExpiresAt=key_expires,
-        tags=options.tags or [],
         delayUntil=delay_until,
-        ttl=str(options.ttl) if options.ttl is not None else None,
-        queue=options.queue.name if options.queue else None,
-        concurrencyKey=options.concurrencyKey,
-        maxAttempts=options.maxAttempts,
-        metadata=options.metadata,
-        parentRunId=options.parentRunId,
+        **option_fields(options),
         batchId=batch[0] if batch else None,
         batchIndex=batch[1] if batch else None,
         error=error,
@@ -154,6 +152,9 @@ def _ensure_enqueued(run: Run) -> None:
     if run.delayUntil is not None:
         delay = min(SQS_MAX_DELAY_S, max(0, math.ceil((run.delayUntil - _now()).total_seconds())))
     message = {"runId": run.id, "taskId": run.taskId, "orgId": run.orgId, "envId": run.envId}
+    claimed_at = _now().timestamp()
+    if not store.claim_send(run.id, claimed_at, SEND_CLAIM_LEASE_S):
+        return  # enqueued already, or another attempt is sending it right now
     try:
         aws.sqs().send_message(
             QueueUrl=get_settings().run_queue_url,
@@ -163,6 +164,7 @@ def _ensure_enqueued(run: Run) -> None:
             DelaySeconds=delay,
         )
     except (BotoCoreError, ClientError) as exc:
+        store.release_send(run.id, claimed_at)
         raise ServiceUnavailable("The run queue is unavailable; retry shortly") from exc
     enqueued_at = _now()
     store.mark_enqueued(run.id, enqueued_at)

@@ -85,6 +85,42 @@ def mark_enqueued(run_id: str, at: datetime) -> None:
         pass
 
 
+def claim_send(run_id: str, now: float, lease_s: float) -> bool:
+    """Take the right to send the run's RunQueue message: only one of several concurrent
+    attempts (cached triggers, redelivered signals) sends. A claim older than ``lease_s`` is
+    treated as abandoned by a crashed sender, so a later attempt repairs the run."""
+    try:
+        with dynamodb_errors("run"):
+            aws.dynamodb().update_item(
+                TableName=get_settings().runs_table,
+                Key={"runId": {"S": run_id}},
+                UpdateExpression="SET sendClaimedAt = :now",
+                ConditionExpression=(
+                    "attribute_exists(runId) AND attribute_not_exists(enqueuedAt) "
+                    "AND (attribute_not_exists(sendClaimedAt) OR sendClaimedAt < :stale)"
+                ),
+                ExpressionAttributeValues={":now": {"N": repr(now)}, ":stale": {"N": repr(now - lease_s)}},
+            )
+        return True
+    except ConditionFailed:
+        return False
+
+
+def release_send(run_id: str, claimed_at: float) -> None:
+    """Give the claim back after a failed send, so that the client's retry sends at once."""
+    try:
+        with dynamodb_errors("run"):
+            aws.dynamodb().update_item(
+                TableName=get_settings().runs_table,
+                Key={"runId": {"S": run_id}},
+                UpdateExpression="REMOVE sendClaimedAt",
+                ConditionExpression="sendClaimedAt = :mine",
+                ExpressionAttributeValues={":mine": {"N": repr(claimed_at)}},
+            )
+    except ConditionFailed:
+        pass
+
+
 def update_run(run_id: str, change: Callable[[Run], Run]) -> Run | None:
     """Apply ``change`` to the stored run with optimistic concurrency on its document."""
     for _ in range(5):

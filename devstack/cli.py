@@ -1,0 +1,230 @@
+"""``python -m devstack``: up, down, status, keys create, invoke."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from devstack import stack_file
+
+_EPILOG = """\
+examples:
+  python -m devstack up                          serve template.yaml on http://127.0.0.1:3030
+  python -m devstack up --port 0 --schedule-scale 60 --state-dir .devstack/demo
+  python -m devstack up --detach && python -m devstack down
+  python -m devstack keys create --org org_a --env env_a --flag mollifierEnabled=true
+  python -m devstack invoke trigger_intake --event events/trigger_intake_post.json
+
+environment:
+  REDIS_URL          use this Redis instead of starting redis-server
+  AWS_ENDPOINT_URL   use this AWS endpoint (e.g. LocalStack) instead of starting moto
+  SLUICE_*           override the template's value for every function
+"""
+
+
+def _pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def _flag_value(text: str) -> Any:
+    """Flags are JSON when they parse (``true`` -> True, ``5`` -> 5), else strings."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="python -m devstack",
+        description="The Docker-free local stack: Redis, AWS emulation, the template's HTTP routes, "
+        "SQS event sources and schedules, each function in worker processes of its own.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = root.add_subparsers(dest="command", required=True)
+
+    def state_dir_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--state-dir", type=Path, default=stack_file.DEFAULT_STATE_DIR,
+            help="where stack.json, the pid file and the detached log live (default: .devstack); "
+            "give each concurrently running stack its own",
+        )
+
+    up = commands.add_parser("up", help="start the stack and serve until Ctrl-C / SIGTERM")
+    up.add_argument("--port", type=int, default=3030, help="HTTP API port (default 3030; 0 = any free port)")
+    up.add_argument("--host", default="127.0.0.1", help="HTTP API address (default 127.0.0.1)")
+    up.add_argument(
+        "--template", type=Path, default=Path("template.yaml"), help="SAM template (default template.yaml)"
+    )
+    state_dir_option(up)
+    up.add_argument(
+        "--aws-port", type=int, default=None,
+        help="run moto on this port (e.g. 4566) instead of a free one; ignored when AWS_ENDPOINT_URL is set",
+    )
+    up.add_argument(
+        "--concurrency", type=int, default=8,
+        help="worker processes per function, and per SQS source without "
+        "ScalingConfig.MaximumConcurrency (default 8)",
+    )
+    up.add_argument(
+        "--schedule-scale", type=float, default=1.0, metavar="FACTOR",
+        help="run schedules FACTOR times faster: 60 makes rate(1 minute) fire every second (default 1)",
+    )
+    up.add_argument("--no-schedules", action="store_true", help="do not fire Schedule events")
+    up.add_argument("--param", type=_pair, action="append", default=[], metavar="NAME=VALUE",
+                    help="template parameter override, e.g. --param Stage=test (repeatable)")
+    up.add_argument("--org", default="org_dev", help="organization of the dev API key (default org_dev)")
+    up.add_argument("--env", default="env_dev", help="environment of the dev API key (default env_dev)")
+    up.add_argument("--verbose", "-v", action="store_true", help="log every request, batch and schedule tick")
+    up.add_argument("--detach", action="store_true",
+                    help="start in the background (log in STATE_DIR/devstack.log); "
+                    "print stack.json once ready")
+
+    down = commands.add_parser("down", help="stop the stack running with this state dir")
+    state_dir_option(down)
+    down.add_argument("--timeout", type=float, default=30, help="seconds to wait for it to stop")
+
+    status = commands.add_parser("status", help="print the running stack's stack.json")
+    state_dir_option(status)
+
+    keys = commands.add_parser("keys", help="API keys of the running stack")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_commands.add_parser("create", help="create an API key, print {apiKey, orgId, envId}")
+    create.add_argument("--org", required=True, help="organization id")
+    create.add_argument("--env", required=True, help="environment id")
+    create.add_argument("--env-type", default="DEVELOPMENT", help="DEVELOPMENT (default) or PRODUCTION, ...")
+    create.add_argument("--flag", type=_pair, action="append", default=[], metavar="NAME=VALUE",
+                        help="organization feature flag; JSON values parse (true, 5), others are strings")
+    create.add_argument("--template", type=Path, default=None, help="default: the running stack's template")
+    state_dir_option(create)
+
+    inv = commands.add_parser("invoke", help="invoke a function once with an event (sam local invoke)")
+    inv.add_argument("function", help="short name (folder under functions/) or logical id")
+    inv.add_argument("--event", "-e", required=True,
+                     help=f"event JSON file, or - for stdin; {'<devstack-api-key>'} becomes the stack's key")
+    inv.add_argument("--template", type=Path, default=None, help="default: the running stack's template")
+    state_dir_option(inv)
+    return root
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    if args.detach:
+        return _detach(args)
+    from devstack.up import UpOptions, run
+
+    return run(
+        UpOptions(
+            port=args.port,
+            host=args.host,
+            template=args.template,
+            state_dir=args.state_dir,
+            aws_port=args.aws_port,
+            concurrency=max(1, args.concurrency),
+            schedule_scale=args.schedule_scale,
+            schedules=not args.no_schedules,
+            verbose=args.verbose,
+            parameters=dict(args.param),
+            org_id=args.org,
+            env_id=args.env,
+        )
+    )
+
+
+def _detach(args: argparse.Namespace) -> int:
+    state_dir: Path = args.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = state_dir / stack_file.LOG_FILE
+    argv = [a for a in sys.argv[1:] if a != "--detach"]
+    with open(log_path, "wb") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "devstack", *argv],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    while child.poll() is None:
+        info = stack_file.read_stack(state_dir)
+        if info is not None and info.get("pid") == child.pid:
+            print(json.dumps(info, indent=2))
+            sys.stderr.write(f"devstack: running in the background (pid {child.pid}, log {log_path})\n")
+            return 0
+        time.sleep(0.1)
+    sys.stderr.write(log_path.read_text(encoding="utf-8", errors="replace"))
+    sys.stderr.write(f"devstack: the stack exited with status {child.returncode} while starting\n")
+    return child.returncode or 1
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    pid = stack_file.read_pid(args.state_dir)
+    if pid is None or not stack_file.pid_alive(pid):
+        sys.stderr.write(f"devstack: no stack runs with state dir {args.state_dir}\n")
+        stack_file.clear(args.state_dir, pid)
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + args.timeout
+    while stack_file.pid_alive(pid):
+        if time.monotonic() > deadline:
+            sys.stderr.write(f"devstack: pid {pid} did not stop within {args.timeout:g}s\n")
+            return 1
+        time.sleep(0.1)
+    sys.stderr.write(f"devstack: stopped pid {pid}\n")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    info = stack_file.read_stack(args.state_dir)
+    if info is None or not stack_file.pid_alive(int(info.get("pid", 0)) or -1):
+        sys.stderr.write(f"devstack: no stack runs with state dir {args.state_dir}\n")
+        return 1
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from devstack.attach import running_stack, use_stack_in_process
+
+    info = running_stack(args.state_dir)
+    use_stack_in_process(info, args.template)
+    from sluice.auth import provision_key
+
+    flags = {name: _flag_value(value) for name, value in args.flag}
+    api_key = provision_key(args.org, args.env, env_type=args.env_type, flags=flags or None)
+    print(json.dumps({"apiKey": api_key, "orgId": args.org, "envId": args.env}))
+    return 0
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    from devstack.invoke import invoke
+
+    outcome = invoke(args.function, args.event, args.state_dir, args.template)
+    if outcome.ok:
+        print(json.dumps(outcome.result))
+        return 0
+    print(json.dumps(outcome.error))
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "up":
+            return cmd_up(args)
+        if args.command == "down":
+            return cmd_down(args)
+        if args.command == "status":
+            return cmd_status(args)
+        if args.command == "keys":
+            return cmd_keys_create(args)
+        return cmd_invoke(args)
+    except (RuntimeError, KeyError, FileNotFoundError, ValueError) as exc:
+        sys.stderr.write(f"devstack: {exc}\n")
+        return 2

@@ -1,0 +1,35 @@
+"""``devstack invoke``: ``sam local invoke`` without Docker. One invocation, in a worker process
+with the function's environment, against the running stack when there is one."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from devstack import attach, stack_file
+from devstack.runtime import FunctionRuntime, Invocation
+
+# Sample events carry this instead of a key; invoke puts the running stack's dev key in its place.
+API_KEY_PLACEHOLDER = "<devstack-api-key>"
+
+
+def load_event(source: str, api_key: str | None) -> Any:
+    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    if api_key:
+        text = text.replace(API_KEY_PLACEHOLDER, api_key)
+    return json.loads(text)
+
+
+def invoke(function: str, event_source: str, state_dir: Path, template: Path | None = None) -> Invocation:
+    info = stack_file.read_stack(state_dir)
+    stack = attach.template_of(info, template)
+    endpoint = str(info["awsEndpointUrl"]) if info else "http://localhost:4566"
+    spec = stack.function(function, endpoint)
+    event = load_event(event_source, info.get("apiKey") if info else None)
+    runtime = FunctionRuntime(spec, attach.function_env(stack, spec, info), size=1)
+    try:
+        return runtime.invoke(event)
+    finally:
+        runtime.close()

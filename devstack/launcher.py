@@ -1,0 +1,348 @@
+"""Start devstack as a subprocess and drive it: for integration and e2e tests and the demo.
+
+    from devstack.launcher import start_devstack
+
+    with start_devstack(env={"SLUICE_MOLLIFIER_ENABLED": "true"}) as stack:
+        httpx.post(f"{stack.api_url}/api/v1/tasks/hello/trigger", headers=stack.headers, json={...})
+        stack.receive_all("RunQueue")
+
+Each stack gets its own state dir, HTTP port, redis-server and moto server, so several run side by
+side in one session. Leaving the ``with`` block sends SIGTERM and asserts that devstack exited
+and left no child process behind. ``tests/devstack_fixtures.py`` wraps this in pytest fixtures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import boto3
+import redis
+from botocore.config import Config
+
+from devstack.services import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+# What a test run's own environment must not pass on to a stack: the stack decides these itself
+# (tests set SLUICE_* for their in-process code; a stack gets only the ones a test asks for).
+_NOT_INHERITED_PREFIXES = ("SLUICE_",)
+_NOT_INHERITED = {"REDIS_URL"}
+
+
+class DevstackFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class DevStack:
+    """A running devstack: its stack.json, plus clients for what tests look at."""
+
+    info: dict[str, Any]
+    state_dir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def api_url(self) -> str:
+        return str(self.info["apiUrl"])
+
+    @property
+    def api_key(self) -> str:
+        return str(self.info["apiKey"])
+
+    @property
+    def org_id(self) -> str:
+        return str(self.info["orgId"])
+
+    @property
+    def env_id(self) -> str:
+        return str(self.info["envId"])
+
+    @property
+    def redis_url(self) -> str:
+        return str(self.info["redisUrl"])
+
+    @property
+    def aws_endpoint_url(self) -> str:
+        return str(self.info["awsEndpointUrl"])
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """``Authorization`` for the stack's dev key."""
+        return {"authorization": f"Bearer {self.api_key}"}
+
+    def url(self, path: str) -> str:
+        return self.api_url + path
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for the stack's AWS endpoint (sqs, dynamodb, s3, ...)."""
+        if service not in self._clients:
+            self._clients[service] = boto3.client(
+                service,  # type: ignore[call-overload]
+                endpoint_url=self.aws_endpoint_url,
+                region_name=self.info.get("region", "us-east-1"),
+                aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+                aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+                config=Config(retries={"mode": "standard", "max_attempts": 4}),
+            )
+        return self._clients[service]
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis_url, decode_responses=True)
+
+    def queue_url(self, logical_id: str) -> str:
+        return str(self.info["queueUrls"][logical_id])
+
+    def table(self, logical_id: str) -> str:
+        return str(self.info["tables"][logical_id])
+
+    def bucket(self, logical_id: str) -> str:
+        return str(self.info["buckets"][logical_id])
+
+    def send(self, queue: str, body: Any, **kwargs: Any) -> str:
+        """Send a message (non-strings as JSON) to a queue by logical id; returns its MessageId."""
+        text = body if isinstance(body, str) else json.dumps(body)
+        response = self.client("sqs").send_message(QueueUrl=self.queue_url(queue), MessageBody=text, **kwargs)
+        return str(response["MessageId"])
+
+    def receive_all(self, queue: str, wait: int = 0) -> list[dict[str, Any]]:
+        """Take every currently visible message of a queue (they become invisible for its
+        visibility timeout; nothing is deleted). ``wait`` long-polls for the first."""
+        return receive_all(self.client("sqs"), self.queue_url(queue), wait)
+
+    def bodies(self, queue: str, wait: int = 0) -> list[Any]:
+        """The bodies of :meth:`receive_all`, JSON-decoded where they are JSON."""
+        return decode_bodies(self.receive_all(queue, wait))
+
+    def queue_depth(self, queue: str) -> tuple[int, int]:
+        """(visible, in flight) messages of a queue, as SQS approximates them."""
+        attrs = self.client("sqs").get_queue_attributes(
+            QueueUrl=self.queue_url(queue),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+    def cli(
+        self, *args: str, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``python -m devstack ARGS --state-dir <this stack's>``."""
+        return run_cli(*args, "--state-dir", str(self.state_dir), input=input, timeout=timeout)
+
+    def create_key(self, org_id: str, env_id: str, **flags: Any) -> str:
+        """A new API key for ``env_id`` of ``org_id`` (``flags`` replace the org's flags)."""
+        args = ["keys", "create", "--org", org_id, "--env", env_id]
+        for name, value in flags.items():
+            args += ["--flag", f"{name}={json.dumps(value)}"]
+        done = self.cli(*args)
+        if done.returncode != 0:
+            raise DevstackFailed(f"keys create failed: {done.stderr}")
+        return str(json.loads(done.stdout)["apiKey"])
+
+    def log(self) -> str:
+        """What devstack printed so far (its stderr and the functions' logs)."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        if "redis" in self.__dict__:
+            self.redis.close()
+
+
+def receive_all(sqs: Any, queue_url: str, wait: int = 0) -> list[dict[str, Any]]:
+    """Every currently visible message of a queue, left on it (invisible for its visibility
+    timeout). ``wait`` long-polls for the first."""
+    messages: list[dict[str, Any]] = []
+    while True:
+        got = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait,
+            AttributeNames=["All"], MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not got:
+            return messages
+        messages.extend(got)
+        wait = 0
+
+
+def decode_bodies(messages: list[dict[str, Any]]) -> list[Any]:
+    """Message bodies, JSON-decoded where they are JSON."""
+    out = []
+    for message in messages:
+        try:
+            out.append(json.loads(message["Body"]))
+        except json.JSONDecodeError:
+            out.append(message["Body"])
+    return out
+
+
+def run_cli(*args: str, input: str | None = None, timeout: float = 60,
+            env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "devstack", *args], cwd=ROOT, env=_child_env(env), input=input,
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def _child_env(extra: Mapping[str, str] | None) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items()
+        if not k.startswith(_NOT_INHERITED_PREFIXES) and k not in _NOT_INHERITED
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live descendant of ``pid`` (Linux /proc; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def stop_devstack(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """SIGTERM, wait, and assert that no process devstack started is still alive."""
+    before = descendants(process.pid)
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise AssertionError(f"devstack did not stop within {timeout:.0f}s of SIGTERM") from None
+    assert_gone(before)
+    assert process.returncode == 0, f"devstack exited with {process.returncode}"
+
+
+def assert_gone(pids: set[int], timeout: float = 10) -> None:
+    """Assert that these processes end (killing any that do not, so that a failure leaks nothing).
+
+    The multiprocessing resource tracker leaves when its last user did: hence the moment's grace.
+    """
+    deadline = time.monotonic() + timeout
+    left = {pid for pid in pids if _alive(pid)}
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = {pid for pid in left if _alive(pid)}
+    commands = {pid: cmdline(pid) for pid in left}
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"devstack left processes behind: {commands}"
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "?"
+
+
+@contextmanager
+def start_devstack(
+    env: Mapping[str, str] | None = None,
+    template: str | Path | None = None,
+    args: Sequence[str] = (),
+    *,
+    state_dir: str | Path | None = None,
+    startup_timeout: float = 90,
+) -> Iterator[DevStack]:
+    """Start ``python -m devstack up`` and yield the running stack once stack.json is written.
+
+    ``env`` adds to (or overrides) the environment devstack starts with: ``SLUICE_*`` settings
+    for every function, ``REDIS_URL`` / ``AWS_ENDPOINT_URL`` to use running services. The test
+    process's own ``SLUICE_*`` and ``REDIS_URL`` are not passed on. ``args`` are extra ``up``
+    options, e.g. ``["--schedule-scale", "60", "--concurrency", "4"]``.
+    """
+    owned_dir = state_dir is None
+    directory = Path(tempfile.mkdtemp(prefix="devstack-")) if state_dir is None else Path(state_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    extra = dict(env or {})
+    up_args = ["up", "--port", str(free_port()), "--state-dir", str(directory), *args]
+    if template is not None:
+        up_args += ["--template", str(Path(template).resolve())]
+    # Against a shared AWS endpoint (LocalStack) each stack needs names of its own.
+    shared_aws = "AWS_ENDPOINT_URL" in extra or "AWS_ENDPOINT_URL" in os.environ
+    if shared_aws and not any(a.startswith("Stage=") for a in args):
+        up_args += ["--param", f"Stage=t{uuid.uuid4().hex[:8]}"]
+    log_path = directory / "devstack.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "devstack", *up_args],
+            cwd=ROOT, env=_child_env(extra), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        )
+    stack: DevStack | None = None
+    try:
+        info = _wait_for_stack(process, directory, log_path, startup_timeout)
+        stack = DevStack(info, directory, process, log_path)
+        yield stack
+    except BaseException:
+        # pytest shows a failed test's stderr: the stack's log is what explains most failures.
+        sys.stderr.write(f"--- devstack log ({log_path}) ---\n")
+        sys.stderr.write(log_path.read_text(encoding="utf-8", errors="replace")[-20000:])
+        raise
+    finally:
+        if stack is not None:
+            stack.close()
+        try:
+            stop_devstack(process)
+        finally:
+            if owned_dir and process.poll() is not None:
+                shutil.rmtree(directory, ignore_errors=True)
+
+
+def _wait_for_stack(
+    process: subprocess.Popen[bytes], state_dir: Path, log_path: Path, timeout: float
+) -> dict[str, Any]:
+    path = state_dir / "stack.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise DevstackFailed(
+                f"devstack exited with {process.returncode} while starting:\n"
+                + log_path.read_text(encoding="utf-8", errors="replace")
+            )
+        if path.exists():
+            info: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            if info.get("pid") == process.pid:
+                return info
+        time.sleep(0.05)
+    raise DevstackFailed(
+        f"devstack did not write {path} within {timeout:.0f}s:\n"
+        + log_path.read_text(encoding="utf-8", errors="replace")
+    )

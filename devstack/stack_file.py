@@ -1,0 +1,81 @@
+"""The state directory of a running stack: ``stack.json`` (what clients need) and ``devstack.pid``.
+
+``stack.json`` appears only once everything serves, and is written atomically, so whoever waits
+for it never reads half a file or a stack that is still starting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+DEFAULT_STATE_DIR = Path(".devstack")
+STACK_FILE = "stack.json"
+PID_FILE = "devstack.pid"
+LOG_FILE = "devstack.log"
+REQUIRED_KEYS = ("apiUrl", "apiKey", "orgId", "envId", "redisUrl", "awsEndpointUrl")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_stack(state_dir: Path, info: dict[str, Any]) -> Path:
+    missing = [key for key in REQUIRED_KEYS if key not in info]
+    if missing:
+        raise ValueError(f"stack info lacks {missing}")
+    path = state_dir / STACK_FILE
+    write_atomic(path, json.dumps(info, indent=2) + "\n")
+    return path
+
+
+def read_stack(state_dir: Path) -> dict[str, Any] | None:
+    """The running stack's info, or None when no stack has written one."""
+    try:
+        data: dict[str, Any] = json.loads((state_dir / STACK_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    return data
+
+
+def write_pid(state_dir: Path, pid: int) -> None:
+    write_atomic(state_dir / PID_FILE, f"{pid}\n")
+
+
+def read_pid(state_dir: Path) -> int | None:
+    try:
+        return int((state_dir / PID_FILE).read_text(encoding="utf-8").strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clear(state_dir: Path, pid: int | None = None) -> None:
+    """Remove the stack's files; with ``pid``, only if that process still owns them (a newer stack
+    in the same directory must keep its files)."""
+    if pid is not None and read_pid(state_dir) not in (None, pid):
+        return
+    for name in (STACK_FILE, PID_FILE):
+        (state_dir / name).unlink(missing_ok=True)

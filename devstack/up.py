@@ -1,0 +1,369 @@
+"""``devstack up``: start Redis and AWS emulation, provision the template, serve it, and stop
+everything again on SIGINT/SIGTERM.
+
+Each resource is released in reverse order of acquisition, on a normal stop, on a signal and on a
+failed start alike, so no redis-server, moto or worker process outlives the stack.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from devstack import environment, stack_file
+from devstack.pollers import SqsPoller, SqsSource, stop_all
+from devstack.provision import create_all
+from devstack.runtime import FunctionRuntime, pool_size
+from devstack.schedules import Scheduler, ScheduleSource
+from devstack.server import ApiServer, BoundRoute, routes_of
+from devstack.services import REDIS_MISSING, start_moto, start_redis
+from devstack.template import REGION, FunctionSpec, Stack
+
+DEV_ORG = "org_dev"
+DEV_ENV = "env_dev"
+
+
+class StartupError(RuntimeError):
+    """The stack cannot start; the message says why and what to do."""
+
+
+class Stopped(RuntimeError):
+    """A signal arrived while the stack was starting."""
+
+
+@dataclass
+class UpOptions:
+    port: int = 3030
+    template: Path = field(default_factory=lambda: Path("template.yaml"))
+    state_dir: Path = stack_file.DEFAULT_STATE_DIR
+    aws_port: int | None = None
+    concurrency: int = 8
+    schedule_scale: float = 1.0
+    schedules: bool = True
+    verbose: bool = False
+    host: str = "127.0.0.1"
+    parameters: dict[str, str] = field(default_factory=dict)
+    org_id: str = DEV_ORG
+    env_id: str = DEV_ENV
+
+
+def say(text: str) -> None:
+    sys.stderr.write(f"devstack: {text}\n")
+    sys.stderr.flush()
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def aws_clients(endpoint: str, env: dict[str, str], pool: int = 10) -> dict[str, Any]:
+    # Receives long-poll for a second; the read timeout must outlast them.
+    config = Config(
+        max_pool_connections=pool, read_timeout=30, retries={"mode": "standard", "max_attempts": 4}
+    )
+    session = boto3.session.Session(
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=env.get("AWS_SESSION_TOKEN"),
+        region_name=env.get("AWS_DEFAULT_REGION", REGION),
+    )
+    return {
+        name: session.client(name, endpoint_url=endpoint, config=config)  # type: ignore[call-overload]
+        for name in ("sqs", "dynamodb", "s3")
+    }
+
+
+class LocalStack:
+    def __init__(self, options: UpOptions, environ: dict[str, str] | None = None) -> None:
+        self.options = options
+        self.environ = dict(os.environ if environ is None else environ)
+        self.stopping = threading.Event()
+        self._cleanups: list[tuple[str, Callable[[], None]]] = []
+        self.info: dict[str, Any] = {}
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def _on_stop(self, what: str, action: Callable[[], None]) -> None:
+        self._cleanups.append((what, action))
+
+    def _checkpoint(self) -> None:
+        if self.stopping.is_set():
+            raise Stopped("stopped while starting")
+
+    def stop(self) -> None:
+        while self._cleanups:
+            what, action = self._cleanups.pop()
+            started = time.monotonic()
+            try:
+                action()
+            except Exception as exc:  # keep releasing the rest
+                say(f"stopping {what} failed: {exc!r}")
+            if self.options.verbose:
+                say(f"stopped {what} ({(time.monotonic() - started) * 1000:.0f} ms)")
+
+    def start(self) -> dict[str, Any]:
+        opts = self.options
+        state_dir = opts.state_dir
+        self._claim_state_dir(state_dir)
+        template = opts.template.resolve()
+        if not template.is_file():
+            raise StartupError(f"no template at {template}")
+        stack = Stack(template, parameters=opts.parameters)
+        self._checkpoint()
+
+        redis_url = self._start_redis()
+        self._checkpoint()
+        endpoint = self._start_aws()
+        self._checkpoint()
+
+        aws_env = environment.aws_client_environment(self.environ, endpoint)
+        clients = aws_clients(endpoint, aws_env, pool=max(10, opts.concurrency * 4))
+        queue_urls = create_all(stack, clients, endpoint)
+        tables = {lid: stack.physical_name(lid) for lid in stack.resources_of("AWS::DynamoDB::Table")}
+        buckets = {lid: stack.physical_name(lid) for lid in stack.resources_of("AWS::S3::Bucket")}
+        say(f"provisioned  {len(queue_urls)} queues, {len(tables)} tables, {len(buckets)} buckets")
+        self._checkpoint()
+
+        specs = stack.functions(endpoint)
+        url_map = environment.local_queue_urls(stack, endpoint, queue_urls)
+        envs = {
+            spec.logical_id: environment.function_environment(
+                spec, environ=self.environ, redis_url=redis_url, aws_endpoint=endpoint, queue_urls=url_map
+            )
+            for spec in specs
+        }
+        settings = environment.stack_settings(envs)
+        environment.apply_to_process(settings, aws_env)
+        api_key = self._provision_key(settings)
+        self._checkpoint()
+
+        runtimes = self._start_runtimes(specs, envs)
+        self._checkpoint()
+        server = self._start_server(specs, runtimes)
+        self._start_pollers(stack, specs, runtimes, queue_urls, clients["sqs"])
+        self._start_schedules(specs, runtimes)
+        self._checkpoint()
+
+        self.info = {
+            "apiUrl": server.url,
+            "apiKey": api_key,
+            "orgId": opts.org_id,
+            "envId": opts.env_id,
+            "redisUrl": redis_url,
+            "awsEndpointUrl": endpoint,
+            "pid": os.getpid(),
+            "stage": stack.stage,
+            "template": str(template),
+            "stateDir": str(state_dir.resolve()),
+            "region": aws_env["AWS_DEFAULT_REGION"],
+            "queueUrls": queue_urls,
+            "tables": tables,
+            "buckets": buckets,
+            "functions": {spec.logical_id: spec.name for spec in specs},
+            "scheduleScale": opts.schedule_scale,
+            # What `keys create` and `invoke` need to see the stack as its functions do.
+            "overrides": environment.sluice_overrides(self.environ),
+            "startedAt": time.time(),
+        }
+        path = stack_file.write_stack(state_dir, self.info)
+        say(f"ready        {path}  (stop with Ctrl-C or `python -m devstack down`)")
+        return self.info
+
+    def _claim_state_dir(self, state_dir: Path) -> None:
+        pid = stack_file.read_pid(state_dir)
+        if pid is not None and pid != os.getpid() and stack_file.pid_alive(pid):
+            raise StartupError(
+                f"a stack (pid {pid}) already runs with state dir {state_dir}; stop it with "
+                f"`python -m devstack down --state-dir {state_dir}` or pick another --state-dir"
+            )
+        stack_file.clear(state_dir)
+        stack_file.write_pid(state_dir, os.getpid())
+        self._on_stop("state files", lambda: stack_file.clear(state_dir, os.getpid()))
+
+    def _start_redis(self) -> str:
+        if url := self.environ.get("REDIS_URL"):
+            say(f"redis        {url} (REDIS_URL)")
+            return url
+        if shutil.which("redis-server") is None:
+            raise StartupError(REDIS_MISSING)
+        service = start_redis()
+        self._on_stop("redis-server", service.stop)
+        pid = service.process.pid if service.process else "?"
+        say(f"redis        {service.url} (redis-server pid {pid})")
+        return service.url
+
+    def _start_aws(self) -> str:
+        if endpoint := self.environ.get("AWS_ENDPOINT_URL"):
+            say(f"aws          {endpoint} (AWS_ENDPOINT_URL; moto not started)")
+            return endpoint
+        port = self.options.aws_port
+        if port is not None and _port_in_use("127.0.0.1", port):
+            raise StartupError(
+                f"port {port} is taken (LocalStack or another moto?); set AWS_ENDPOINT_URL to use it, "
+                "or drop --aws-port for a free port"
+            )
+        service = start_moto(port)
+        self._on_stop("moto server", service.stop)
+        pid = service.process.pid if service.process else "?"
+        say(f"aws          {service.url} (moto server pid {pid})")
+        return service.url
+
+    def _provision_key(self, settings: dict[str, str]) -> str | None:
+        if "SLUICE_API_KEYS_TABLE" not in settings:
+            say("api key      none: no function has SLUICE_API_KEYS_TABLE")
+            return None
+        from sluice.auth import provision_key
+
+        api_key = provision_key(self.options.org_id, self.options.env_id)
+        say(f"api key      {api_key} ({self.options.org_id}/{self.options.env_id})")
+        return api_key
+
+    def _start_runtimes(
+        self, specs: list[FunctionSpec], envs: dict[str, dict[str, str]]
+    ) -> dict[str, FunctionRuntime]:
+        runtimes: dict[str, FunctionRuntime] = {}
+        self._on_stop("function workers", lambda: _close_all(list(runtimes.values())))
+        for spec in specs:
+            runtime = FunctionRuntime(spec, envs[spec.logical_id], pool_size(spec, self.options.concurrency))
+            runtimes[spec.logical_id] = runtime
+        if not runtimes:
+            return runtimes
+        # Cold starts in parallel: the first request meets warm workers, and a handler that does
+        # not import is reported now rather than on first use.
+        with ThreadPoolExecutor(max_workers=len(runtimes)) as pool:
+            errors = dict(zip(runtimes, pool.map(lambda r: r.warm(), runtimes.values()), strict=True))
+        for name, runtime in runtimes.items():
+            error = errors[name]
+            if error is None:
+                say(f"function     {name} ({runtime.spec.handler} in {runtime.spec.code_uri.name}/, "
+                    f"pool {runtime.size}, timeout {runtime.spec.timeout}s)")
+            else:
+                trace = "".join(error.get("stackTrace") or [])
+                say(f"function     {name} FAILED TO LOAD, its invocations will fail: "
+                    f"{error.get('errorType')}: {error.get('errorMessage')}\n{trace}")
+        return runtimes
+
+    def _start_server(self, specs: list[FunctionSpec], runtimes: dict[str, FunctionRuntime]) -> ApiServer:
+        routes = [BoundRoute(route, runtimes[spec.logical_id]) for route, spec in routes_of(specs)]
+        try:
+            server = ApiServer((self.options.host, self.options.port), routes, verbose=self.options.verbose)
+        except OSError as exc:
+            raise StartupError(f"cannot serve on {self.options.host}:{self.options.port}: {exc}") from exc
+        server.start()
+        self._on_stop("http server", server.stop)
+        say(f"http         {server.url}")
+        for bound in routes:
+            say(f"  {bound.route.method:6} {bound.route.path} -> {bound.runtime.name}")
+        return server
+
+    def _start_pollers(
+        self,
+        stack: Stack,
+        specs: list[FunctionSpec],
+        runtimes: dict[str, FunctionRuntime],
+        queue_urls: dict[str, str],
+        sqs: Any,
+    ) -> None:
+        pollers: list[SqsPoller] = []
+        self._on_stop("sqs pollers", lambda: stop_all(pollers))
+        for spec in specs:
+            for event in spec.events:
+                if event.type != "SQS" or event.properties.get("Enabled", True) in (False, "false"):
+                    continue
+                queue_arn = str(event.properties["Queue"])
+                try:
+                    queue_id = stack.logical_id_of_arn(queue_arn)
+                except KeyError:
+                    raise StartupError(
+                        f"{spec.logical_id}.{event.name}: queue {queue_arn} is not declared in the template"
+                    ) from None
+                source = SqsSource.from_event(event, queue_urls[queue_id], self.options.concurrency)
+                poller = SqsPoller(source, runtimes[spec.logical_id], sqs, verbose=self.options.verbose)
+                poller.start()
+                pollers.append(poller)
+                flags = ", partial batch failures" if source.report_failures else ""
+                window = f", window {source.window_s:g}s" if source.window_s else ""
+                say(f"sqs          {queue_id} -> {spec.logical_id} (batch {source.batch_size}{window}, "
+                    f"concurrency {source.max_concurrency}{flags})")
+
+    def _start_schedules(self, specs: list[FunctionSpec], runtimes: dict[str, FunctionRuntime]) -> None:
+        scheduler = Scheduler(self.options.schedule_scale, verbose=self.options.verbose)
+        for spec in specs:
+            for event in spec.events:
+                if event.type not in ("Schedule", "ScheduleV2"):
+                    continue
+                try:
+                    source = ScheduleSource.from_event(event)
+                except ValueError as exc:
+                    say(f"schedule     {spec.logical_id}.{event.name} skipped: {exc}")
+                    continue
+                if source is None:
+                    say(f"schedule     {spec.logical_id}.{event.name} is disabled in the template")
+                    continue
+                if not self.options.schedules:
+                    say(f"schedule     {spec.logical_id}.{event.name} off (--no-schedules)")
+                    continue
+                scheduler.add(runtimes[spec.logical_id], source)
+                scale = self.options.schedule_scale
+                speed = f", {scale:g}x faster" if scale != 1 else ""
+                say(f"schedule     {source.expression} -> {spec.logical_id}{speed}")
+        scheduler.start()
+        self._on_stop("scheduler", scheduler.stop)
+
+
+def _close_all(runtimes: list[FunctionRuntime]) -> None:
+    # Together: each close may wait out an invocation's grace period.
+    if runtimes:
+        with ThreadPoolExecutor(max_workers=len(runtimes)) as pool:
+            list(pool.map(lambda r: r.close(), runtimes))
+
+
+def run(options: UpOptions) -> int:
+    """Start the stack and serve until SIGINT/SIGTERM; the exit status."""
+    stack = LocalStack(options)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if not stack.stopping.is_set():
+            say(f"{signal.Signals(signum).name}: stopping")
+        stack.stopping.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            stack.start()
+        except Stopped:
+            return 0
+        except StartupError as exc:
+            say(f"cannot start: {exc}")
+            return 2
+        except Exception as exc:
+            say(f"cannot start: {exc!r}\n{traceback.format_exc()}")
+            return 1
+        while not stack.stopping.wait(0.5):
+            pass
+        return 0
+    finally:
+        stack.stop()
+        say("stopped")
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,13 @@
+"""The seal-timeout reaper, on a schedule: aborts batches never sealed in time."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sluice import batches
+from sluice.api import logger
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+    return {"aborted": batches.reap()}

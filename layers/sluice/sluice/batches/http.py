@@ -1,0 +1,50 @@
+"""Phase 2 over HTTP: check the media type and feed the request body to the parser lazily.
+
+A Lambda behind API Gateway receives the whole body in its event (at most 6 MB, less once
+API Gateway base64-encodes an NDJSON body), so the body is in memory already; what stays bounded is
+everything after it: the parser holds at most one item, and only ``concurrency`` items are in
+flight. Bodies larger than a request can carry go through a staged upload instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterator, Mapping
+
+from sluice.batches.ndjson import NdjsonParser, Parsed
+from sluice.config import get_settings
+from sluice.errors import BadRequest, UnsupportedMediaType
+
+NDJSON_TYPES = ("application/x-ndjson", "application/ndjson")
+# The size of the slices the body is fed to the parser in: large enough that per-chunk overhead
+# vanishes, small enough that an oversized line is cut off soon after it passes the limit.
+CHUNK_BYTES = 64 * 1024
+
+
+def require_ndjson(headers: Mapping[str, str] | None) -> None:
+    content_type = next((v for k, v in (headers or {}).items() if k.lower() == "content-type"), "")
+    if not any(t in content_type.lower() for t in NDJSON_TYPES):
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/x-ndjson (got {content_type or 'none'})",
+            code="unsupported_media_type",
+        )
+
+
+def request_bytes(body: str | None, is_base64: bool) -> bytes:
+    if not body:
+        raise BadRequest("Request body is required", code="empty_body")
+    if not is_base64:
+        return body.encode("utf-8")
+    try:
+        return base64.b64decode(body, validate=True)
+    except binascii.Error as exc:
+        raise BadRequest("The request body is not valid base64", code="invalid_body") from exc
+
+
+def parse_body(data: bytes) -> Iterator[Parsed]:
+    """The body's items, parsed one chunk at a time as the consumer pulls them."""
+    parser = NdjsonParser(get_settings().batch_item_max_bytes)
+    for start in range(0, len(data), CHUNK_BYTES):
+        yield from parser.feed(data[start : start + CHUNK_BYTES])
+    yield from parser.finish()

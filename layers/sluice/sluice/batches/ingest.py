@@ -1,0 +1,119 @@
+"""Phase 2: stream a batch's items in with bounded concurrency, then seal it once (spec §2.5).
+
+A phase 2 may cover all of a batch's items or only some (the client splits large batches over
+several requests; a staged ingest may take several invocations). Whatever the split, the batch
+seals when the enqueued count reaches runCount, and a request that leaves it short answers
+``sealed: false`` so that the client streams again; dedup makes the repeat cheap and exact.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from functools import partial
+
+from sluice import aws
+from sluice.auth import Environment
+from sluice.batches import items, keys, state, store
+from sluice.batches.concurrency import bounded_map
+from sluice.batches.errors import BatchNotFound, BatchNotPending
+from sluice.batches.models import Batch, BatchStatus, IngestResult
+from sluice.batches.ndjson import Parsed
+from sluice.batches.runs import complete_if_done
+from sluice.config import get_settings
+from sluice.errors import Conflict
+from sluice.redis import get_redis
+
+
+def load_batch(env: Environment, batch_id: str) -> Batch:
+    """The caller's batch. Another environment's batch is "not found", never "forbidden".
+
+    Raises:
+        BatchNotFound: no such batch in the caller's environment.
+    """
+    batch = store.get(batch_id) if keys.is_batch_id(batch_id) else None
+    if batch is None or batch.envId != env.env_id:
+        raise BatchNotFound(f"Batch {batch_id} not found")
+    return batch
+
+
+def ingest_items(
+    env: Environment, batch_id: str, lines: Iterable[Parsed], *, concurrency: int | None = None
+) -> IngestResult:
+    """Queue every item of ``lines`` for the caller's batch and seal it if that completes it.
+
+    Raises:
+        BatchNotFound: no such batch in the caller's environment.
+        BatchNotPending: the batch was aborted (409; the client must create a new batch).
+        InvalidNdjson, InvalidItem: a bad line or item; the items before it stay queued.
+        ServiceUnavailable: a dependency failed; a retry resumes where this one stopped.
+    """
+    batch = load_batch(env, batch_id)
+    if batch.is_retry_success():
+        return _sealed(batch, 0, 0)
+    if batch.status != BatchStatus.PENDING:
+        raise _not_pending(batch)
+    outcomes = ingest_lines(batch, lines, concurrency)
+    return finish(batch, outcomes["accepted"], outcomes["deduplicated"])
+
+
+def ingest_lines(batch: Batch, lines: Iterable[Parsed], concurrency: int | None = None) -> Counter[str]:
+    """Process ``lines`` with at most ``concurrency`` items in flight; count the outcomes."""
+    # Clients are built lazily and cached per process; build them here, before the worker
+    # threads, because boto3's client creation is not thread-safe.
+    aws.sqs(), aws.s3(), get_redis()
+    width = concurrency or get_settings().batch_ingest_concurrency
+    return Counter(bounded_map(lines, partial(items.process, batch), width))
+
+
+def finish(batch: Batch, accepted: int, deduplicated: int) -> IngestResult:
+    """Seal the batch if every item is enqueued; otherwise say how far it got."""
+    enqueued = state.enqueued_count(batch.id)
+    if enqueued < batch.runCount:
+        # The batch may have moved on without us: sealed by a concurrent request, or finished and
+        # cleaned up by batch_runs (which empties the sets, so the count reads low).
+        current = store.get(batch.id) or batch
+        if current.is_retry_success():
+            return _sealed(current, accepted, deduplicated)
+        if current.status == BatchStatus.ABORTED:
+            raise _not_pending(current)
+        return IngestResult(
+            id=batch.id,
+            itemsAccepted=accepted,
+            itemsDeduplicated=deduplicated,
+            sealed=False,
+            enqueuedCount=enqueued,
+            runCount=batch.runCount,
+        )
+    now = datetime.now(UTC)
+    if store.seal(batch, now):
+        sealed = batch.model_copy(update={"status": BatchStatus.PROCESSING, "sealed": True, "sealedAt": now})
+        complete_if_done(batch.id, sealed)
+        return _sealed(sealed, accepted, deduplicated)
+    current = store.get(batch.id) or batch
+    if current.is_retry_success():
+        return _sealed(current, accepted, deduplicated)
+    raise Conflict(
+        f"Batch {batch.id} is in unexpected state (status: {current.status}, sealed: {current.sealed}). "
+        "Cannot seal batch.",
+        code="batch_unexpected_state",
+    )
+
+
+def _sealed(batch: Batch, accepted: int, deduplicated: int) -> IngestResult:
+    return IngestResult(
+        id=batch.id,
+        itemsAccepted=accepted,
+        itemsDeduplicated=deduplicated,
+        sealed=True,
+        enqueuedCount=batch.runCount,
+        runCount=batch.runCount,
+    )
+
+
+def _not_pending(batch: Batch) -> BatchNotPending:
+    reason = f" ({batch.error})" if batch.error else ""
+    return BatchNotPending(
+        f"Batch {batch.id} is not in PENDING status (current: {batch.status}){reason}; create a new batch"
+    )

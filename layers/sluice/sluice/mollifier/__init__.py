@@ -1,0 +1,36 @@
+"""Burst smoothing: a gate in front of the engine that, while an environment is over its trigger
+rate, buffers triggers in Redis and answers at once; an SQS-fed drainer creates their runs fairly.
+
+- ``trigger`` / ``read_run``: the HTTP routes' entry points (``intake``).
+- ``drain_signal``: one DrainQueue signal (``drain``); ``sweep``: the scheduled repair and metrics pass.
+- ``gate``, ``trip``, ``buffer``, ``keys``: the parts, each named after what DESIGN.md section 4 calls it.
+"""
+
+from sluice.config import get_settings
+from sluice.mollifier.buffer import MollifierBuffer, get_buffer
+from sluice.mollifier.drain import drain_signal
+from sluice.mollifier.intake import TriggerAnswer, read_run, trigger
+from sluice.mollifier.models import BufferEntry, Decision, DrainSignal, Outcome, Reason
+from sluice.mollifier.sweep import SweepReport, run_sweep
+
+
+def sweep() -> SweepReport:
+    """One stale-sweep pass over the process-wide buffer with the current settings."""
+    return run_sweep(get_buffer(), get_settings())
+
+
+__all__ = [
+    "BufferEntry",
+    "Decision",
+    "DrainSignal",
+    "MollifierBuffer",
+    "Outcome",
+    "Reason",
+    "SweepReport",
+    "TriggerAnswer",
+    "drain_signal",
+    "get_buffer",
+    "read_run",
+    "sweep",
+    "trigger",
+]

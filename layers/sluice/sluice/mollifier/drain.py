@@ -1,0 +1,115 @@
+"""The drain step: one drain signal -> pop the next entry in fair order -> create its run -> ack.
+
+The run is created with the entry's run id and original creation time, and the engine is
+idempotent on run id: a redelivered signal, or a drainer that dies after the create and before
+the ack (the stale sweep requeues its entry), finds the run and creates nothing twice.
+
+Failures: a retryable error (a dependency down) requeues the entry, which pops next, until
+``SLUICE_MOLLIFIER_MAX_ATTEMPTS`` handler executions; then, or at once for a non-retryable error,
+the entry becomes a FAILED run that the user can GET. If even that cannot be recorded (the
+snapshot does not parse, or the engine rejects it), the buffer keeps the entry as FAILED.
+
+Signal accounting: there is one signal per queued entry. A requeue sends a fresh (delayed) signal
+for the entry it returns; any error that escapes ``drain`` fails the SQS record, so SQS redelivers
+that signal instead.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
+
+from sluice import engine
+from sluice.auth import Environment
+from sluice.config import Settings, get_settings
+from sluice.engine import RunError, TriggerBody
+from sluice.errors import ServiceUnavailable
+from sluice.mollifier import metrics
+from sluice.mollifier.buffer import MollifierBuffer, get_buffer
+from sluice.mollifier.models import BufferEntry, DrainSignal, Snapshot
+from sluice.mollifier.signals import send_signal
+from sluice.redis import UNAVAILABLE_ERRORS
+
+logger = Logger(service="sluice", child=True)
+
+DrainOutcome = Literal["drained", "requeued", "failed", "empty"]
+RETRYABLE = (ServiceUnavailable, BotoCoreError, ClientError, *UNAVAILABLE_ERRORS)
+TERMINAL_CODE = "MOLLIFIER_DRAIN_FAILED"
+
+
+def is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, RETRYABLE)
+
+
+def drain_signal(signal: DrainSignal) -> DrainOutcome:
+    """Handle one drain signal. Raises when the outcome could not be recorded (SQS redelivers)."""
+    buffer = get_buffer()
+    entry = buffer.pop_next()
+    if entry is None:
+        logger.debug("mollifier.drain_empty", extra={"signalRunId": signal.runId})
+        outcome: DrainOutcome = "empty"
+    else:
+        outcome = process_entry(buffer, entry, get_settings())
+    metrics.count("MollifierDrain", outcome=outcome)
+    return outcome
+
+
+def process_entry(buffer: MollifierBuffer, entry: BufferEntry, settings: Settings) -> DrainOutcome:
+    """Materialise one popped (DRAINING) entry and ack, requeue or fail it."""
+    try:
+        snapshot = entry.parsed_snapshot()
+        _create_run(entry, snapshot)
+        # An ack that fails after the create is handled like a handler error: the retry finds the run.
+        buffer.ack(entry)
+        return "drained"
+    except Exception as exc:
+        attempts = entry.attempts + 1
+        if is_retryable(exc) and attempts < settings.mollifier_max_attempts:
+            logger.warning("mollifier.drain_retry", extra={"runId": entry.runId, "attempts": attempts})
+            return _requeue(buffer, entry, settings)
+        cause = "max_attempts_exhausted" if is_retryable(exc) else "non_retryable"
+        return _terminal(buffer, entry, settings, exc, cause)
+
+
+def _create_run(entry: BufferEntry, snapshot: Snapshot, error: RunError | None = None) -> None:
+    env = Environment(org_id=entry.orgId, env_id=entry.envId, env_type=snapshot.envType)
+    engine.trigger(
+        env, entry.taskId, _replay_body(snapshot), run_id=entry.runId, created_at=entry.createdAt, error=error
+    )
+
+
+def _replay_body(snapshot: Snapshot) -> TriggerBody:
+    """The trigger as it was accepted; an idempotency key that expired while the entry waited is
+    dropped, or the engine would hand this run's id to the key's newer owner."""
+    expires = snapshot.idempotencyKeyExpiresAt
+    if expires is None or expires > datetime.now(UTC):
+        return snapshot.body
+    options = snapshot.body.options.model_copy(update={"idempotencyKey": None, "idempotencyKeyTTL": None})
+    return snapshot.body.model_copy(update={"options": options})
+
+
+def _requeue(buffer: MollifierBuffer, entry: BufferEntry, settings: Settings) -> DrainOutcome:
+    if buffer.requeue(entry):
+        send_signal(entry.runId, entry.orgId, entry.envId, delay_s=settings.mollifier_retry_delay_s)
+    return "requeued"
+
+
+def _terminal(
+    buffer: MollifierBuffer, entry: BufferEntry, settings: Settings, exc: Exception, cause: str
+) -> DrainOutcome:
+    error = RunError(code=TERMINAL_CODE, message=f"Burst buffer drain failed ({cause}): {exc}")
+    logger.error("mollifier.drain_failed", extra={"runId": entry.runId, "cause": cause, "error": str(exc)})
+    try:
+        _create_run(entry, entry.parsed_snapshot(), error=error)
+    except Exception as record_exc:
+        if is_retryable(record_exc):
+            # Recording the failure needs the engine too: keep the entry rather than lose the run.
+            return _requeue(buffer, entry, settings)
+        logger.exception("mollifier.failed_run_not_recorded", extra={"runId": entry.runId})
+        buffer.fail(entry, error)
+        return "failed"
+    buffer.ack(entry)
+    return "failed"

@@ -1,0 +1,44 @@
+"""pytest fixtures over devstack.launcher: import them into a conftest.py.
+
+    from tests.devstack_fixtures import devstack, devstack_factory
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.launcher import DevStack, start_devstack
+
+StartDevstack = Callable[..., DevStack]
+
+
+@pytest.fixture(scope="session")
+def devstack() -> Iterator[DevStack]:
+    """The session's stack on the default template.yaml, with the dev key of ``org_dev/env_dev``.
+    Shared by every test of the session: use your own org/env ids (``devstack.create_key``)."""
+    with start_devstack() as stack:
+        yield stack
+
+
+@pytest.fixture
+def devstack_factory() -> Iterator[StartDevstack]:
+    """Start stacks of your own, stopped (and checked for leftover processes) after the test:
+
+        stack = devstack_factory(env={"SLUICE_MOLLIFIER_ENABLED": "true"}, args=["--concurrency", "2"])
+    """
+    with ExitStack() as stacks:
+
+        def start(
+            env: Mapping[str, str] | None = None,
+            template: str | Path | None = None,
+            args: Sequence[str] = (),
+            **kwargs: Any,
+        ) -> DevStack:
+            return stacks.enter_context(start_devstack(env, template, args, **kwargs))
+
+        yield start

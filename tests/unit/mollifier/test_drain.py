@@ -1,0 +1,267 @@
+"""The drainer, through its real handler on SQS events: materialise, retry, requeue, terminal
+failure, idempotency across redelivery and crashes, fairness; on a single node and a cluster."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from devstack.handlers import context_for, load_handler
+from sluice.engine import RunError
+from sluice.errors import ServiceUnavailable, Unprocessable
+from sluice.mollifier import MollifierBuffer, get_buffer
+from sluice.mollifier import drain as drain_module
+from sluice.redis import RedisClient
+from tests.conftest import AwsStack, Tenant, make_tenant
+
+Configure = Callable[..., None]
+
+
+@pytest.fixture
+def burst(aws: AwsStack, buffer_redis: RedisClient, configure: Configure) -> Tenant:
+    configure(mollifier_enabled=True, mollifier_trip_threshold=0, mollifier_retry_delay_s=0)
+    return make_tenant("org_a", "env_a", mollifierEnabled=True)
+
+
+def post(call_api: Any, tenant: Tenant, task: str = "hello", **body: Any) -> str:
+    res = call_api("POST", f"/api/v1/tasks/{task}/trigger", json_body=body, headers=tenant.headers)
+    assert res.status == 200, res.body
+    return str(res.json()["id"])
+
+
+def get(call_api: Any, tenant: Tenant, run_id: str) -> dict[str, Any]:
+    res = call_api("GET", f"/api/v1/runs/{run_id}", headers=tenant.headers)
+    assert res.status == 200, res.body
+    return dict(res.json())
+
+
+def sqs_event(aws: AwsStack, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    arn = aws.stack.arn("DrainQueue")
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn,
+                "awsRegion": "us-east-1",
+            }
+            for m in messages
+        ]
+    }
+
+
+def run_drainer(aws: AwsStack, rounds: int = 20) -> list[str]:
+    """Deliver DrainQueue to the drainer as Lambda does (batches of 10, delete what succeeded);
+    returns the message ids reported as failures."""
+    spec = aws.stack.function("drainer")
+    handler = load_handler(spec)
+    failures: list[str] = []
+    url = aws.queue_urls["DrainQueue"]
+    for _ in range(rounds):
+        messages = aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get(
+            "Messages", []
+        )
+        if not messages:
+            break
+        response = handler(sqs_event(aws, messages), context_for(spec))
+        failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+        failures.extend(failed)
+        for m in messages:
+            if m["MessageId"] not in failed:
+                aws.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            else:
+                aws.sqs.change_message_visibility(
+                    QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+                )
+    return failures
+
+
+def run_queue_ids(aws: AwsStack) -> list[str]:
+    return [m["runId"] for m in aws.bodies("RunQueue")]
+
+
+def test_drainer_materialises_a_buffered_run_once(aws: AwsStack, burst: Tenant, call_api: Any) -> None:
+    run_id = post(call_api, burst, payload={"n": 1}, options={"idempotencyKey": "k"})
+    assert run_drainer(aws) == []
+    run = get(call_api, burst, run_id)
+    assert (run["status"], run["buffered"], run["payload"]) == ("QUEUED", False, {"n": 1})
+    assert run_queue_ids(aws) == [run_id]
+    entry = get_buffer().get_entry("org_a", run_id)
+    assert entry is not None and entry.materialised
+    again = call_api(
+        "POST",
+        "/api/v1/tasks/hello/trigger",
+        json_body={"options": {"idempotencyKey": "k"}},
+        headers=burst.headers,
+    )
+    assert again.json() == {"id": run_id, "isCached": True}, "the engine owns the key after the ack"
+
+
+def test_a_redelivered_signal_never_makes_a_second_run(aws: AwsStack, burst: Tenant, call_api: Any) -> None:
+    run_id = post(call_api, burst)
+    signal = aws.receive_all("DrainQueue")
+    handler = load_handler(aws.stack.function("drainer"))
+    ctx = context_for(aws.stack.function("drainer"))
+    for _ in range(2):
+        assert handler(sqs_event(aws, signal), ctx) == {"batchItemFailures": []}
+    assert run_queue_ids(aws) == [run_id]
+
+
+def test_crash_after_create_before_ack_yields_one_run(
+    aws: AwsStack, burst: Tenant, call_api: Any, configure: Configure
+) -> None:
+    run_id = post(call_api, burst)
+    buffer = get_buffer()
+    entry = buffer.pop_next()
+    assert entry is not None
+    drain_module._create_run(entry, entry.parsed_snapshot())  # the create lands, then the drainer dies
+    buffer.client.zadd(buffer.keys_for("org_a").draining, {run_id: 0})  # long ago
+    configure(mollifier_draining_abandon_s=1)
+    from sluice import mollifier
+
+    assert mollifier.sweep().reclaimed == 1
+    aws.receive_all("DrainQueue")  # the original signal was consumed by the dead drainer; the sweep sent one
+    aws.sqs.purge_queue(QueueUrl=aws.queue_urls["DrainQueue"])
+    from sluice.mollifier.signals import send_signal
+
+    send_signal(run_id, "org_a", "env_a")
+    assert run_drainer(aws) == []
+    assert run_queue_ids(aws) == [run_id]
+    assert get(call_api, burst, run_id)["buffered"] is False
+
+
+def test_retryable_errors_requeue_then_the_run_fails_visibly(
+    aws: AwsStack, burst: Tenant, call_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_trigger = drain_module.engine.trigger
+    calls: list[RunError | None] = []
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("error"))
+        if kwargs.get("error") is None:
+            raise ServiceUnavailable("the run store is unavailable")
+        return real_trigger(*args, **kwargs)
+
+    monkeypatch.setattr(drain_module.engine, "trigger", flaky)
+    run_id = post(call_api, burst)
+    assert run_drainer(aws) == []
+    assert calls.count(None) == 3, "SLUICE_MOLLIFIER_MAX_ATTEMPTS handler executions"
+    run = get(call_api, burst, run_id)
+    assert (run["status"], run["buffered"]) == ("FAILED", False)
+    assert (
+        run["error"]["code"] == "MOLLIFIER_DRAIN_FAILED"
+        and "max_attempts_exhausted" in run["error"]["message"]
+    )
+    assert run_queue_ids(aws) == [], "a failed run is not enqueued for execution"
+
+
+def test_a_requeue_sends_a_replacement_signal_with_the_retry_delay(
+    aws: AwsStack, burst: Tenant, call_api: Any, monkeypatch: pytest.MonkeyPatch, configure: Configure
+) -> None:
+    configure(mollifier_retry_delay_s=7)
+    sent: list[int] = []
+    monkeypatch.setattr(drain_module, "send_signal", lambda *a, delay_s=0: sent.append(delay_s))
+    monkeypatch.setattr(
+        drain_module.engine, "trigger", lambda *a, **k: (_ for _ in ()).throw(ServiceUnavailable("x"))
+    )
+    run_id = post(call_api, burst)
+    buffer = get_buffer()
+    entry = buffer.pop_next()
+    assert entry is not None
+    assert drain_module.process_entry(buffer, entry, drain_module.get_settings()) == "requeued"
+    assert sent == [7]
+    stored = buffer.get_entry("org_a", run_id)
+    assert stored is not None and (stored.status, stored.attempts) == ("QUEUED", 1)
+
+
+def test_a_non_retryable_error_fails_at_once(
+    aws: AwsStack, burst: Tenant, call_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_trigger = drain_module.engine.trigger
+    calls: list[Any] = []
+
+    def reject(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("error"))
+        if kwargs.get("error") is None:
+            raise Unprocessable("the task does not accept this", code="rejected")
+        return real_trigger(*args, **kwargs)
+
+    monkeypatch.setattr(drain_module.engine, "trigger", reject)
+    run_id = post(call_api, burst)
+    run_drainer(aws)
+    assert calls.count(None) == 1
+    assert "non_retryable" in get(call_api, burst, run_id)["error"]["message"]
+
+
+def test_an_entry_the_engine_cannot_record_stays_readable_as_failed(
+    aws: AwsStack, burst: Tenant, call_api: Any
+) -> None:
+    run_id = post(call_api, burst)
+    buffer = get_buffer()
+    buffer.client.hset(buffer.keys_for("org_a").entry(run_id), "snapshot", "{not json")
+    assert run_drainer(aws) == []
+    run = get(call_api, burst, run_id)
+    assert (run["status"], run["buffered"]) == ("FAILED", True)
+    assert run["error"]["code"] == "MOLLIFIER_DRAIN_FAILED"
+
+
+def test_an_expired_idempotency_key_is_dropped_before_replay(
+    aws: AwsStack, burst: Tenant, call_api: Any
+) -> None:
+    run_id = post(call_api, burst, options={"idempotencyKey": "k", "idempotencyKeyTTL": "1ms"})
+    time.sleep(0.01)
+    run_drainer(aws)
+    run = get(call_api, burst, run_id)
+    assert (run["buffered"], run["idempotencyKey"]) == (False, None)
+
+
+def test_redis_down_fails_the_record_so_sqs_redelivers_it(
+    aws: AwsStack, burst: Tenant, call_api: Any, configure: Configure
+) -> None:
+    post(call_api, burst)
+    from devstack.services import free_port
+    from sluice.redis import reset_redis
+
+    configure(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    reset_redis()
+    failures = run_drainer(aws, rounds=1)
+    assert len(failures) == 1
+
+
+def test_a_light_org_materialises_early_behind_a_heavy_org_with_many_envs(
+    aws: AwsStack, buffer_redis: RedisClient, configure: Configure, call_api: Any
+) -> None:
+    configure(mollifier_enabled=True, mollifier_trip_threshold=0)
+    heavy = [make_tenant("org_heavy", f"env_h{i}", mollifierEnabled=True) for i in range(10)]
+    light = make_tenant("org_light", "env_l", mollifierEnabled=True)
+    for i in range(8):
+        for tenant in heavy:
+            post(call_api, tenant, payload=i)
+    light_ids = {post(call_api, light, payload=i) for i in range(5)}  # its signals come last
+    assert run_drainer(aws, rounds=100) == []
+    order = run_queue_ids(aws)
+    assert len(order) == 85
+    last_light = max(order.index(run_id) for run_id in light_ids)
+    assert last_light < 20, f"the light org's last run was #{last_light} of 85"
+
+
+def test_the_signal_names_ids_only(
+    aws: AwsStack, burst: Tenant, call_api: Any, buffer: MollifierBuffer
+) -> None:
+    run_id = post(call_api, burst, payload={"secret": "s"})
+    body = json.loads(aws.receive_all("DrainQueue")[0]["Body"])
+    assert body == {
+        "runId": run_id,
+        "orgId": "org_a",
+        "envId": "env_a",
+        "shard": buffer.keys_for("org_a").shard,
+    }
