@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import statistics
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -74,3 +75,23 @@ def pct(values: list[float], q: float) -> float:
     return (
         statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
     )
+
+
+def run_drainers(concurrency: int, total: int, drain_one: Callable[[], object]) -> None:
+    """``concurrency`` threads call ``drain_one`` until it has been called ``total`` times."""
+    remaining = [total]
+    lock = threading.Lock()
+
+    def drainer() -> None:
+        while True:
+            with lock:
+                if remaining[0] == 0:
+                    return
+                remaining[0] -= 1
+            drain_one()
+
+    threads = [threading.Thread(target=drainer) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()

@@ -13,12 +13,11 @@ import argparse
 import contextlib
 import io
 import os
-import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.mollifier_common import configure
+from bench.mollifier_common import configure, run_drainers
 from devstack.services import start_redis
 from sluice.engine import TriggerBody, new_run_id
 from sluice.mollifier import DrainSignal, drain_signal, get_buffer
@@ -43,23 +42,11 @@ def fill(count: int) -> None:
 
 
 def drain_with(concurrency: int, runs: int) -> float:
-    remaining = [runs]
-    lock = threading.Lock()
+    def drain_one() -> None:
+        assert drain_signal(SIGNAL) == "drained"
 
-    def drainer() -> None:
-        while True:
-            with lock:
-                if remaining[0] == 0:
-                    return
-                remaining[0] -= 1
-            assert drain_signal(SIGNAL) == "drained"
-
-    threads = [threading.Thread(target=drainer) for _ in range(concurrency)]
     start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_drainers(concurrency, runs, drain_one)
     return runs / (time.perf_counter() - start)
 
 

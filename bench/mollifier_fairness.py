@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.mollifier_common import configure
+from bench.mollifier_common import configure, run_drainers
 from devstack.services import start_redis
 from sluice.engine import TriggerBody, new_run_id
 from sluice.mollifier import DrainSignal, MollifierBuffer, drain_signal, get_buffer
@@ -61,22 +61,8 @@ def drain_all(total: int) -> dict[str, float]:
 
     drain_module.engine.trigger = engine_stub  # type: ignore[assignment]
     signal = DrainSignal(runId="run_bench", orgId="org_bench", envId="env_bench", shard=0)
-    remaining = [total]
-
-    def drainer() -> None:
-        while True:
-            with lock:
-                if remaining[0] == 0:
-                    return
-                remaining[0] -= 1
-            drain_signal(signal)
-
     with contextlib.redirect_stdout(io.StringIO()):  # the drain metric's EMF lines
-        threads = [threading.Thread(target=drainer) for _ in range(CONCURRENCY)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_drainers(CONCURRENCY, total, lambda: drain_signal(signal))
     return done
 
 

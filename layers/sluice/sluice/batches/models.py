@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sluice.config import get_settings
 from sluice.engine import TriggerOptions
-from sluice.engine.models import Duration
+from sluice.engine.models import Duration, check_idempotency_key_length
 from sluice.errors import BadRequest, Unprocessable, issues_from_pydantic
 
 # The object-store marker of the reference SDK: the payload was uploaded before phase 2.
@@ -61,12 +61,7 @@ def parse_create_request(raw: Any) -> CreateBatchRequest:
             f"Batch runCount of {count} exceeds maximum allowed of {limit}.{hint}",
             code="batch_too_large",
         )
-    key = raw.get("idempotencyKey")
-    if isinstance(key, str) and len(key) > settings.idempotency_key_max_chars:
-        raise BadRequest(
-            f"idempotencyKey is {len(key)} characters; the limit is {settings.idempotency_key_max_chars}",
-            code="idempotency_key_too_long",
-        )
+    check_idempotency_key_length(raw.get("idempotencyKey"))
     try:
         return CreateBatchRequest.model_validate(raw)
     except ValidationError as exc:

@@ -72,6 +72,20 @@ class TriggerBody(BaseModel):
     options: TriggerOptions = Field(default_factory=TriggerOptions)
 
 
+def check_idempotency_key_length(key: Any) -> None:
+    """An over-long idempotency key is a 400 (not a 422), as the reference platform answers it.
+
+    Raises:
+        BadRequest: ``key`` is a string over SLUICE_IDEMPOTENCY_KEY_MAX_CHARS.
+    """
+    limit = get_settings().idempotency_key_max_chars
+    if isinstance(key, str) and len(key) > limit:
+        raise BadRequest(
+            f"idempotencyKey is {len(key)} characters; the limit is {limit}",
+            code="idempotency_key_too_long",
+        )
+
+
 def parse_trigger_body(raw: Any) -> TriggerBody:
     """Validate a decoded trigger body.
 
@@ -82,13 +96,7 @@ def parse_trigger_body(raw: Any) -> TriggerBody:
     if not isinstance(raw, dict):
         raise Unprocessable("The request body must be a JSON object", code="invalid_body")
     options = raw.get("options")
-    key = options.get("idempotencyKey") if isinstance(options, dict) else None
-    limit = get_settings().idempotency_key_max_chars
-    if isinstance(key, str) and len(key) > limit:
-        raise BadRequest(
-            f"idempotencyKey is {len(key)} characters; the limit is {limit}",
-            code="idempotency_key_too_long",
-        )
+    check_idempotency_key_length(options.get("idempotencyKey") if isinstance(options, dict) else None)
     try:
         return TriggerBody.model_validate(raw)
     except ValidationError as exc:
