@@ -39,16 +39,15 @@ def process_message(message: dict[str, Any]) -> str:
     options = TriggerOptions.model_validate(message.get("options") or {})
     error = RunError.model_validate(message["error"]) if message.get("error") else None
     body = TriggerBody(payload=message.get("payload"), options=options)
-    try:
-        result = engine.trigger(
-            env,
-            message["task"],
-            body,
-            run_id=run_id,
-            batch=(batch_id, index),
-            error=error,
-            payload_ref=message.get("payloadRef"),
+
+    def create(body: TriggerBody, error: RunError | None, payload_ref: str | None) -> engine.TriggerResult:
+        return engine.trigger(
+            env, message["task"], body, run_id=run_id, batch=(batch_id, index), error=error,
+            payload_ref=payload_ref,
         )
+
+    try:
+        result = create(body, error, message.get("payloadRef"))
     except SluiceError as exc:
         if exc.status >= 500:
             raise
@@ -56,14 +55,7 @@ def process_message(message: dict[str, Any]) -> str:
         # it becomes a failed run at its index, so that the batch still completes.
         logger.info("batch item rejected by the engine", extra={"batchId": batch_id, "code": exc.code})
         fallback = TriggerBody(options=TriggerOptions(parentRunId=options.parentRunId))
-        result = engine.trigger(
-            env,
-            message["task"],
-            fallback,
-            run_id=run_id,
-            batch=(batch_id, index),
-            error=RunError(code=exc.code.upper(), message=exc.message),
-        )
+        result = create(fallback, RunError(code=exc.code.upper(), message=exc.message), None)
     processed = state.mark_processed(batch_id, index, failed=result.run.status == "FAILED")
     if processed >= int(message["runCount"]):
         complete_if_done(batch_id)
