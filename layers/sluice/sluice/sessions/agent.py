@@ -26,7 +26,14 @@ from pydantic import JsonValue
 from sluice.sessions.assemble import MessageAssembler
 from sluice.sessions.channel import SessionChannel
 from sluice.sessions.errors import MalformedSegment
-from sluice.sessions.models import ChatMessage, SessionRunPayload, TurnCompleteRecord, entry_key, is_control
+from sluice.sessions.models import (
+    ChatMessage,
+    SessionRunPayload,
+    TurnCompleteRecord,
+    UserMessageRecord,
+    entry_key,
+    is_control,
+)
 from sluice.sessions.recovery import (
     Recovery,
     RecoveryPlan,
@@ -143,6 +150,8 @@ class ChatAgent(ABC):
 
     def _answer(self, user: UserRecord) -> None:
         self.messages.append(user.message)
+        if user.record_id is None:  # not on ``in``: record it, so that ``out`` can rebuild this turn
+            self.write(UserMessageRecord(message=user.message).model_dump(mode="json", exclude_none=True))
         reply = MessageAssembler(fallback_id="")
         self._emit(reply, {"type": "start", "messageId": f"msg_{uuid.uuid4().hex}"})
         try:

@@ -27,10 +27,13 @@ the partial. ``error`` and ``abort`` tell live readers why the reply stopped; th
 Other chunk types (``data-*``, ``file``, ``source-url``, ...) pass through and are ignored here.
 
 Control records, for the runtime and never for display, have a type that starts with ``sluice:``;
-readers drop them. The one defined today closes a turn and carries the ``in`` cursor, the id of the
-last ``in`` record the turn consumed (null when the turn's message came in the run's payload):
+readers drop them. A turn-complete record closes a turn and carries the ``in`` cursor, the id of
+the last ``in`` record the turn consumed (null when the turn's message came in the run's payload).
+A user message that did not come on ``in`` (the first run's payload) is recorded before its reply,
+so that ``out`` and ``in`` alone rebuild the conversation when no snapshot could be written:
 
     {"type": "sluice:turn-complete", "inEventId": "1732370000000-0"}
+    {"type": "sluice:user-message", "message": <ChatMessage>}
 
 ``in`` (user -> agent): ``{"kind": ...}`` records. A user message is
 ``{"kind": "message", "trigger": "submit-message", "message": <ChatMessage>}`` (the AI SDK's other
@@ -56,6 +59,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, JsonValue, Str
 
 CONTROL_PREFIX = "sluice:"
 TURN_COMPLETE: Final = "sluice:turn-complete"
+USER_MESSAGE: Final = "sluice:user-message"
 SUBMIT_MESSAGE = "submit-message"
 
 
@@ -200,6 +204,11 @@ class StopChunk(BaseModel):
 class TurnCompleteRecord(BaseModel):
     type: Literal["sluice:turn-complete"] = TURN_COMPLETE
     inEventId: EntryId | None = None
+
+
+class UserMessageRecord(BaseModel):
+    type: Literal["sluice:user-message"] = USER_MESSAGE
+    message: ChatMessage
 
 
 class OtherChunk(BaseModel):

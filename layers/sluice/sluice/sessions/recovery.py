@@ -60,6 +60,7 @@ def recover(channel: SessionChannel, payload_message: ChatMessage | None = None)
     replayed += out.open_messages
     settled = merge_by_id(snapshot.messages if snapshot else [], replayed)
 
+    users = [UserRecord(None, message) for message in out.open_users] + users
     if payload_message is not None:
         users = [user for user in users if user.message.id != payload_message.id]
         if all(message.id != payload_message.id for message in settled):

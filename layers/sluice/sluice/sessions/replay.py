@@ -14,11 +14,13 @@ from sluice.sessions.errors import MalformedSegment
 from sluice.sessions.models import (
     SUBMIT_MESSAGE,
     TURN_COMPLETE,
+    USER_MESSAGE,
     ChannelRecord,
     ChatMessage,
     InMessage,
     InRecord,
     TurnCompleteRecord,
+    UserMessageRecord,
     is_control,
 )
 
@@ -40,6 +42,8 @@ class OutReplay:
     turns: list[ReplayedTurn] = field(default_factory=list)
     # Finished replies after the last turn-complete (the run died between ``finish`` and the record).
     open_messages: list[ChatMessage] = field(default_factory=list)
+    # User messages recorded on ``out`` (they came in a payload) after the last turn-complete.
+    open_users: list[ChatMessage] = field(default_factory=list)
     partial: ChatMessage | None = None
     # The partial as streamed, before cleanup: its unresolved tool calls are the pending ones.
     raw_partial: ChatMessage | None = None
@@ -64,10 +68,20 @@ def turn_complete_cursor(data: object) -> tuple[bool, str | None]:
         return True, None
 
 
+def _recorded_user(record: ChannelRecord) -> ChatMessage | None:
+    if not (isinstance(record.data, dict) and record.data.get("type") == USER_MESSAGE):
+        return None
+    try:
+        return UserMessageRecord.model_validate(record.data).message
+    except ValidationError as exc:
+        logger.warning("sessions.user_record_skipped", extra={"recordId": record.id, "error": str(exc)})
+        return None
+
+
 def replay_out(records: Iterable[ChannelRecord]) -> OutReplay:
     """Split ``out`` at ``start`` / ``finish`` and reduce each segment to a message. A segment cut off
-    by the next ``start`` or by a turn-complete (the record a recovery boot writes) is settled as an
-    aborted message; the trailing one becomes the partial. A corrupt segment is skipped."""
+    by the next ``start`` or control record (a recovery boot commits with a turn-complete) is settled
+    as an aborted message; the trailing one becomes the partial. A corrupt segment is skipped."""
     replay = OutReplay()
     current: list[ChatMessage] = []
     segment: MessageAssembler | None = None
@@ -80,11 +94,15 @@ def replay_out(records: Iterable[ChannelRecord]) -> OutReplay:
         replay.last_event_id = record.id
         if is_control(record.data):
             is_turn_complete, cursor = turn_complete_cursor(record.data)
-            if is_turn_complete:
+            user = _recorded_user(record)
+            if is_turn_complete or user is not None:
                 close_cut_off()
                 segment = None
+            if is_turn_complete:
                 replay.turns.append(ReplayedTurn(current, cursor))
                 current = []
+            elif user is not None:
+                current.append(user)
             continue
         if isinstance(record.data, dict) and record.data.get("type") == "start":
             close_cut_off()
@@ -100,7 +118,9 @@ def replay_out(records: Iterable[ChannelRecord]) -> OutReplay:
         if segment.finished:
             current.append(segment.message())
             segment = None
-    replay.open_messages = current
+    # A recorded user message after the last turn-complete was never answered in a committed turn.
+    replay.open_users = [message for message in current if message.role == "user"]
+    replay.open_messages = [message for message in current if message.role != "user"]
     if segment is not None:
         replay.raw_partial = segment.message()
         replay.partial = cleanup_aborted_parts(replay.raw_partial)
