@@ -77,6 +77,17 @@ def out_types(channel: InMemorySessionChannel) -> list[Any]:
     return [record.data.get("type") for record in channel.records("out") if isinstance(record.data, dict)]
 
 
+# The conversation after cancelled_mid_reply() and one continuation: u2 keeps the cut-off reply.
+RECOVERED = [
+    ("user", "one"),
+    ("assistant", "re: one"),
+    ("user", "two"),
+    ("assistant", "re: "),
+    ("user", "three"),
+    ("assistant", "re: three"),
+]
+
+
 def cancelled_mid_reply(exception: BaseException) -> InMemorySessionChannel:
     """One run answers u1, then dies halfway through its reply to u2; u3 waits on ``in``."""
     channel = InMemorySessionChannel()
@@ -134,14 +145,7 @@ def test_a_reply_cut_off_by_an_exception_or_a_cancel_is_recovered_by_the_next_ru
     (recovery,) = agent.recoveries()
     assert recovery.partial is not None and texts([recovery.partial]) == [("assistant", "re: ")]
     assert agent.answered() == ["three"], "u2 was answered by the partial, u3 exactly once"
-    assert texts(conversation) == [
-        ("user", "one"),
-        ("assistant", "re: one"),
-        ("user", "two"),
-        ("assistant", "re: "),
-        ("user", "three"),
-        ("assistant", "re: three"),
-    ]
+    assert texts(conversation) == RECOVERED
     assert conversation[3].metadata == {"aborted": True}
 
 
@@ -154,14 +158,7 @@ def test_recovery_is_exact_from_out_and_in_alone_when_no_snapshot_was_ever_writt
     conversation = agent.serve()
     assert agent.recoveries() == [] and agent.answered() == ["four"]
     assert [m.id for m in conversation if m.role == "user"] == ["u1", "u2", "u3", "u4"]
-    assert texts(conversation)[:6] == [
-        ("user", "one"),
-        ("assistant", "re: one"),
-        ("user", "two"),
-        ("assistant", "re: "),
-        ("user", "three"),
-        ("assistant", "re: three"),
-    ]
+    assert texts(conversation) == [*RECOVERED, ("user", "four"), ("assistant", "re: four")]
 
 
 def test_does_not_fire_the_recovery_hook_on_a_clean_continuation() -> None:
@@ -249,6 +246,8 @@ def test_an_oom_retry_after_the_first_turn_committed_answers_only_what_is_in_fli
         {"type": "text-delta", "id": "never-started", "delta": "x"},
         {"type": "finish"},
         {"type": "sluice:turn-complete"},
+        {"type": ["not", "a", "type"]},
+        "not an object",
     ],
 )
 def test_a_chunk_run_may_not_write_fails_the_turn_and_never_reaches_out(bad: dict[str, Any]) -> None:

@@ -151,13 +151,14 @@ class ChatAgent(ABC):
     def _answer(self, user: UserRecord) -> None:
         self.messages.append(user.message)
         if user.record_id is None:  # not on ``in``: record it, so that ``out`` can rebuild this turn
-            self.write(UserMessageRecord(message=user.message).model_dump(mode="json", exclude_none=True))
+            self.write(UserMessageRecord(message=user.message).model_dump(mode="json"))
         reply = MessageAssembler(fallback_id="")
         self._emit(reply, {"type": "start", "messageId": f"msg_{uuid.uuid4().hex}"})
         try:
             for chunk in self.run(list(self.messages)):
-                if isinstance(chunk, dict) and (chunk.get("type") in _FRAMING_CHUNKS or is_control(chunk)):
-                    raise MalformedSegment(f"run may not write {chunk.get('type')!r} chunks")
+                kind = chunk.get("type") if isinstance(chunk, dict) else None
+                if (isinstance(kind, str) and kind in _FRAMING_CHUNKS) or is_control(chunk):
+                    raise MalformedSegment(f"run may not write {kind!r} chunks")
                 self._emit(reply, chunk)
         except Exception:
             self._stopped({"type": "error", "errorText": RUN_FAILED_TEXT})

@@ -52,6 +52,7 @@ The snapshot, written after each completed turn:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
@@ -120,12 +121,18 @@ class OtherPart(BaseModel):
     type: str
 
 
+def _tag_by_type(tags: dict[str, str]) -> Callable[[Any], str]:
+    """A discriminator that picks the model by ``type`` and sends every unknown type to "other", so
+    that a type this runtime does not know is carried along instead of failing the whole message."""
+
+    def tag(value: Any) -> str:
+        kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+        return tags.get(kind, "other") if isinstance(kind, str) else "other"
+
+    return tag
+
+
 _PART_TAGS = {"text": "text", "reasoning": "text", "step-start": "step-start", "dynamic-tool": "tool"}
-
-
-def _part_tag(value: Any) -> str:
-    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return _PART_TAGS.get(kind, "other") if isinstance(kind, str) else "other"
 
 
 Part = Annotated[
@@ -133,7 +140,7 @@ Part = Annotated[
     | Annotated[StepStartPart, Tag("step-start")]
     | Annotated[ToolPart, Tag("tool")]
     | Annotated[OtherPart, Tag("other")],
-    Discriminator(_part_tag),
+    Discriminator(_tag_by_type(_PART_TAGS)),
 ]
 
 
@@ -231,11 +238,6 @@ _CHUNK_TAGS = {
 }
 
 
-def _chunk_tag(value: Any) -> str:
-    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return _CHUNK_TAGS.get(kind, "other") if isinstance(kind, str) else "other"
-
-
 Chunk = Annotated[
     Annotated[StartChunk, Tag("start")]
     | Annotated[FinishChunk, Tag("finish")]
@@ -247,7 +249,7 @@ Chunk = Annotated[
     | Annotated[StopChunk, Tag("stop")]
     | Annotated[TurnCompleteRecord, Tag("turn-complete")]
     | Annotated[OtherChunk, Tag("other")],
-    Discriminator(_chunk_tag),
+    Discriminator(_tag_by_type(_CHUNK_TAGS)),
 ]
 
 
