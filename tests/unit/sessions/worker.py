@@ -22,7 +22,7 @@ SLOW_WORDS_FROM = "slow"
 class SlowAgent(ChatAgent):
     def run(self, messages: list[ChatMessage]) -> Iterator[JsonValue]:
         question = texts(messages)[-1][1]
-        words = " ".join([question] * 200) if question.startswith(SLOW_WORDS_FROM) else question
+        words = " ".join([question] * 2000) if question.startswith(SLOW_WORDS_FROM) else question
         for chunk in text_chunks(f"re: {words}"):
             if question.startswith(SLOW_WORDS_FROM):
                 time.sleep(SLOW_WORD_S)
