@@ -2,10 +2,12 @@
 OOM) rebuilds: the settled conversation, the user messages still unanswered, and the reply that
 the previous run was streaming when it died.
 
-It departs from the reference platform in one place, on purpose: a turn-complete record on ``out``
-after the snapshot's cursor is newer than the snapshot, so its ``in`` cursor wins over the
-snapshot's. The reference prefers the snapshot's, which re-answers a turn whose snapshot write
-failed. The user messages of such turns are read back from ``in`` and put before their replies.
+It departs from the reference platform on purpose where the reference loses a turn whose snapshot
+write failed: a turn-complete record on ``out`` after the snapshot's cursor is newer than the
+snapshot, so its ``in`` cursor wins over the snapshot's (the reference prefers the snapshot's and
+answers that turn's message again), and the user messages of such turns are read back (from ``in``,
+or from the ``sluice:user-message`` record a payload message gets on ``out``) and put before their
+replies, so that ``out`` and ``in`` alone rebuild the conversation.
 """
 
 from __future__ import annotations

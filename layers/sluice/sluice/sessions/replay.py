@@ -80,8 +80,9 @@ def _recorded_user(record: ChannelRecord) -> ChatMessage | None:
 
 def replay_out(records: Iterable[ChannelRecord]) -> OutReplay:
     """Split ``out`` at ``start`` / ``finish`` and reduce each segment to a message. A segment cut off
-    by the next ``start`` or control record (a recovery boot commits with a turn-complete) is settled
-    as an aborted message; the trailing one becomes the partial. A corrupt segment is skipped."""
+    by the next ``start``, turn-complete (a recovery boot commits with one) or recorded user message
+    is settled as an aborted message; the trailing one becomes the partial. A corrupt segment is
+    skipped with a warning."""
     replay = OutReplay()
     current: list[ChatMessage] = []
     segment: MessageAssembler | None = None
