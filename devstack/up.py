@@ -90,7 +90,7 @@ def aws_clients(endpoint: str, env: dict[str, str], pool: int = 10) -> dict[str,
     )
     return {
         name: session.client(name, endpoint_url=endpoint, config=config)  # type: ignore[call-overload]
-        for name in ("sqs", "dynamodb", "s3")
+        for name in ("sqs", "dynamodb", "s3", "secretsmanager")
     }
 
 
