@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
+import uvicorn
 
+from devstack.services import free_port, wait_until
+from devstack.template import Stack
 from sluice import engine
 from sluice.engine import TriggerBody
 from tests.conftest import AwsStack, HttpResult, Tenant, make_tenant
@@ -91,6 +98,31 @@ class StreamsApi:
         hdrs = {"authorization": f"Bearer {bearer or self.tenant.api_key}", **(headers or {})}
         path = f"/realtime/v1/streams/{run_id}/{key}" + (f"?{query}" if query else "")
         return self.call("GET", path, headers=hdrs)
+
+
+@pytest.fixture
+def stream_app_url(api: StreamsApi) -> Iterator[str]:
+    """functions/stream_reader's ASGI app under uvicorn on a free port, in this process (so it
+    shares moto and the settings); a real server, so responses really stream."""
+    spec = Stack().function("stream_reader")
+    module = _import_app(spec.code_uri / "app.py")
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(module.app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: httpx.get(f"{url}/healthz", timeout=1).status_code == 200, 10, "stream app")
+    yield url
+    server.should_exit = True
+    thread.join(10)
+
+
+def _import_app(path: Path) -> Any:
+    loader = importlib.util.spec_from_file_location("sluice_functions.stream_reader.app", path)
+    assert loader is not None and loader.loader is not None
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

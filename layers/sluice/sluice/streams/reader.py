@@ -114,22 +114,15 @@ def long_poll(reader: StreamReader, clock: Callable[[], float] = time.monotonic)
 async def stream(
     reader: StreamReader, clock: Callable[[], float] = time.monotonic
 ) -> AsyncIterator[ServerSentEvent]:
-    """A streamed response: events as they arrive, keep-alives while idle, and after
-    SLUICE_SSE_MAX_CONNECTION_S a ``retry:`` so the client reconnects with Last-Event-ID."""
+    """A streamed response: events as they arrive, and after SLUICE_SSE_MAX_CONNECTION_S a
+    ``retry:`` so the client reconnects with Last-Event-ID. (Keep-alives while idle come from
+    sse-starlette's ping, sent as KEEP_ALIVE.)"""
     settings = get_settings()
-    start = last_sent = clock()
+    start = clock()
     while not reader.ended:
-        now = clock()
-        if now - start >= settings.sse_max_connection_s:
+        if clock() - start >= settings.sse_max_connection_s:
             yield retry_frame()
             return
         # The blocking XREAD runs in a worker thread so the event loop keeps serving other readers.
-        batch = await anyio.to_thread.run_sync(reader.poll, settings.sse_block_ms)
-        for event in batch:
+        for event in await anyio.to_thread.run_sync(reader.poll, settings.sse_block_ms):
             yield to_sse(event)
-        now = clock()
-        if batch:
-            last_sent = now
-        elif now - last_sent >= settings.sse_keepalive_s:
-            yield KEEP_ALIVE
-            last_sent = now
