@@ -36,7 +36,7 @@ async def read(request: Request) -> Response:
     )
     return EventSourceResponse(
         streams.stream(reader),
-        headers=SSE_HEADERS,
+        headers={**SSE_HEADERS, streams.CURSOR_HEADER: reader.start_cursor},
         ping=get_settings().sse_keepalive_s,
         ping_message_factory=lambda: streams.KEEP_ALIVE,
     )

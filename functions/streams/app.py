@@ -52,7 +52,8 @@ def read(run_id: str, key: str) -> Response[Any]:
     token = event.get_query_string_value("token") or bearer_token(event.headers)
     reader = streams.open_reader(token, streams.run_stream(run_id, key), last_id)
     body = b"".join(frame.encode() for frame in streams.long_poll(reader)).decode("utf-8")
-    return Response(status_code=200, content_type="text/event-stream", body=body, headers=SSE_HEADERS)
+    headers = {**SSE_HEADERS, streams.CURSOR_HEADER: reader.start_cursor}
+    return Response(status_code=200, content_type="text/event-stream", body=body, headers=headers)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -8,13 +8,22 @@
 
 from sluice.streams.errors import ChunkTooLarge, InvalidStreamToken, RunFinished, StreamClosed
 from sluice.streams.models import AppendResult, Chunk, Credentials, StreamAddress, StreamEvent
-from sluice.streams.reader import KEEP_ALIVE, StreamReader, long_poll, parse_last_event_id, stream, to_sse
+from sluice.streams.reader import (
+    CURSOR_HEADER,
+    KEEP_ALIVE,
+    StreamReader,
+    long_poll,
+    parse_last_event_id,
+    stream,
+    to_sse,
+)
 from sluice.streams.runs import close_run_streams, is_final, record_stream_key, stream_keys
 from sluice.streams.service import append, close, mint, open_reader, parse_chunks, run_stream
 from sluice.streams.store import StreamStore, get_store
 from sluice.streams.tokens import mint_token, verify_token
 
 __all__ = [
+    "CURSOR_HEADER",
     "KEEP_ALIVE",
     "AppendResult",
     "Chunk",

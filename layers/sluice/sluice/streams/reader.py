@@ -27,6 +27,9 @@ from sluice.streams.store import StreamStore
 
 _ENTRY_ID = re.compile(r"\d{1,20}-\d{1,20}")
 KEEP_ALIVE = ServerSentEvent(comment="keep-alive")
+# A response header: the cursor the reader started from, so a client that connected without
+# Last-Event-ID can resume from it even if the response ended before any event.
+CURSOR_HEADER = "x-stream-cursor"
 
 
 def parse_last_event_id(value: str | None) -> str | None:
@@ -60,6 +63,7 @@ class StreamReader:
             self.cursor = tail.id if tail else START_ID
             if tail is not None and tail.end:
                 self._pending.append(tail)  # closed already: tell the reader so at once
+        self.start_cursor = self.cursor
 
     def poll(self, block_ms: int | None) -> list[StreamEvent]:
         """The next events after the cursor (waiting up to ``block_ms`` for one), up to the end."""
