@@ -193,19 +193,19 @@ class Streams:
                     # reconnect before the first event from skipping what arrived in between.
                     cursor = cursor or response.headers.get(CURSOR_HEADER)
                     for sse in source.iter_sse():
-                        message = to_message(sse)
-                        if message is None:
+                        if sse.event == "end":
                             return
-                        cursor, failures = message.id, 0
-                        yield message
+                        if message := to_message(sse):
+                            cursor, failures = message.id, 0
+                            yield message
             except httpx.TransportError as exc:
                 failures += 1
                 time.sleep(retry_delay(options, failures, f"GET {url}", error=exc))
 
 
 def to_message(sse: ServerSentEvent) -> StreamMessage | None:
-    """A data event as a message; None for ``event: end``. Only data events reach here with an id:
-    keep-alives are comments, which the SSE parser drops."""
-    if sse.event == "end":
+    """A data event as a message; None for anything else. A ``retry:`` frame has no data (the
+    parser still reports the last id on it); keep-alives are comments, which it drops."""
+    if sse.event != "message" or not sse.data or not sse.id:
         return None
     return StreamMessage(sse.id, json.loads(sse.data))

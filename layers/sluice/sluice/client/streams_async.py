@@ -166,11 +166,11 @@ class AsyncStreams:
                         continue
                     cursor = cursor or response.headers.get(CURSOR_HEADER)
                     async for sse in source.aiter_sse():
-                        message = to_message(sse)
-                        if message is None:
+                        if sse.event == "end":
                             return
-                        cursor, failures = message.id, 0
-                        yield message
+                        if message := to_message(sse):
+                            cursor, failures = message.id, 0
+                            yield message
             except httpx.TransportError as exc:
                 failures += 1
                 await asyncio.sleep(retry_delay(self.retry, failures, f"GET {url}", error=exc))
