@@ -26,7 +26,7 @@ sys.path[:0] = [
 from devstack.launcher import DevStack, start_devstack  # noqa: E402
 from sluice.client import RetryOptions, Sluice  # noqa: E402
 from sluice.streams import StreamAddress, StreamStore  # noqa: E402
-from tests.stream_load import BurstyWriter, naive_dollar_reader, resuming_reader  # noqa: E402
+from tests.stream_load import BurstyWriter, dollar_against_resuming  # noqa: E402
 
 ORG, ENV = "org_bench", "env_bench"
 QUICK = RetryOptions(max_attempts=10, min_delay_s=0.005, randomize=False)
@@ -75,19 +75,6 @@ def transport_run(
     }
 
 
-def dollar_vs_sluice(stack: DevStack, events: int, disconnects: int = 50) -> tuple[int, int]:
-    store = StreamStore(stack.redis)
-    dollar, resumed = StreamAddress.run("bench_dollar", "out"), StreamAddress.run("bench_resume", "out")
-    writers = [BurstyWriter(store, address, ENV, events) for address in (dollar, resumed)]
-    for writer in writers:
-        writer.start()
-    naive = naive_dollar_reader(store, dollar, disconnects, gap_s=0.005)
-    sluice = resuming_reader(store, resumed, disconnects, gap_s=0.005)
-    for writer in writers:
-        writer.join()
-    return events - len(set(naive)), events - len(set(sluice))
-
-
 def mints(stack: DevStack, key: str, chunks: int) -> tuple[int, int, float, float]:
     with Sluice(stack.api_url, key) as client:
         run_id = client.trigger("bench").id
@@ -134,7 +121,7 @@ def main() -> None:
                 f"  {transport:10} {r['events_per_s']:>9.0f} events/s, delivered {r['delivered']}, "
                 f"in order {r['in_order']}"
             )
-        lost_dollar, lost_sluice = dollar_vs_sluice(stack, 2000)
+        lost_dollar, lost_sluice = dollar_against_resuming(StreamStore(stack.redis), 2000, 50, ENV)
         print("\nreaders cut off 50 times under the 1 kHz writer (2000 events):")
         print(f"  re-reads $ on reconnect: {lost_dollar} lost;  Sluice's resuming reader: {lost_sluice} lost")
         cached, uncached, cached_s, uncached_s = mints(stack, key, args.chunks)

@@ -86,3 +86,20 @@ def resuming_reader(store: Any, address: StreamAddress, disconnects: int, gap_s:
         cursor = reader.cursor
         time.sleep(gap_s)
     return got
+
+
+def dollar_against_resuming(
+    store: StreamStore, events: int, disconnects: int, env_id: str = "env"
+) -> tuple[int, int]:
+    """Events lost by a ``$`` reader and by Sluice's resuming reader, each on its own stream under
+    its own 1 kHz bursty writer, with the same cut-off connections and reconnect gaps."""
+    dollar, resumed = StreamAddress.run("run_dollar", "out"), StreamAddress.run("run_resume", "out")
+    writers = [BurstyWriter(store, address, env_id, events) for address in (dollar, resumed)]
+    for writer in writers:
+        writer.start()
+    naive = naive_dollar_reader(store, dollar, disconnects, gap_s=0.005)
+    sluice = resuming_reader(store, resumed, disconnects, gap_s=0.005)
+    for writer in writers:
+        writer.join()
+    assert sluice == sorted(set(sluice)), "the resuming reader repeated or reordered an event"
+    return events - len(set(naive)), events - len(sluice)

@@ -7,16 +7,15 @@ so a failed append has written nothing, and its retry (with the same part ids) l
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from functools import lru_cache
 from typing import Any
 
 from redis.commands.core import Script
 
 from sluice.config import get_settings
-from sluice.errors import ServiceUnavailable
-from sluice.redis import UNAVAILABLE_ERRORS, RedisClient, build_client, get_redis, load_script
+from sluice.redis import RedisClient, build_client, get_redis, load_script, unavailable_as_503
 from sluice.streams.errors import InvalidStreamToken, StreamClosed
 from sluice.streams.keys import StreamKeys
 from sluice.streams.models import AppendResult, StreamAddress, StreamEvent
@@ -25,12 +24,8 @@ DATA_FIELD = "d"
 END_FIELD = "e"
 
 
-@contextmanager
-def redis_errors() -> Iterator[None]:
-    try:
-        yield
-    except UNAVAILABLE_ERRORS as exc:
-        raise ServiceUnavailable("The stream store is unavailable; retry shortly") from exc
+def redis_errors() -> AbstractContextManager[None]:
+    return unavailable_as_503("stream store")
 
 
 def _event(entry_id: str, fields: dict[str, str]) -> StreamEvent:
