@@ -69,3 +69,21 @@ def test_errors_are_json_in_the_api_shape(
     assert res.status_code == status
     assert res.json()["code"] == code
     assert httpx.get(f"{stream_app_url}/nowhere").json()["code"] == "route_not_found"
+
+
+def test_the_async_sdk_reads_the_streamed_transport_to_the_end(api: StreamsApi, stream_app_url: str) -> None:
+    import asyncio
+
+    from sluice.client import AsyncStreams
+
+    run_id = new_run(api.tenant)
+    token = api.token(run_id)
+    for n in range(3):
+        api.append(run_id, "out", token, {"n": n})
+    api.close(run_id, "out", token)
+
+    async def read_all() -> list[object]:
+        async with AsyncStreams("http://127.0.0.1:9", api.tenant.api_key, stream_url=stream_app_url) as s:
+            return [m.data async for m in s.read(run_id, "out", last_event_id="0-0")]
+
+    assert asyncio.run(read_all()) == [{"n": 0}, {"n": 1}, {"n": 2}]
