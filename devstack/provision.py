@@ -5,7 +5,9 @@ Idempotent: running it against a stack that already has them changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import secrets
 from typing import Any
 
 from devstack.template import Stack
@@ -98,9 +100,20 @@ def notify_queues(stack: Stack, s3: Any, bucket: str, config: dict[str, Any]) ->
         )
 
 
+def create_secrets(stack: Stack, secretsmanager: Any) -> None:
+    """Create each secret with a random value, as ``GenerateSecretString`` does in AWS."""
+    for logical_id in stack.resources_of("AWS::SecretsManager::Secret"):
+        name = stack.physical_name(logical_id)
+        with contextlib.suppress(secretsmanager.exceptions.ResourceExistsException):
+            secretsmanager.create_secret(Name=name, SecretString=secrets.token_urlsafe(48))
+
+
 def create_all(stack: Stack, clients: dict[str, Any], endpoint: str) -> dict[str, str]:
-    """Create every resource; returns queue URLs by logical id."""
+    """Create every resource; returns queue URLs by logical id. Secrets are created when
+    ``clients`` has a Secrets Manager client (callers that need no stream tokens pass none)."""
     create_tables(stack, clients["dynamodb"])
     urls = create_queues(stack, clients["sqs"], endpoint)
     create_buckets(stack, clients["s3"])
+    if "secretsmanager" in clients:
+        create_secrets(stack, clients["secretsmanager"])
     return urls

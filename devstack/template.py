@@ -47,6 +47,11 @@ class FunctionSpec:
         """The function's short name: its CodeUri folder (``functions/<name>/``)."""
         return self.code_uri.name
 
+    @property
+    def web_adapter(self) -> bool:
+        """A web app run by the Lambda Web Adapter: its handler is a start script, not Python."""
+        return self.environment.get("AWS_LAMBDA_EXEC_WRAPPER") == "/opt/bootstrap"
+
 
 class Stack:
     """A template bound to local parameter values and physical resource names."""
@@ -183,6 +188,9 @@ class Stack:
             return self.physical_name(logical_id)
         if attr == "QueueUrl":
             return self.queue_url(logical_id, endpoint)
+        if attr == "FunctionUrl":
+            # Known only once devstack serves the function (web_apps); empty until then.
+            return ""
         return f"{self.physical_name(logical_id)}.{attr}"
 
     def _sub(self, arg: Any, endpoint: str) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from devstack import environment, stack_file
+from devstack import environment, stack_file, web_apps
 from devstack.pollers import SqsPoller, SqsSource, stop_all
 from devstack.provision import create_all
 from devstack.runtime import FunctionRuntime, pool_size
@@ -36,6 +36,8 @@ from devstack.template import REGION, FunctionSpec, Stack
 
 DEV_ORG = "org_dev"
 DEV_ENV = "env_dev"
+# Points the mint's readUrl at the locally served streamed reader.
+STREAM_READ_URL_SETTING = "SLUICE_STREAM_READ_URL"
 
 
 class StartupError(RuntimeError):
@@ -90,7 +92,7 @@ def aws_clients(endpoint: str, env: dict[str, str], pool: int = 10) -> dict[str,
     )
     return {
         name: session.client(name, endpoint_url=endpoint, config=config)  # type: ignore[call-overload]
-        for name in ("sqs", "dynamodb", "s3")
+        for name in ("sqs", "dynamodb", "s3", "secretsmanager")
     }
 
 
@@ -152,6 +154,13 @@ class LocalStack:
             )
             for spec in specs
         }
+        web_specs = web_apps.web_app_specs(specs)
+        web_urls = web_apps.reserve_urls(web_specs, opts.host)
+        stream_url = next((web_urls[s.logical_id] for s in web_specs if s.name == "stream_reader"), "")
+        for env in envs.values():
+            if STREAM_READ_URL_SETTING in env:
+                env[STREAM_READ_URL_SETTING] = stream_url
+        specs = [spec for spec in specs if not spec.web_adapter]
         settings = environment.stack_settings(envs)
         environment.apply_to_process(settings, aws_env)
         api_key = self._provision_key(settings)
@@ -160,6 +169,7 @@ class LocalStack:
         runtimes = self._start_runtimes(specs, envs)
         self._checkpoint()
         server = self._start_server(specs, runtimes)
+        self._start_web_apps(web_specs, envs, web_urls)
         self._start_pollers(stack, specs, runtimes, queue_urls, clients["sqs"])
         self._start_schedules(specs, runtimes)
         self._checkpoint()
@@ -171,6 +181,9 @@ class LocalStack:
             "envId": opts.env_id,
             "redisUrl": redis_url,
             "awsEndpointUrl": endpoint,
+            # The streamed SSE reader (the mint's readUrl); the HTTP API's read is the long poll.
+            "streamUrl": stream_url,
+            "webApps": web_urls,
             "pid": os.getpid(),
             "stage": stack.stage,
             "template": str(template),
@@ -275,6 +288,19 @@ class LocalStack:
         for bound in routes:
             say(f"  {bound.route.method:6} {bound.route.path} -> {bound.runtime.name}")
         return server
+
+    def _start_web_apps(
+        self, specs: list[FunctionSpec], envs: dict[str, dict[str, str]], urls: dict[str, str]
+    ) -> None:
+        for spec in specs:
+            try:
+                service = web_apps.start_web_app(
+                    spec, envs[spec.logical_id], urls[spec.logical_id], verbose=self.options.verbose
+                )
+            except RuntimeError as exc:
+                raise StartupError(f"{spec.logical_id} did not start: {exc}") from exc
+            self._on_stop(f"web app {spec.logical_id}", service.stop)
+            say(f"web app      {spec.logical_id} ({spec.handler} in {spec.code_uri.name}/) {service.url}")
 
     def _start_pollers(
         self,

@@ -92,7 +92,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     with mock_aws():
         stack = Stack()
-        clients = {name: boto3.client(name, region_name=REGION) for name in ("sqs", "dynamodb", "s3")}
+        clients = {
+            name: boto3.client(name, region_name=REGION)
+            for name in ("sqs", "dynamodb", "s3", "secretsmanager")
+        }
         urls = create_all(stack, clients, MOTO_ENDPOINT)
         for spec in stack.functions(MOTO_ENDPOINT):
             for key, value in spec.environment.items():

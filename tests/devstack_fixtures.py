@@ -1,6 +1,6 @@
 """pytest fixtures over devstack.launcher: import them into a conftest.py.
 
-    from tests.devstack_fixtures import devstack, devstack_factory
+from tests.devstack_fixtures import devstack, devstack_factory
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def devstack() -> Iterator[DevStack]:
 def devstack_factory() -> Iterator[StartDevstack]:
     """Start stacks of your own, stopped (and checked for leftover processes) after the test:
 
-        stack = devstack_factory(env={"SLUICE_MOLLIFIER_ENABLED": "true"}, args=["--concurrency", "2"])
+    stack = devstack_factory(env={"SLUICE_MOLLIFIER_ENABLED": "true"}, args=["--concurrency", "2"])
     """
     with ExitStack() as stacks:
 

@@ -21,8 +21,18 @@ GET_EVENT = ROOT / "events" / "trigger_intake_get_run.json"
 def test_keys_create_prints_a_working_key_and_sets_flags(devstack: DevStack) -> None:
     org = f"org_{uuid.uuid4().hex[:8]}"
     done = devstack.cli(
-        "keys", "create", "--org", org, "--env", "env_cli",
-        "--flag", "mollifierEnabled=true", "--flag", "limit=5", "--flag", "name=plain text",
+        "keys",
+        "create",
+        "--org",
+        org,
+        "--env",
+        "env_cli",
+        "--flag",
+        "mollifierEnabled=true",
+        "--flag",
+        "limit=5",
+        "--flag",
+        "name=plain text",
     )
     assert done.returncode == 0, done.stderr
     created = json.loads(done.stdout)
@@ -30,7 +40,8 @@ def test_keys_create_prints_a_working_key_and_sets_flags(devstack: DevStack) -> 
     assert created["apiKey"].startswith("sk_dev_")
 
     res = httpx.post(
-        devstack.url("/api/v1/tasks/cli/trigger"), json={"payload": {}},
+        devstack.url("/api/v1/tasks/cli/trigger"),
+        json={"payload": {}},
         headers={"authorization": f"Bearer {created['apiKey']}"},
     )
     assert res.status_code == 200, res.text

@@ -111,8 +111,10 @@ def test_schedules_fire_with_their_events(probe: DevStack) -> None:
         return [json.loads(e) for e in probe.redis.lrange("ticks", 0, -1)]
 
     eventually(
-        lambda: any(e.get("detail-type") == "Scheduled Event" for e in events())
-        and any(e == {"source": "cron-input"} for e in events()),
+        lambda: (
+            any(e.get("detail-type") == "Scheduled Event" for e in events())
+            and any(e == {"source": "cron-input"} for e in events())
+        ),
         what="both schedules to fire",
     )
     scheduled = next(e for e in events() if e.get("detail-type") == "Scheduled Event")

@@ -22,7 +22,11 @@ PROBE_TEMPLATE = Path(__file__).parent / "fixtures" / "template.yaml"
 
 @pytest.fixture(scope="module")
 def probe() -> Iterator[DevStack]:
-    env = {"SLUICE_PROBE_SETTING": "overridden", "SLUICE_EXTRA": "extra", "SLUICE_REDIS_URL": "redis://ignored:1"}
+    env = {
+        "SLUICE_PROBE_SETTING": "overridden",
+        "SLUICE_EXTRA": "extra",
+        "SLUICE_REDIS_URL": "redis://ignored:1",
+    }
     with start_devstack(env=env, template=PROBE_TEMPLATE, args=["--no-schedules"]) as stack:
         yield stack
 

@@ -41,7 +41,12 @@ def _run_up(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     child_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "devstack", "up", "--port", "0", *args],
-        cwd=ROOT, env=child_env, capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

@@ -23,13 +23,22 @@ Responder = Callable[[httpx.Request], httpx.Response]
 
 def client_with(responder: Responder, sleeps: list[float], attempts: int = 4) -> Sluice:
     http = httpx.Client(
-        base_url="http://sluice.test", transport=httpx.MockTransport(responder),
+        base_url="http://sluice.test",
+        transport=httpx.MockTransport(responder),
         headers={"authorization": "Bearer sk_dev_test"},
     )
     retry = RetryOptions(max_attempts=attempts, min_delay_s=0.5, randomize=False)
-    return Sluice("http://sluice.test", "sk_dev_test", transport=Transport(
-        "http://sluice.test", "sk_dev_test", retry=retry, http=http, sleep=sleeps.append,
-    ))
+    return Sluice(
+        "http://sluice.test",
+        "sk_dev_test",
+        transport=Transport(
+            "http://sluice.test",
+            "sk_dev_test",
+            retry=retry,
+            http=http,
+            sleep=sleeps.append,
+        ),
+    )
 
 
 def test_trigger_sends_payload_and_options() -> None:

@@ -61,3 +61,13 @@ def json_body(app: APIGatewayHttpResolver) -> Any:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from exc
+
+
+def public_base_url(app: APIGatewayHttpResolver) -> str:
+    """The API's base URL as the client reached it (scheme, host and stage), for URLs we hand out."""
+    event = app.current_event
+    host = event.headers.get("host") or event.request_context.domain_name
+    default_scheme = "http" if host.startswith(("127.0.0.1", "localhost")) else "https"
+    scheme = event.headers.get("x-forwarded-proto") or default_scheme
+    stage = event.request_context.stage
+    return f"{scheme}://{host}" + ("" if stage in ("", "$default") else f"/{stage}")

@@ -128,6 +128,39 @@ class Settings(BaseSettings):
     # items in flight and hands the rest of the object to a continuation message.
     batch_staged_reserve_s: float = Field(default=60.0, ge=1)
 
+    # --- Realtime streams (sluice.streams) ---------------------------------------------------
+    # The Secrets Manager secret (name or ARN) whose value signs stream write tokens; devstack
+    # creates one with a random value.
+    stream_token_secret_id: str = "sluice-stream-token-secret"
+    # Seconds the secret is cached per process (Powertools parameters): a rotated secret is
+    # picked up within this time, and tokens signed with the old one fail from then on.
+    stream_token_secret_cache_s: int = Field(default=300, ge=0)
+    # A write token's life; the reference platform's S2 access tokens live one day.
+    stream_token_ttl_s: int = Field(default=86_400, ge=60)
+    # Entries kept per stream (XADD MAXLEN ~); the reference keeps 10 000.
+    stream_max_len: int = Field(default=10_000, ge=1)
+    # One chunk's limit; larger appends are a 413 (chunk_too_large).
+    stream_chunk_max_bytes: int = Field(default=512 * KIB, ge=1)
+    # A stream's keys expire this long after the last write (refreshed on every append), like the
+    # reference's REDIS_STREAM_TTL_SECONDS, but a day so that a slow run's readers can resume.
+    stream_ttl_s: int = Field(default=86_400, ge=60)
+    # Where the streaming (Function URL) reader answers; the mint's readUrl points here. Empty:
+    # readUrl is the HTTP API's long-poll route.
+    stream_read_url: str = ""
+    # A streamed SSE connection ends after this (under Lambda's 15 min) with a retry: hint.
+    sse_max_connection_s: float = Field(default=600.0, gt=0, le=870)
+    # A long poll answers this long after its first event arrived, to gather a burst into one
+    # response.
+    sse_linger_ms: int = Field(default=100, ge=0)
+    # A long poll with no event answers with a keep-alive after this (under API Gateway's 30 s).
+    sse_window_s: float = Field(default=20.0, gt=0, le=28)
+    # How long one blocking XREAD waits; the reader sends a keep-alive comment when
+    # SLUICE_SSE_KEEPALIVE_S passed without data.
+    sse_block_ms: int = Field(default=1000, ge=1, le=10_000)
+    sse_keepalive_s: float = Field(default=15.0, gt=0)
+    # The retry: hint (ms) that ends each response, so that EventSource reconnects at once.
+    sse_retry_ms: int = Field(default=1000, ge=0)
+
     # --- Auth ---------------------------------------------------------------------------------
     # A resolved API key is cached this long per process, so a warm function does not read
     # DynamoDB on every request; a revoked key stops working within this time.

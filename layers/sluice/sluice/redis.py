@@ -6,6 +6,8 @@ needs); ``SLUICE_REDIS_CLUSTER=true`` makes a cluster client for ElastiCache clu
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
@@ -19,6 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from sluice.config import Settings, get_settings
+from sluice.errors import ServiceUnavailable
 
 RedisClient = redis.Redis | redis.cluster.RedisCluster
 
@@ -30,6 +33,15 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     redis.exceptions.TryAgainError,
     OSError,
 )
+
+
+@contextmanager
+def unavailable_as_503(what: str) -> Iterator[None]:
+    """Redis being down (``UNAVAILABLE_ERRORS``) becomes a 503 naming ``what``."""
+    try:
+        yield
+    except UNAVAILABLE_ERRORS as exc:
+        raise ServiceUnavailable(f"The {what} is unavailable; retry shortly") from exc
 
 
 def build_client(settings: Settings) -> RedisClient:

@@ -120,7 +120,9 @@ def test_shadow_mode_counts_but_never_diverts(
 ) -> None:
     # A long window, so that the counter key is still there when the test looks on a loaded machine.
     configure(
-        mollifier_enabled=True, mollifier_trip_threshold=0, mollifier_shadow_mode=True,
+        mollifier_enabled=True,
+        mollifier_trip_threshold=0,
+        mollifier_shadow_mode=True,
         mollifier_trip_window_ms=60_000,
     )
     tenant = make_tenant("org_b", "env_b")

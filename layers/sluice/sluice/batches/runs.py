@@ -42,7 +42,12 @@ def process_message(message: dict[str, Any]) -> str:
 
     def create(body: TriggerBody, error: RunError | None, payload_ref: str | None) -> engine.TriggerResult:
         return engine.trigger(
-            env, message["task"], body, run_id=run_id, batch=(batch_id, index), error=error,
+            env,
+            message["task"],
+            body,
+            run_id=run_id,
+            batch=(batch_id, index),
+            error=error,
             payload_ref=payload_ref,
         )
 

@@ -1,8 +1,8 @@
 """The Python client SDK that workers and apps use to talk to Sluice over HTTP.
 
-    client = Sluice("http://127.0.0.1:3030", "sk_dev_...")
-    run = client.trigger("send-email", {"to": "a@example.com"}, idempotencyKey="welcome-42")
-    client.runs.retrieve(run.id)
+client = Sluice("http://127.0.0.1:3030", "sk_dev_...")
+run = client.trigger("send-email", {"to": "a@example.com"}, idempotencyKey="welcome-42")
+client.runs.retrieve(run.id)
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from sluice.client.batches import Batches, BatchNotSealedError, BatchTriggerErro
 from sluice.client.errors import ApiConnectionError, ApiError
 from sluice.client.runs import Runs, TriggerResponse
 from sluice.client.runs import trigger as _trigger
+from sluice.client.streams import StreamMessage, Streams, StreamWriter
+from sluice.client.streams_async import AsyncStreams, AsyncStreamWriter
 from sluice.client.transport import RetryOptions, Transport
 
 
@@ -26,10 +28,14 @@ class Sluice:
         retry: RetryOptions | None = None,
         timeout_s: float = 30.0,
         transport: Transport | None = None,
+        stream_url: str | None = None,
     ) -> None:
+        """``stream_url``: the streamed SSE reader's base URL (the stack's StreamReadUrl output,
+        devstack's ``streamUrl``); without it ``streams.read`` long-polls the HTTP API."""
         self.transport = transport or Transport(api_url, api_key, retry=retry, timeout_s=timeout_s)
         self.runs = Runs(self.transport)
         self.batches = Batches(self.transport)
+        self.streams = Streams(self.transport, stream_url=stream_url)
 
     def trigger(self, task_id: str, payload: Any = None, **options: Any) -> TriggerResponse:
         return _trigger(self.transport, task_id, payload, **options)
@@ -48,12 +54,17 @@ class Sluice:
 __all__ = [
     "ApiConnectionError",
     "ApiError",
+    "AsyncStreamWriter",
+    "AsyncStreams",
     "BatchNotSealedError",
     "BatchTriggerError",
     "BatchTriggerResult",
     "Batches",
     "RetryOptions",
     "Sluice",
+    "StreamMessage",
+    "StreamWriter",
+    "Streams",
     "Transport",
     "TriggerResponse",
     "errors",

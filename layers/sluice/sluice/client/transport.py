@@ -66,6 +66,32 @@ def decode(response: httpx.Response) -> Any:
         return response.text
 
 
+def retry_delay(
+    options: RetryOptions,
+    attempt: int,
+    what: str,
+    response: httpx.Response | None = None,
+    *,
+    retry_conflict: bool = False,
+    error: httpx.TransportError | None = None,
+) -> float:
+    """How long to wait before retrying failed attempt ``attempt`` (a response that is not a
+    success, or a transport ``error``); raises the final error when it is not to be retried.
+
+    Raises:
+        ApiError: a non-retryable status, or a retryable one after the last attempt.
+        ApiConnectionError: a transport error on the last attempt.
+    """
+    if response is None:
+        if attempt >= options.max_attempts:
+            raise ApiConnectionError(f"{what} failed after {attempt} attempts: {error}") from error
+        return options.delay(attempt)
+    if attempt >= options.max_attempts or not should_retry(response, retry_conflict):
+        raise error_for(response.status_code, decode(response), dict(response.headers))
+    delay = retry_after_s(response.headers)
+    return options.delay(attempt) if delay is None else min(delay, options.max_delay_s)
+
+
 class Transport:
     """An httpx client bound to the API's base URL and key, with retries."""
 
@@ -118,19 +144,13 @@ class Transport:
             try:
                 response = self.http.request(method, path, json=json, content=body, headers=headers)
             except httpx.TransportError as exc:
-                if attempt >= options.max_attempts:
-                    raise ApiConnectionError(
-                        f"{method} {path} failed after {attempt} attempts: {exc}"
-                    ) from exc
-                self.sleep(options.delay(attempt))
+                self.sleep(retry_delay(options, attempt, f"{method} {path}", error=exc))
                 continue
             if response.is_success:
                 return response
-            if attempt >= options.max_attempts or not should_retry(response, retry_conflict):
-                raise error_for(response.status_code, decode(response), dict(response.headers))
-            delay = retry_after_s(response.headers)
-            self.sleep(options.delay(attempt) if delay is None else min(delay, options.max_delay_s))
+            self.sleep(
+                retry_delay(options, attempt, f"{method} {path}", response, retry_conflict=retry_conflict)
+            )
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return decode(self.request(method, path, **kwargs))
-

@@ -183,4 +183,3 @@ def get_run(env: Environment, run_id: str) -> Run:
     if run.payloadRef is not None:
         run.payload = payloads.load(run.payloadRef)
     return run
-

@@ -64,9 +64,11 @@ def put_run(run: Run) -> None:
 
 def get_run_item(run_id: str) -> Run | None:
     with dynamodb_errors("run"):
-        item = aws.dynamodb().get_item(
-            TableName=get_settings().runs_table, Key={"runId": {"S": run_id}}, ConsistentRead=True
-        ).get("Item")
+        item = (
+            aws.dynamodb()
+            .get_item(TableName=get_settings().runs_table, Key={"runId": {"S": run_id}}, ConsistentRead=True)
+            .get("Item")
+        )
     return _run_from_item(item) if item else None
 
 
@@ -125,9 +127,13 @@ def update_run(run_id: str, change: Callable[[Run], Run]) -> Run | None:
     """Apply ``change`` to the stored run with optimistic concurrency on its document."""
     for _ in range(5):
         with dynamodb_errors("run"):
-            item = aws.dynamodb().get_item(
-                TableName=get_settings().runs_table, Key={"runId": {"S": run_id}}, ConsistentRead=True
-            ).get("Item")
+            item = (
+                aws.dynamodb()
+                .get_item(
+                    TableName=get_settings().runs_table, Key={"runId": {"S": run_id}}, ConsistentRead=True
+                )
+                .get("Item")
+            )
         if item is None:
             return None
         updated = change(_run_from_item(item))
@@ -175,9 +181,11 @@ def claim_idempotency(pk: str, run_id: str, expires_at: int, now: int) -> str:
 
 def lookup_idempotency(pk: str, now: int) -> str | None:
     with dynamodb_errors("idempotency"):
-        item = aws.dynamodb().get_item(
-            TableName=get_settings().idempotency_table, Key={"pk": {"S": pk}}, ConsistentRead=True
-        ).get("Item")
+        item = (
+            aws.dynamodb()
+            .get_item(TableName=get_settings().idempotency_table, Key={"pk": {"S": pk}}, ConsistentRead=True)
+            .get("Item")
+        )
     if item is None or int(item["expiresAt"]["N"]) <= now:
         return None
     return item["runId"]["S"]

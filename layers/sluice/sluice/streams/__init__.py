@@ -1,0 +1,56 @@
+"""Realtime streams: runs (and, next, sessions) write chunks, readers follow them over SSE.
+
+- ``mint`` / ``append`` / ``close`` / ``open_reader``: the HTTP routes' entry points (``service``).
+- ``long_poll`` / ``stream``: the two transports of the one reader core (``reader``).
+- ``close_run_streams``: what the run lifecycle calls when a run finishes (``runs``).
+- ``tokens``, ``keys``, ``store``: write tokens, Redis key layout, Redis storage.
+"""
+
+from sluice.streams.errors import ChunkTooLarge, InvalidStreamToken, RunFinished, StreamClosed
+from sluice.streams.models import AppendResult, Chunk, Credentials, StreamAddress, StreamEvent
+from sluice.streams.reader import (
+    CURSOR_HEADER,
+    KEEP_ALIVE,
+    StreamReader,
+    long_poll,
+    parse_last_event_id,
+    stream,
+    to_sse,
+)
+from sluice.streams.runs import close_run_streams, is_final, record_stream_key, stream_keys
+from sluice.streams.service import append, close, mint, open_reader, parse_chunks, run_stream
+from sluice.streams.store import StreamStore, get_store
+from sluice.streams.tokens import mint_token, verify_token
+
+__all__ = [
+    "CURSOR_HEADER",
+    "KEEP_ALIVE",
+    "AppendResult",
+    "Chunk",
+    "ChunkTooLarge",
+    "Credentials",
+    "InvalidStreamToken",
+    "RunFinished",
+    "StreamAddress",
+    "StreamClosed",
+    "StreamEvent",
+    "StreamReader",
+    "StreamStore",
+    "append",
+    "close",
+    "close_run_streams",
+    "get_store",
+    "is_final",
+    "long_poll",
+    "mint",
+    "mint_token",
+    "open_reader",
+    "parse_chunks",
+    "parse_last_event_id",
+    "record_stream_key",
+    "run_stream",
+    "stream",
+    "stream_keys",
+    "to_sse",
+    "verify_token",
+]

@@ -1,0 +1,40 @@
+-- Append chunks to one stream, atomically and in order, each at most once per part id.
+-- KEYS[1] data stream, KEYS[2] parts hash, KEYS[3] meta hash (one hash tag: one cluster slot).
+-- ARGV[1] environment id of the writer's token
+-- ARGV[2] approximate MAXLEN, ARGV[3] TTL seconds (refreshed on every write)
+-- ARGV[4..] pairs: part id ("" for none), chunk JSON
+-- Returns {"ok", deduplicated, id1, ..., idN} (a deduplicated chunk gives its first entry's id),
+-- or {"closed"} / {"env"} having written nothing.
+local env = redis.call('HGET', KEYS[3], 'env')
+if env and env ~= ARGV[1] then
+  return {'env'}
+end
+if redis.call('HGET', KEYS[3], 'closed') then
+  return {'closed'}
+end
+if not env then
+  redis.call('HSET', KEYS[3], 'env', ARGV[1])
+end
+local result = {'ok', 0}
+local deduplicated = 0
+for i = 4, #ARGV, 2 do
+  local part = ARGV[i]
+  local id = false
+  if part ~= '' then
+    id = redis.call('HGET', KEYS[2], part)
+  end
+  if id then
+    deduplicated = deduplicated + 1
+  else
+    id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'd', ARGV[i + 1])
+    if part ~= '' then
+      redis.call('HSET', KEYS[2], part, id)
+    end
+  end
+  result[#result + 1] = id
+end
+result[2] = deduplicated
+for _, key in ipairs(KEYS) do
+  redis.call('EXPIRE', key, ARGV[3])
+end
+return result

@@ -1,0 +1,17 @@
+-- Close one stream: mark it closed and add the end entry that readers turn into `event: end`.
+-- KEYS as append.lua. ARGV[1] the writer's environment id ("" when the platform closes it, as
+-- when a run finishes), ARGV[2] TTL seconds.
+-- Returns {"ok", end entry id}, {"ok", ""} when it was closed already, or {"env"}.
+local env = redis.call('HGET', KEYS[3], 'env')
+if ARGV[1] ~= '' and env and env ~= ARGV[1] then
+  return {'env'}
+end
+if redis.call('HGET', KEYS[3], 'closed') then
+  return {'ok', ''}
+end
+redis.call('HSET', KEYS[3], 'closed', '1')
+local id = redis.call('XADD', KEYS[1], '*', 'e', '1')
+for _, key in ipairs(KEYS) do
+  redis.call('EXPIRE', key, ARGV[2])
+end
+return {'ok', id}

@@ -1,0 +1,132 @@
+"""The one SSE reader core, and the two ways it is served (long poll, streamed).
+
+The cursor is a concrete entry id from the first moment: ``Last-Event-ID`` when the client
+resumes, else the tail snapshotted once (``XREVRANGE + - COUNT 1``, ``0-0`` when empty) when the
+reader is made, before the response sends anything. Later reads only ever start after the last
+id yielded. Re-reading ``$`` instead would skip every entry added between two reads (seed 004).
+
+Frames: a data event carries ``id:`` (its entry id) and the chunk as JSON in ``data:``; the end of
+the stream is ``event: end`` (no id, so a resuming client keeps its place before it); keep-alives
+are comments; every response that ends before the stream does ends with ``retry:``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+
+import anyio.to_thread
+from sse_starlette import ServerSentEvent
+
+from sluice.config import get_settings
+from sluice.errors import BadRequest
+from sluice.streams.models import START_ID, StreamAddress, StreamEvent
+from sluice.streams.store import StreamStore
+
+_ENTRY_ID = re.compile(r"\d{1,20}-\d{1,20}")
+KEEP_ALIVE = ServerSentEvent(comment="keep-alive")
+# A response header: the cursor the reader started from, so a client that connected without
+# Last-Event-ID can resume from it even if the response ended before any event.
+CURSOR_HEADER = "x-stream-cursor"
+
+
+def parse_last_event_id(value: str | None) -> str | None:
+    """A client's ``Last-Event-ID``; None when absent.
+
+    Raises:
+        BadRequest: not a stream entry id (``<ms>-<seq>``).
+    """
+    if value is None or value.strip() == "":
+        return None
+    value = value.strip()
+    if not _ENTRY_ID.fullmatch(value):
+        raise BadRequest(
+            "Last-Event-ID must be a stream entry id such as 1700000000000-0", code="invalid_last_event_id"
+        )
+    return value
+
+
+class StreamReader:
+    """One client's read of one stream; owns the cursor."""
+
+    def __init__(self, store: StreamStore, address: StreamAddress, last_event_id: str | None = None) -> None:
+        self.store = store
+        self.address = address
+        self.ended = False
+        self._pending: list[StreamEvent] = []
+        if last_event_id is not None:
+            self.cursor = last_event_id
+        else:
+            tail = store.tail(address)
+            self.cursor = tail.id if tail else START_ID
+            if tail is not None and tail.end:
+                self._pending.append(tail)  # closed already: tell the reader so at once
+        self.start_cursor = self.cursor
+
+    def poll(self, block_ms: int | None) -> list[StreamEvent]:
+        """The next events after the cursor (waiting up to ``block_ms`` for one), up to the end."""
+        if self.ended:
+            return []
+        events, self._pending = self._pending, []
+        if not events:
+            events = self.store.read_after(self.address, self.cursor, block_ms=block_ms)
+        for i, event in enumerate(events):
+            if event.end:
+                self.ended = True
+                events = events[: i + 1]
+                break
+        if events:
+            self.cursor = events[-1].id
+        return events
+
+
+def to_sse(event: StreamEvent) -> ServerSentEvent:
+    if event.end:
+        return ServerSentEvent(data="", event="end")
+    return ServerSentEvent(data=json.dumps(event.data, separators=(",", ":")), id=event.id)
+
+
+def retry_frame() -> ServerSentEvent:
+    return ServerSentEvent(retry=get_settings().sse_retry_ms)
+
+
+def long_poll(reader: StreamReader, clock: Callable[[], float] = time.monotonic) -> list[ServerSentEvent]:
+    """One long-poll response: what arrived until SLUICE_SSE_LINGER_MS after the first event, or
+    a keep-alive after SLUICE_SSE_WINDOW_S with none; then ``retry:`` unless the stream ended."""
+    settings = get_settings()
+    start = clock()
+    deadline = start + settings.sse_window_s
+    events: list[StreamEvent] = []
+    first_at: float | None = None
+    while not reader.ended:
+        now = clock()
+        until = deadline if first_at is None else min(deadline, first_at + settings.sse_linger_ms / 1000)
+        if now >= until:
+            break
+        batch = reader.poll(block_ms=max(1, min(settings.sse_block_ms, int((until - now) * 1000))))
+        if batch and first_at is None:
+            first_at = clock()
+        events.extend(batch)
+    frames = [to_sse(e) for e in events] or [KEEP_ALIVE]
+    if not reader.ended:
+        frames.append(retry_frame())
+    return frames
+
+
+async def stream(
+    reader: StreamReader, clock: Callable[[], float] = time.monotonic
+) -> AsyncIterator[ServerSentEvent]:
+    """A streamed response: events as they arrive, and after SLUICE_SSE_MAX_CONNECTION_S a
+    ``retry:`` so the client reconnects with Last-Event-ID. (Keep-alives while idle come from
+    sse-starlette's ping, sent as KEEP_ALIVE.)"""
+    settings = get_settings()
+    start = clock()
+    while not reader.ended:
+        if clock() - start >= settings.sse_max_connection_s:
+            yield retry_frame()
+            return
+        # The blocking XREAD runs in a worker thread so the event loop keeps serving other readers.
+        for event in await anyio.to_thread.run_sync(reader.poll, settings.sse_block_ms):
+            yield to_sse(event)

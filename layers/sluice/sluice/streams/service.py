@@ -1,0 +1,174 @@
+"""The streams' use cases, as the HTTP routes call them: mint, append, close, open a reader."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sluice import engine
+from sluice.auth import authenticate
+from sluice.auth.api_keys import Environment
+from sluice.config import get_settings
+from sluice.errors import BadRequest, NotFound, issues_from_pydantic
+from sluice.streams.errors import ChunkTooLarge, InvalidStreamToken, RunFinished
+from sluice.streams.models import AppendResult, Credentials, StreamAddress
+from sluice.streams.reader import StreamReader
+from sluice.streams.runs import is_final, record_stream_key
+from sluice.streams.store import get_store
+from sluice.streams.tokens import is_stream_token, mint_token, verify_token
+
+KEY_MAX_CHARS = 256
+PART_ID_MAX_CHARS = 256
+NDJSON = "application/x-ndjson"
+
+
+class NdjsonChunk(BaseModel):
+    """One line of an NDJSON append: the chunk, and the part id that makes its retry land once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: Any
+    partId: Annotated[str, Field(min_length=1, max_length=PART_ID_MAX_CHARS)] | None = None
+
+
+def run_stream(run_id: str, key: str) -> StreamAddress:
+    """The address of a run's stream, with the key checked.
+
+    Raises:
+        BadRequest: an empty or over-long key.
+    """
+    if not key or len(key) > KEY_MAX_CHARS:
+        raise BadRequest(f"A stream key is 1 to {KEY_MAX_CHARS} characters", code="invalid_stream_key")
+    return StreamAddress.run(run_id, key)
+
+
+def run_stream_path(address: StreamAddress) -> str:
+    return f"/realtime/v1/streams/{quote(address.owner, safe='')}/{quote(address.key, safe='')}"
+
+
+def mint(env: Environment, address: StreamAddress, *, api_base: str) -> Credentials:
+    """Credentials to write (and read) a run's stream; records the key on the run once.
+
+    Raises:
+        NotFound: no such run in ``env``.
+        RunFinished: the run has finished.
+        ServiceUnavailable: DynamoDB, Redis or Secrets Manager cannot be reached.
+    """
+    settings = get_settings()
+    run = engine.get_run(env, address.owner)
+    if is_final(run.status):
+        raise RunFinished(f"Run {run.id} has finished ({run.status}); its streams are closed")
+    record_stream_key(run.id, address.key)
+    get_store().register(address, env.env_id)
+    expires_at = int(time.time()) + settings.stream_token_ttl_s
+    path = run_stream_path(address)
+    read_base = settings.stream_read_url.rstrip("/") or api_base.rstrip("/")
+    return Credentials(
+        stream_id=address.stream_id,
+        append_url=f"{api_base.rstrip('/')}{path}/append",
+        read_url=f"{read_base}{path}",
+        token=mint_token(env.env_id, address, expires_at),
+        expires_at=expires_at,
+    )
+
+
+def _encoded(data: Any, where: str) -> str:
+    text = json.dumps(data, separators=(",", ":"))
+    limit = get_settings().stream_chunk_max_bytes
+    size = len(text.encode("utf-8"))
+    if size > limit:
+        raise ChunkTooLarge(f"{where} is {size} bytes; the limit is {limit}")
+    return text
+
+
+def _check_part_id(part_id: str | None) -> str:
+    if part_id is not None and not 0 < len(part_id) <= PART_ID_MAX_CHARS:
+        raise BadRequest(f"X-Part-Id is 1 to {PART_ID_MAX_CHARS} characters", code="invalid_part_id")
+    return part_id or ""
+
+
+def parse_chunks(body: bytes, content_type: str, part_id: str | None) -> list[tuple[str, str]]:
+    """``(part id, chunk JSON)`` pairs from an append body, all checked before any is written.
+
+    A JSON body is one chunk (``X-Part-Id`` its part id). An NDJSON body is one
+    ``{"data": ..., "partId"?: ...}`` a line; a line without a part id gets ``<X-Part-Id>:<n>``
+    (its 0-based position) when the header is given.
+
+    Raises:
+        BadRequest: an empty body, invalid JSON, or a malformed line (nothing is appended).
+        ChunkTooLarge: a chunk over SLUICE_STREAM_CHUNK_MAX_BYTES (nothing is appended).
+    """
+    base = _check_part_id(part_id)
+    if not body.strip():
+        raise BadRequest("The append body is empty", code="empty_body")
+    if content_type.split(";", maxsplit=1)[0].strip().lower() != NDJSON:
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"The append body is not valid JSON: {exc}", code="invalid_json") from exc
+        return [(base, _encoded(data, "The chunk"))]
+    chunks: list[tuple[str, str]] = []
+    issues: list[dict[str, Any]] = []
+    for number, line in enumerate(body.splitlines()):
+        if not line.strip():
+            continue
+        try:
+            chunk = NdjsonChunk.model_validate_json(line)
+        except ValidationError as exc:
+            issues.extend({**issue, "line": number + 1} for issue in issues_from_pydantic(exc.errors()))
+            continue
+        index = len(chunks)
+        pid = chunk.partId or (f"{base}:{index}" if base else "")
+        chunks.append((pid, _encoded(chunk.data, f"The chunk on line {number + 1}")))
+    if issues:
+        raise BadRequest(
+            "The NDJSON body has invalid lines; nothing was appended", code="invalid_ndjson", issues=issues
+        )
+    return chunks
+
+
+def append(
+    token: str, address: StreamAddress, body: bytes, content_type: str, part_id: str | None = None
+) -> AppendResult:
+    """Append the body's chunks, in order and atomically.
+
+    Raises:
+        InvalidStreamToken: the token does not authorise this stream (401).
+        BadRequest, ChunkTooLarge: the body (nothing appended).
+        StreamClosed: the stream is closed (409).
+        ServiceUnavailable: Redis is down (nothing appended; retry with the same part ids).
+    """
+    claims = verify_token(token, address)
+    return get_store().append(address, claims.env_id, parse_chunks(body, content_type, part_id))
+
+
+def close(token: str, address: StreamAddress) -> bool:
+    """Close the stream; False when it was closed already."""
+    claims = verify_token(token, address)
+    return get_store().close(address, claims.env_id) is not None
+
+
+def open_reader(bearer: str, address: StreamAddress, last_event_id: str | None) -> StreamReader:
+    """A reader of a run's stream, authorised by an API key of the run's environment or by the
+    stream's own token. The cursor is fixed here, before the response sends anything.
+
+    Raises:
+        Unauthorized / InvalidStreamToken: neither a valid API key nor a token for this stream.
+        NotFound: the run is not in the API key's environment.
+    """
+    store = get_store()
+    if is_stream_token(bearer):
+        claims = verify_token(bearer, address)
+        if store.environment(address) not in (None, claims.env_id):
+            raise InvalidStreamToken("The stream token was made for another environment")
+    else:
+        env = authenticate({"authorization": f"Bearer {bearer}"})
+        try:
+            engine.get_run(env, address.owner)
+        except NotFound:
+            raise NotFound(f"Stream {address.stream_id} not found") from None
+    return StreamReader(store, address, last_event_id)

@@ -1,0 +1,114 @@
+"""Stream write tokens: an HMAC over (environment, stream address, expiry).
+
+Checked with the secret alone, never a database read, so an append costs one Redis call. The
+secret comes from Secrets Manager through Powertools parameters, cached per process.
+
+A token is ``st1.<claims>.<signature>``, both parts base64url: the claims are JSON, the signature
+is HMAC-SHA256 over ``st1.<claims>``. Hand-written rather than a JWT library because the token
+has one algorithm, one issuer and one audience; a JWT's header negotiation is what we would have
+to lock down.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+from sluice import aws
+from sluice.config import get_settings
+from sluice.errors import ServiceUnavailable
+from sluice.streams.errors import InvalidStreamToken
+from sluice.streams.models import StreamAddress
+
+PREFIX = "st1"
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    env_id: str
+    address: StreamAddress
+    expires_at: int
+
+
+@lru_cache(maxsize=4)
+def _provider(client: Any) -> SecretsProvider:
+    return SecretsProvider(boto3_client=client)
+
+
+def signing_secret() -> bytes:
+    """The secret that signs tokens (cached for SLUICE_STREAM_TOKEN_SECRET_CACHE_S).
+
+    Raises:
+        ServiceUnavailable: Secrets Manager cannot be read.
+    """
+    settings = get_settings()
+    try:
+        value = _provider(aws.client("secretsmanager")).get(
+            settings.stream_token_secret_id, max_age=settings.stream_token_secret_cache_s
+        )
+    except GetParameterError as exc:
+        raise ServiceUnavailable("The stream token secret is unavailable; retry shortly") from exc
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    if not text:
+        raise ServiceUnavailable("The stream token secret is empty")
+    return text.encode("utf-8")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _sign(secret: bytes, message: str) -> str:
+    return _b64(hmac.new(secret, message.encode("ascii"), hashlib.sha256).digest())
+
+
+def mint_token(env_id: str, address: StreamAddress, expires_at: int, secret: bytes | None = None) -> str:
+    claims = {"env": env_id, "s": address.scope, "o": address.owner, "k": address.key, "exp": expires_at}
+    body = f"{PREFIX}.{_b64(json.dumps(claims, separators=(',', ':')).encode())}"
+    return f"{body}.{_sign(secret or signing_secret(), body)}"
+
+
+def is_stream_token(token: str) -> bool:
+    return token.startswith(PREFIX + ".")
+
+
+def verify_token(token: str, address: StreamAddress, now: float | None = None) -> TokenClaims:
+    """The token's claims, if it is genuine, unexpired and made for ``address``.
+
+    Raises:
+        InvalidStreamToken: anything else (401).
+    """
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != PREFIX:
+        raise InvalidStreamToken("The stream token is malformed")
+    body = f"{parts[0]}.{parts[1]}"
+    if not hmac.compare_digest(_sign(signing_secret(), body), parts[2]):
+        raise InvalidStreamToken("The stream token's signature does not match")
+    try:
+        raw = json.loads(_unb64(parts[1]))
+        claims = TokenClaims(
+            env_id=str(raw["env"]),
+            address=StreamAddress(raw["s"], str(raw["o"]), str(raw["k"])),
+            expires_at=int(raw["exp"]),
+        )
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:  # signed by us: cannot happen
+        raise InvalidStreamToken("The stream token is malformed") from exc
+    if claims.expires_at <= (time.time() if now is None else now):
+        raise InvalidStreamToken("The stream token has expired; mint a new one", code="stream_token_expired")
+    if claims.address != address:
+        raise InvalidStreamToken("The stream token was made for another stream")
+    return claims

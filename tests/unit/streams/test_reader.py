@@ -1,0 +1,143 @@
+"""The reader core: a concrete cursor from the first moment, never ``$`` (seed 004)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sluice.redis import RedisClient
+from sluice.streams import StreamAddress, StreamEvent, StreamReader, StreamStore, get_store
+from sluice.streams.keys import StreamKeys
+
+ADDRESS = StreamAddress.run("run_reader", "out")
+
+
+@pytest.fixture
+def store(redis_client: Any) -> StreamStore:
+    return get_store()
+
+
+def add(store: StreamStore, *values: Any) -> list[str]:
+    return store.append(ADDRESS, "env", [("", json.dumps(v)) for v in values]).ids
+
+
+def drain(reader: StreamReader, polls: int = 3) -> list[StreamEvent]:
+    events: list[StreamEvent] = []
+    for _ in range(polls):
+        events.extend(reader.poll(block_ms=10))
+    return events
+
+
+def test_an_entry_added_exactly_when_the_first_blocking_read_returns_empty_is_delivered(
+    store: StreamStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seed 004's race, made deterministic: the writer's XADD lands in the gap between an empty
+    blocking read and the next one. A cursor of ``$`` would be re-resolved past it."""
+    reader = StreamReader(store, ADDRESS)
+    real_read = store.read_after
+    calls = 0
+
+    def read_then_write_in_the_gap(*args: Any, **kwargs: Any) -> list[StreamEvent]:
+        nonlocal calls
+        calls += 1
+        events = real_read(*args, **kwargs)
+        if calls == 1:
+            assert events == []
+            add(store, "in-the-gap")
+        return events
+
+    monkeypatch.setattr(store, "read_after", read_then_write_in_the_gap)
+    assert reader.poll(block_ms=50) == []
+    assert [e.data for e in reader.poll(block_ms=50)] == ["in-the-gap"]
+
+
+def test_an_entry_added_between_the_snapshot_and_the_first_byte_is_delivered(store: StreamStore) -> None:
+    """The reader snapshots the tail when it is made (before the response sends anything); an
+    entry added before its first read is after the snapshot, so it is delivered."""
+    add(store, "before")
+    reader = StreamReader(store, ADDRESS)
+    add(store, "after-snapshot")
+    assert [e.data for e in drain(reader)] == ["after-snapshot"]
+
+
+def test_an_empty_stream_snapshots_0_0_so_the_first_entry_is_delivered(store: StreamStore) -> None:
+    reader = StreamReader(store, ADDRESS)
+    assert reader.cursor == "0-0"
+    add(store, "first")
+    assert [e.data for e in drain(reader)] == ["first"]
+
+
+def test_the_reader_never_reads_dollar(store: StreamStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    cursors: list[str] = []
+    real_read = store.read_after
+
+    def spy(address: StreamAddress, last_id: str, **kwargs: Any) -> list[StreamEvent]:
+        cursors.append(last_id)
+        return real_read(address, last_id, **kwargs)
+
+    monkeypatch.setattr(store, "read_after", spy)
+    reader = StreamReader(store, ADDRESS)
+    for i in range(5):
+        reader.poll(block_ms=5)
+        add(store, i)
+    assert "$" not in cursors
+    assert len(cursors) == 5
+
+
+def test_reading_stops_at_the_end_entry(store: StreamStore) -> None:
+    reader = StreamReader(store, ADDRESS)
+    add(store, 1)
+    store.close(ADDRESS, "env")
+    events = drain(reader)
+    assert [(e.data, e.end) for e in events] == [(1, False), (None, True)]
+    assert reader.ended
+    assert reader.poll(block_ms=5) == []
+
+
+def test_a_blocking_read_wakes_for_a_concurrent_writer(store: StreamStore) -> None:
+    reader = StreamReader(store, ADDRESS)
+    timer = threading.Timer(0.05, add, args=(store, "late"))
+    timer.start()
+    try:
+        events = reader.poll(block_ms=2000)
+    finally:
+        timer.cancel()
+    assert [e.data for e in events] == ["late"]
+
+
+@pytest.fixture
+def cluster_store(redis_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[StreamStore]:
+    from sluice.config import reload_settings
+    from sluice.redis import reset_redis
+
+    redis_cluster.flushall()
+    monkeypatch.setenv("SLUICE_REDIS_URL", redis_cluster.url)
+    monkeypatch.setenv("SLUICE_REDIS_CLUSTER", "true")
+    reload_settings()
+    reset_redis()
+    yield get_store()
+    reset_redis()
+
+
+@pytest.mark.cluster
+def test_append_close_and_read_run_on_a_three_node_cluster(cluster_store: StreamStore) -> None:
+    client: RedisClient = cluster_store.client
+    slots = {client.keyslot(key) for key in StreamKeys(ADDRESS).all()}  # type: ignore[union-attr]
+    assert len(slots) == 1
+    reader = StreamReader(cluster_store, ADDRESS)
+    chunks = [(f"p{i}", json.dumps(i)) for i in range(20)]
+    cluster_store.append(ADDRESS, "env", chunks)
+    assert cluster_store.append(ADDRESS, "env", chunks).deduplicated == 20
+    cluster_store.close(ADDRESS, "env")
+    events = drain(reader)
+    assert [e.data for e in events[:-1]] == list(range(20))
+    assert events[-1].end
+    # Streams of many owners spread over the nodes and all work.
+    for n in range(30):
+        address = StreamAddress.run(f"run_{n}", "out")
+        cluster_store.append(address, "env", [("", "1")])
+        assert cluster_store.tail(address) is not None

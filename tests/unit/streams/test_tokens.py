@@ -1,0 +1,80 @@
+"""Write tokens: only a genuine, unexpired token made for this stream and environment writes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from sluice import streams
+from sluice.streams import InvalidStreamToken, StreamAddress
+from sluice.streams.tokens import mint_token, verify_token
+from tests.conftest import make_tenant
+from tests.unit.streams.conftest import StreamsApi, new_run
+
+ADDRESS = StreamAddress.run("run_1", "out")
+
+
+def test_a_minted_token_verifies_for_its_stream(api: StreamsApi) -> None:
+    claims = verify_token(mint_token("env_a", ADDRESS, int(time.time()) + 60), ADDRESS)
+    assert (claims.env_id, claims.address) == ("env_a", ADDRESS)
+
+
+@pytest.mark.parametrize(
+    ("address", "expires_in"),
+    [
+        (StreamAddress.run("run_2", "out"), 60),  # wrong run
+        (StreamAddress.run("run_1", "log"), 60),  # wrong key
+        (StreamAddress("session", "run_1", "out"), 60),  # not a run stream
+        (ADDRESS, -1),  # expired
+    ],
+)
+def test_a_token_for_another_stream_or_expired_is_refused(
+    api: StreamsApi, address: StreamAddress, expires_in: int
+) -> None:
+    token = mint_token("env_a", ADDRESS, int(time.time()) + expires_in)
+    with pytest.raises(InvalidStreamToken):
+        verify_token(token, address)
+
+
+def test_a_forged_or_tampered_token_is_refused(api: StreamsApi) -> None:
+    genuine = mint_token("env_a", ADDRESS, int(time.time()) + 60)
+    forged = mint_token("env_a", ADDRESS, int(time.time()) + 60, secret=b"guessed")
+    prefix, claims, signature = genuine.split(".")
+    other_claims = mint_token("env_b", ADDRESS, int(time.time()) + 60).split(".")[1]
+    for token in (forged, f"{prefix}.{other_claims}.{signature}", f"{prefix}.{claims}.", "st1.x", "nope"):
+        with pytest.raises(InvalidStreamToken):
+            verify_token(token, ADDRESS)
+
+
+def append_status(api: StreamsApi, run_id: str, key: str, token: str) -> tuple[int, str]:
+    res = api.append(run_id, key, token, {"x": 1})
+    return res.status, res.json().get("code", "")
+
+
+def test_appends_with_bad_tokens_are_401_over_http(api: StreamsApi) -> None:
+    run_id = new_run(api.tenant)
+    other_run = new_run(api.tenant)
+    token = api.token(run_id, "out")
+    api.token(other_run, "out")
+    expired = mint_token(api.tenant.env.env_id, StreamAddress.run(run_id, "out"), int(time.time()) - 1)
+    forged = mint_token(api.tenant.env.env_id, StreamAddress.run(run_id, "out"), 2**40, secret=b"guess")
+    assert append_status(api, run_id, "out", expired) == (401, "stream_token_expired")
+    assert append_status(api, run_id, "out", forged) == (401, "invalid_stream_token")
+    assert append_status(api, other_run, "out", token)[0] == 401  # wrong run
+    assert append_status(api, run_id, "log", token)[0] == 401  # wrong key
+    assert append_status(api, run_id, "out", api.tenant.api_key)[0] == 401  # an API key is no token
+    assert api.close(other_run, "out", token).status == 401
+    assert streams.get_store().tail(StreamAddress.run(run_id, "out")) is None
+
+
+def test_a_token_of_another_environment_is_401_even_when_signed(api: StreamsApi) -> None:
+    """Defence in depth: a stream is bound to its environment at mint, and the append script
+    refuses a token of any other, so a token minted for the wrong environment cannot write."""
+    run_id = new_run(api.tenant)
+    api.token(run_id, "out")
+    other = make_tenant("org_b", "env_b")
+    stray = mint_token(other.env.env_id, StreamAddress.run(run_id, "out"), int(time.time()) + 60)
+    assert append_status(api, run_id, "out", stray) == (401, "invalid_stream_token")
+    assert api.read(run_id, bearer=stray).status == 401
+    assert streams.get_store().tail(StreamAddress.run(run_id, "out")) is None
