@@ -1,6 +1,22 @@
 """Fixtures shared by every test layer: a real redis-server and moto (in-process for unit tests).
 
 Integration and e2e tests get a running devstack from their own conftest.
+
+Isolation rule. A pytest process builds one moto world (every queue, table and bucket of
+template.yaml) and one redis-server, and shares them between its tests:
+
+- ``aws`` empties every queue, table and bucket before the test (resources stay as template.yaml
+  declares them). A test that changes a resource itself (attributes, a deleted queue, a
+  notification configuration) must put it back. DynamoDB stream records are not emptied: read
+  a stream from a shard iterator taken in your test (LATEST), not from TRIM_HORIZON.
+- ``redis_client`` flushes Redis before the test.
+- The session ``devstack`` is shared by every test of the process and never reset: use an
+  org/env of your own there (``devstack.create_key``), never the stack's default key for state
+  you assert on.
+
+Under xdist (``make test`` runs ``pytest -n 2``) each worker is such a process. Tests that share
+a stack started once per process (the session ``devstack``, a module's own stack, the Redis
+Cluster) are kept on one worker by ``xdist_group``, so that stack starts once, not per worker.
 """
 
 from __future__ import annotations
@@ -37,6 +53,19 @@ def _reset_process_state() -> None:
     sluice_aws.reset_clients()
     reset_redis()
     clear_auth_cache()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "devstack" in getattr(item, "fixturenames", ()):
+            group = "devstack"
+        elif item.get_closest_marker("cluster"):
+            group = "redis-cluster"
+        elif item.nodeid.startswith(("tests/integration/", "tests/e2e/")):
+            group = item.nodeid.split("::", 1)[0]  # a module's own stack starts once
+        else:
+            continue
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

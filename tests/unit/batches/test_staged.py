@@ -68,6 +68,7 @@ def test_staged_batch_is_ingested_from_the_upload_and_sealed(staging: BatchApi) 
     assert status(staging, batch_id)["status"] == "COMPLETED"
 
 
+@pytest.mark.slow
 def test_staged_ingest_of_20000_items_runs_in_bounded_memory(
     staging: BatchApi, monkeypatch: pytest.MonkeyPatch, configure: Callable[..., None], tmp_path: Path
 ) -> None:
