@@ -16,6 +16,7 @@ from sluice.cli import app
 from sluice.cli import session as cli_session
 from sluice.cli.session import Exit
 from sluice.client import RetryOptions, Sluice, Transport
+from tests.unit.batches.conftest import fake_batch_routes
 
 Responder = Callable[[httpx.Request], httpx.Response]
 
@@ -167,27 +168,9 @@ def test_an_unreachable_api_exits_unreachable(api: Api) -> None:
     assert done.exit_code == Exit.UNREACHABLE and "cannot reach http://api.test" in done.stderr
 
 
-def batch_api(api: Api, seen: list[dict[str, Any]], sealed: bool = True) -> None:
-    def respond(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/api/v3/batches":
-            body = json.loads(request.content)
-            seen.append(body)
-            upload = {"url": "https://bucket.s3.amazonaws.com/k", "method": "PUT"}
-            return httpx.Response(202, json={"id": "batch_1", "runCount": body["runCount"], "upload": upload})
-        if request.url.path.endswith("/items"):
-            seen.append({"ndjson": [json.loads(line) for line in request.content.splitlines()]})
-            return httpx.Response(200, json={"sealed": sealed, "enqueuedCount": 1, "runCount": 2})
-        if request.url.host.endswith("amazonaws.com"):
-            seen.append({"staged": request.content.decode()})
-            return httpx.Response(200)
-        return httpx.Response(200, json={"id": "batch_1", "status": "COMPLETED"})
-
-    api.respond = respond
-
-
 def test_batch_upload_streams_the_file_in_line_order(api: Api, tmp_path: Path) -> None:
     seen: list[dict[str, Any]] = []
-    batch_api(api, seen)
+    api.respond = fake_batch_routes(seen)
     file = tmp_path / "items.ndjson"
     file.write_text('{"task": "a", "payload": 1}\n\n{"task": "b", "options": {"tags": ["x"]}}\n')
     done = sluice(*FLAGS, "batch", "upload", str(file), "--idempotency-key", "b1")
@@ -204,7 +187,7 @@ def test_batch_upload_streams_the_file_in_line_order(api: Api, tmp_path: Path) -
 
 def test_batch_upload_stages_above_the_threshold(api: Api, tmp_path: Path) -> None:
     seen: list[dict[str, Any]] = []
-    batch_api(api, seen)
+    api.respond = fake_batch_routes(seen)
     file = tmp_path / "items.ndjson"
     file.write_text("".join(json.dumps({"task": "t", "payload": i}) + "\n" for i in range(3)))
     done = sluice(*FLAGS, "batch", "upload", str(file), "--stage-above", "2")
@@ -214,7 +197,7 @@ def test_batch_upload_stages_above_the_threshold(api: Api, tmp_path: Path) -> No
 
 
 def test_an_unsealed_batch_exits_failed(api: Api, tmp_path: Path) -> None:
-    batch_api(api, [], sealed=False)
+    api.respond = fake_batch_routes([], sealed=False)
     file = tmp_path / "items.ndjson"
     file.write_text('{"task": "a"}\n{"task": "b"}\n')
     done = sluice(*FLAGS, "--max-attempts", "1", "batch", "upload", str(file))
