@@ -56,7 +56,7 @@ def test_a_bad_key_and_an_unknown_run_exit_rejected(devstack: DevStack) -> None:
     assert done.exit_code == Exit.REJECTED and "404" in done.stderr
 
 
-def test_an_api_nobody_listens_on_exits_unreachable(devstack: DevStack) -> None:
+def test_an_api_nobody_listens_on_exits_unreachable() -> None:
     env = {"SLUICE_API_URL": "http://127.0.0.1:9", "SLUICE_API_KEY": "k"}
     done = CliRunner().invoke(app, ["--max-attempts", "1", "runs", "get", "r"], env=env)
     assert done.exit_code == Exit.UNREACHABLE and "cannot reach http://127.0.0.1:9" in done.stderr
