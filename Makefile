@@ -24,9 +24,13 @@ demo: $(STAMP) redis-server
 up: $(STAMP) redis-server
 	$(PY) -m devstack up
 
-## Everything CI checks: lint, types, template checks, then the whole test suite.
+## Everything CI checks: lint, types, template checks, then the whole test suite: every case
+## but the scale ones on $(WORKERS) xdist workers, then the scale ones (`slow`) in a step of their own.
+WORKERS ?= 2
+XDIST   := -n $(WORKERS) --dist loadgroup
 test: redis-server lint typecheck template
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not slow" $(XDIST)
+	$(PY) -m pytest -m slow
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -39,10 +43,10 @@ template: $(STAMP)
 	$(VENV)/bin/sam validate --lint --template template.yaml
 
 unit: $(STAMP)
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/unit $(XDIST)
 
 integration: $(STAMP)
-	$(PY) -m pytest tests/integration tests/e2e
+	$(PY) -m pytest tests/integration tests/e2e $(XDIST)
 
 bench: $(STAMP)
 	for b in mollifier_intake mollifier_drain mollifier_fairness batch_ingest streams; do \

@@ -1,6 +1,22 @@
 """Fixtures shared by every test layer: a real redis-server and moto (in-process for unit tests).
 
 Integration and e2e tests get a running devstack from their own conftest.
+
+Isolation rule. A pytest process builds one moto world (every queue, table and bucket of
+template.yaml) and one redis-server, and shares them between its tests:
+
+- ``aws`` empties every queue, table and bucket before the test (resources stay as template.yaml
+  declares them). A test that changes a resource itself (attributes, a deleted queue, a
+  notification configuration) must put it back. DynamoDB stream records are not emptied: read
+  a stream from a shard iterator taken in your test (LATEST), not from TRIM_HORIZON.
+- ``redis_client`` flushes Redis before the test.
+- The session ``devstack`` is shared by every test of the process and never reset: use an
+  org/env of your own there (``devstack.create_key``), never the stack's default key for state
+  you assert on.
+
+Under xdist (``make test`` runs ``pytest -n 2``) each worker is such a process. Tests that share
+a stack started once per process (the session ``devstack``, a module's own stack, the Redis
+Cluster) are kept on one worker by ``xdist_group``, so that stack starts once, not per worker.
 """
 
 from __future__ import annotations
@@ -37,6 +53,19 @@ def _reset_process_state() -> None:
     sluice_aws.reset_clients()
     reset_redis()
     clear_auth_cache()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "devstack" in getattr(item, "fixturenames", ()):
+            group = "devstack"
+        elif item.get_closest_marker("cluster"):
+            group = "redis-cluster"
+        elif item.nodeid.startswith(("tests/integration/", "tests/e2e/")):
+            group = item.nodeid.split("::", 1)[0]  # a module's own stack starts once
+        else:
+            continue
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
@@ -81,29 +110,92 @@ class AwsStack:
         return decode_bodies(self.receive_all(queue))
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
-    """moto in-process with every queue, table and bucket of template.yaml, and the functions'
-    ``SLUICE_*`` settings taken from the template."""
+@dataclass
+class _MotoWorld:
+    """moto's in-process backends with template.yaml's resources, built once per pytest process."""
+
+    mock: Any
+    stack: Stack
+    queue_urls: dict[str, str]
+    clients: dict[str, Any]
+    settings: dict[str, str]
+
+    def empty(self) -> None:
+        """Empty every queue, table and bucket through the AWS API, leaving the resources as
+        create_all made them: a few in-process calls instead of rebuilding the world."""
+        sqs, dynamodb, s3 = self.clients["sqs"], self.clients["dynamodb"], self.clients["s3"]
+        for url in self.queue_urls.values():
+            sqs.purge_queue(QueueUrl=url)
+        for logical_id, table in self.stack.resources_of("AWS::DynamoDB::Table").items():
+            name = self.stack.physical_name(logical_id)
+            keys = {f"#k{i}": k["AttributeName"] for i, k in enumerate(table["Properties"]["KeySchema"])}
+            scan = dynamodb.get_paginator("scan").paginate(
+                TableName=name, ProjectionExpression=", ".join(keys), ExpressionAttributeNames=keys
+            )
+            for page in scan:
+                for start in range(0, len(page["Items"]), 25):
+                    deletes = [{"DeleteRequest": {"Key": key}} for key in page["Items"][start : start + 25]]
+                    dynamodb.batch_write_item(RequestItems={name: deletes})
+        for logical_id in self.stack.resources_of("AWS::S3::Bucket"):
+            bucket = self.stack.physical_name(logical_id)
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                if objects := [{"Key": o["Key"]} for o in page.get("Contents", [])]:
+                    s3.delete_objects(Bucket=bucket, Delete={"Objects": objects})
+
+
+def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
-        stack = Stack()
-        clients = {
-            name: boto3.client(name, region_name=REGION)
-            for name in ("sqs", "dynamodb", "s3", "secretsmanager")
-        }
-        urls = create_all(stack, clients, MOTO_ENDPOINT)
-        for spec in stack.functions(MOTO_ENDPOINT):
-            for key, value in spec.environment.items():
-                if key.startswith("SLUICE_") and key not in _REDIS_SETTINGS:
-                    monkeypatch.setenv(key, value)
+    # empty() purges every queue before each test; real SQS allows one purge a minute.
+    monkeypatch.setenv("MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR", "false")
+
+
+@pytest.fixture(scope="session")
+def _moto_world() -> _MotoWorld:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _aws_env(monkeypatch)
+        mock = mock_aws()
+        mock.start()
+        try:
+            stack = Stack()
+            clients = {
+                name: boto3.client(name, region_name=REGION)
+                for name in ("sqs", "dynamodb", "s3", "secretsmanager")
+            }
+            urls = create_all(stack, clients, MOTO_ENDPOINT)
+            settings = {
+                key: value
+                for spec in stack.functions(MOTO_ENDPOINT)
+                for key, value in spec.environment.items()
+                if key.startswith("SLUICE_") and key not in _REDIS_SETTINGS
+            }
+        finally:
+            # Patching is on only while a test that asks for ``aws`` runs: integration tests
+            # talk to devstack's moto server through the same botocore.
+            mock.stop(remove_data=False)
+    return _MotoWorld(mock, stack, urls, clients, settings)
+
+
+@pytest.fixture
+def aws(_moto_world: _MotoWorld, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
+    """moto in-process with every queue, table and bucket of template.yaml, empty, and the
+    functions' ``SLUICE_*`` settings taken from the template."""
+    _aws_env(monkeypatch)
+    world = _moto_world
+    world.mock.start(reset=False)
+    try:
+        world.empty()
+        for key, value in world.settings.items():
+            monkeypatch.setenv(key, value)
         _reset_process_state()
-        yield AwsStack(stack, urls, clients["sqs"], clients["dynamodb"], clients["s3"])
-    _reset_process_state()
+        clients = world.clients
+        yield AwsStack(world.stack, world.queue_urls, clients["sqs"], clients["dynamodb"], clients["s3"])
+    finally:
+        world.mock.stop(remove_data=False)
+        _reset_process_state()
 
 
 @dataclass

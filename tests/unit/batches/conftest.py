@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 import redis
 
@@ -94,3 +95,26 @@ def configure(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
 
 def run_ids_on_run_queue(aws: AwsStack) -> list[str]:
     return [m["runId"] for m in aws.bodies("RunQueue")]
+
+
+def fake_batch_routes(
+    seen: list[dict[str, Any]], sealed: bool = True
+) -> Callable[[httpx.Request], httpx.Response]:
+    """An httpx responder for the batch routes and a presigned S3 PUT that records, in order, each
+    create body, each items request's lines (``{"ndjson": [...]}``) and each staged upload
+    (``{"staged": text}``); items requests answer ``sealed``."""
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v3/batches":
+            body = json.loads(request.content)
+            seen.append(body)
+            upload = {"url": "https://bucket.s3.amazonaws.com/staged", "method": "PUT"}
+            return httpx.Response(202, json={"id": "batch_1", "runCount": body["runCount"], "upload": upload})
+        if request.url.path.endswith("/items"):
+            seen.append({"ndjson": [json.loads(line) for line in request.content.splitlines()]})
+            return httpx.Response(200, json={"sealed": sealed, "enqueuedCount": 0, "runCount": 0})
+        assert request.url.host.endswith("amazonaws.com"), request.url
+        seen.append({"staged": request.content.decode()})
+        return httpx.Response(200)
+
+    return respond

@@ -14,7 +14,7 @@ import pytest
 from sluice.client import BatchNotSealedError, BatchTriggerError, Sluice
 from sluice.client.batches import Batches, BatchTriggerResult
 from sluice.client.transport import RetryOptions, Transport
-from tests.unit.batches.conftest import BatchApi
+from tests.unit.batches.conftest import BatchApi, fake_batch_routes
 from tests.unit.batches.test_ingest import status
 from tests.unit.batches.test_staged import run_staged
 
@@ -157,13 +157,29 @@ def test_store_payload_that_was_never_uploaded_is_a_422(api: BatchApi) -> None:
     assert res.status == 422 and "was not uploaded" in res.json()["error"]
 
 
-def test_more_than_1000_items_go_through_a_staged_upload(client: Sluice, api: BatchApi) -> None:
+def test_by_default_more_than_1000_items_are_staged() -> None:
+    seen: list[dict[str, Any]] = []
+    mock = httpx.MockTransport(fake_batch_routes(seen))
+    http = httpx.Client(base_url="http://sluice.test", transport=mock)
+    transport = Transport("http://sluice.test", "k", http=http)
+    batches = Batches(transport, uploads=httpx.Client(transport=mock))
+    assert not batches.trigger(items(1000), progress=False).staged
+    assert batches.trigger(items(1001), progress=False).staged
+    created = [(body["runCount"], body["staged"]) for body in seen if "runCount" in body]
+    assert created == [(1000, False), (1001, True)]
+
+
+def test_more_items_than_the_staging_threshold_go_through_a_staged_upload(
+    client: Sluice, api: BatchApi
+) -> None:
     api.aws.receive_all("StagedIngestQueue")  # moto's s3:TestEvent
     api.aws.receive_all("StagedIngestQueue")
+    client.batches.stage_above_items = 20
+    assert not client.batches.trigger(items(20), progress=False).staged
     seen: list[tuple[int, int]] = []
-    result = client.batches.trigger(items(1001), progress=lambda sent, total: seen.append((sent, total)))
+    result = client.batches.trigger(items(21), progress=lambda sent, total: seen.append((sent, total)))
     assert result.staged and not result.sealed
     assert seen[-1][0] == seen[-1][1] > 0
     run_staged(api)
     got = client.batches.retrieve(result.id)
-    assert got["sealed"] is True and got["enqueuedCount"] == 1001
+    assert got["sealed"] is True and got["enqueuedCount"] == 21

@@ -1,12 +1,27 @@
-"""The trip evaluator: fixed window, hold, re-arm, the ~2x boundary, isolation, atomicity."""
+"""The trip evaluator: fixed window, hold, re-arm, the ~2x boundary, isolation, atomicity.
+
+Its state is two keys whose lifetimes Redis keeps (PX expiries). Instead of sleeping through a
+window or a hold, ``advance`` moves Redis's clock for them: it takes ``ms`` off every key's
+remaining TTL, and deletes a key whose TTL runs out, which is what the wait would have done.
+"""
 
 from __future__ import annotations
 
 import threading
-import time
 
 from sluice.mollifier import MollifierBuffer
 from sluice.mollifier.models import TripResult
+from sluice.redis import RedisClient
+
+
+def advance(client: RedisClient, ms: int) -> None:
+    """Let ``ms`` milliseconds pass for every expiring key (on each node of a cluster)."""
+    for key in client.scan_iter():
+        ttl = client.pttl(key)
+        if ttl > ms:
+            client.pexpire(key, ttl - ms)
+        elif ttl >= 0:
+            client.delete(key)
 
 
 def trip(
@@ -31,12 +46,11 @@ def test_crossing_the_threshold_sets_the_hold_marker(buffer: MollifierBuffer) ->
 
 
 def test_hold_outlives_the_window_then_the_env_resets(buffer: MollifierBuffer) -> None:
-    # Margins of hundreds of milliseconds, so that a loaded CI machine cannot blur the order.
     for _ in range(3):
         trip(buffer, window=300, threshold=2, hold=3000)
-    time.sleep(0.4)  # the 300 ms window has expired; the 3 s hold has not
+    advance(buffer.client, 400)  # the 300 ms window has expired; the 3 s hold has not
     assert trip(buffer, window=300, threshold=2, hold=3000) == TripResult(1, True)
-    time.sleep(3.1)
+    advance(buffer.client, 3100)
     assert trip(buffer, window=300, threshold=2, hold=3000) == TripResult(1, False)
 
 
@@ -44,7 +58,8 @@ def test_every_over_threshold_call_re_arms_the_hold(buffer: MollifierBuffer) -> 
     tripped_key = buffer.keys_for("org_a").tripped("env_a")
     for _ in range(4):
         trip(buffer, window=10_000, threshold=2, hold=3000)
-    time.sleep(1.0)
+    advance(buffer.client, 1000)
+    assert buffer.client.pttl(tripped_key) <= 2000
     trip(buffer, window=10_000, threshold=2, hold=3000)
     assert buffer.client.pttl(tripped_key) > 2000, "the hold was refreshed, not left to run out"
 
@@ -52,7 +67,7 @@ def test_every_over_threshold_call_re_arms_the_hold(buffer: MollifierBuffer) -> 
 def test_window_expires_and_the_counter_resets_without_traffic(buffer: MollifierBuffer) -> None:
     trip(buffer, window=50)
     trip(buffer, window=50)
-    time.sleep(0.08)
+    advance(buffer.client, 80)
     assert trip(buffer, window=50).count == 1
 
 
@@ -61,7 +76,7 @@ def test_about_twice_the_threshold_passes_at_a_window_boundary(buffer: Mollifier
     passed = 0
     for _ in range(threshold):
         passed += not trip(buffer, window=60, threshold=threshold).tripped
-    time.sleep(0.08)  # a fixed window ends: the next window counts from zero
+    advance(buffer.client, 80)  # a fixed window ends: the next window counts from zero
     for _ in range(threshold):
         passed += not trip(buffer, window=60, threshold=threshold).tripped
     assert passed == 2 * threshold

@@ -10,7 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from sluice.client import errors
-from sluice.client.batches import Batches, BatchNotSealedError, BatchTriggerError, BatchTriggerResult
+from sluice.client.batches import (
+    MAX_REQUEST_ITEMS,
+    Batches,
+    BatchNotSealedError,
+    BatchTriggerError,
+    BatchTriggerResult,
+)
 from sluice.client.errors import ApiConnectionError, ApiError
 from sluice.client.runs import Runs, TriggerResponse
 from sluice.client.runs import trigger as _trigger
@@ -29,12 +35,13 @@ class Sluice:
         timeout_s: float = 30.0,
         transport: Transport | None = None,
         stream_url: str | None = None,
+        stage_above_items: int = MAX_REQUEST_ITEMS,
     ) -> None:
         """``stream_url``: the streamed SSE reader's base URL (the stack's StreamReadUrl output,
         devstack's ``streamUrl``); without it ``streams.read`` long-polls the HTTP API."""
         self.transport = transport or Transport(api_url, api_key, retry=retry, timeout_s=timeout_s)
         self.runs = Runs(self.transport)
-        self.batches = Batches(self.transport)
+        self.batches = Batches(self.transport, stage_above_items=stage_above_items)
         self.streams = Streams(self.transport, stream_url=stream_url)
 
     def trigger(self, task_id: str, payload: Any = None, **options: Any) -> TriggerResponse:

@@ -126,10 +126,14 @@ class Batches:
         transport: Transport,
         *,
         max_request_bytes: int = MAX_REQUEST_BYTES,
+        stage_above_items: int = MAX_REQUEST_ITEMS,
         uploads: httpx.Client | None = None,
     ) -> None:
         self._transport = transport
         self.max_request_bytes = max_request_bytes
+        # Batches of more items than this are staged by default. The server streams at most
+        # MAX_REQUEST_ITEMS; a lower value stages smaller batches (and lets tests stage a few).
+        self.stage_above_items = stage_above_items
         # Presigned S3 URLs carry their own signature: the API key must not go along with them.
         self._uploads = uploads or httpx.Client(timeout=transport.http.timeout)
 
@@ -148,7 +152,7 @@ class Batches:
 
         Args:
             staged: upload the body to S3 instead of streaming it; by default, only when there are
-                more items than one request-streamed batch may have (1000).
+                more than ``stage_above_items`` items (1000, the most a streamed batch may have).
             progress: a ``(bytes sent, total)`` callback, or True/None for a stderr bar on a
                 terminal, False for none.
 
@@ -160,7 +164,7 @@ class Batches:
             _Line(i, str(it["task"]), it.get("payload"), dict(it.get("options") or {}))
             for i, it in enumerate(items)
         ]
-        use_staging = len(lines) > MAX_REQUEST_ITEMS if staged is None else staged
+        use_staging = len(lines) > self.stage_above_items if staged is None else staged
         report = (
             progress if callable(progress) else (StderrProgress("batch") if progress is not False else None)
         )

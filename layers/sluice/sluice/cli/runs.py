@@ -1,0 +1,43 @@
+"""``sluice trigger`` and ``sluice runs get``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from sluice.cli.session import Exit, client, fail, print_json
+
+app = typer.Typer(help="Read runs.", no_args_is_help=True)
+
+
+def trigger(
+    ctx: typer.Context,
+    task: Annotated[str, typer.Argument(help="the task id")],
+    payload: Annotated[str, typer.Option(help="the payload, as JSON")] = "null",
+    idempotency_key: Annotated[str | None, typer.Option(help="the same key returns the same run")] = None,
+) -> None:
+    """Trigger TASK once; prints {"id", "isCached"}."""
+    value = parse_json(payload, "--payload")
+    options = {"idempotencyKey": idempotency_key} if idempotency_key else {}
+    with client(ctx) as sluice:
+        run = sluice.trigger(task, value, **options)
+    answer: dict[str, Any] = {"id": run.id, "isCached": run.is_cached}
+    if run.notice:
+        answer["notice"] = run.notice
+    print_json(answer)
+
+
+@app.command("get")
+def get(ctx: typer.Context, run_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """Print a run as GET /api/v1/runs/{id} returns it."""
+    with client(ctx) as sluice:
+        print_json(sluice.runs.retrieve(run_id))
+
+
+def parse_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        fail(Exit.USAGE, f"{what} is not JSON: {exc}")

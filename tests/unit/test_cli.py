@@ -1,0 +1,243 @@
+"""The `sluice` command line with the SDK talking to an httpx mock transport: where the endpoint
+and key come from, what each command sends and prints, and the exit code of each failure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from sluice.cli import app
+from sluice.cli import session as cli_session
+from sluice.cli.session import Exit
+from sluice.client import RetryOptions, Sluice, Transport
+from tests.unit.batches.conftest import fake_batch_routes
+
+Responder = Callable[[httpx.Request], httpx.Response]
+
+
+class Api:
+    """Records the requests the CLI's SDK client makes and answers them with ``respond``."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+        self.respond: Responder = lambda _: httpx.Response(200, json={})
+        self.clients: list[tuple[str, str]] = []
+
+    def sluice(self, api_url: str, api_key: str, *, retry: RetryOptions | None = None) -> Sluice:
+        self.clients.append((api_url, api_key))
+
+        def handle(request: httpx.Request) -> httpx.Response:
+            self.requests.append(request)
+            return self.respond(request)
+
+        http = httpx.Client(
+            base_url=api_url, transport=httpx.MockTransport(handle),
+            headers={"authorization": f"Bearer {api_key}"},
+        )
+        transport = Transport(api_url, api_key, retry=retry, http=http, sleep=lambda _: None)
+        sluice = Sluice(api_url, api_key, transport=transport)
+        sluice.batches._uploads = httpx.Client(transport=httpx.MockTransport(handle))
+        return sluice
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Api:
+    fake = Api()
+    monkeypatch.setattr(cli_session, "Sluice", fake.sluice)
+    for name in ("SLUICE_API_URL", "SLUICE_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SLUICE_STACK_FILE", str(tmp_path / "no-stack.json"))
+    return fake
+
+
+def sluice(*args: str, env: dict[str, str] | None = None) -> Any:
+    return CliRunner().invoke(app, list(args), env=env)
+
+
+FLAGS = ("--api-url", "http://api.test", "--api-key", "sk_flag")
+
+
+def test_trigger_sends_the_payload_and_key_and_prints_the_run(api: Api) -> None:
+    api.respond = lambda _: httpx.Response(200, json={"id": "run_1", "isCached": False})
+    done = sluice(*FLAGS, "trigger", "send email", "--payload", '{"to": "a"}', "--idempotency-key", "k1")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout) == {"id": "run_1", "isCached": False}
+    [request] = api.requests
+    assert request.url.raw_path == b"/api/v1/tasks/send%20email/trigger"
+    assert request.headers["authorization"] == "Bearer sk_flag"
+    assert json.loads(request.content) == {"payload": {"to": "a"}, "options": {"idempotencyKey": "k1"}}
+
+
+def test_payload_that_is_not_json_is_a_usage_error_before_any_request(api: Api) -> None:
+    done = sluice(*FLAGS, "trigger", "t", "--payload", "{nope")
+    assert done.exit_code == Exit.USAGE and "--payload is not JSON" in done.stderr
+    assert api.requests == []
+
+
+def test_runs_get_prints_the_run(api: Api) -> None:
+    api.respond = lambda r: httpx.Response(200, json={"id": r.url.path.rsplit("/", 1)[1], "status": "QUEUED"})
+    done = sluice(*FLAGS, "runs", "get", "run_9")
+    assert done.exit_code == 0 and json.loads(done.stdout) == {"id": "run_9", "status": "QUEUED"}
+
+
+def test_flags_win_over_environment_which_wins_over_stack_json(api: Api, tmp_path: Path) -> None:
+    stack = tmp_path / "stack.json"
+    stack.write_text(json.dumps({"apiUrl": "http://stack.test", "apiKey": "sk_stack"}))
+    env = {"SLUICE_STACK_FILE": str(stack)}
+    with_key = {**env, "SLUICE_API_KEY": "sk_env"}
+    assert sluice("runs", "get", "r", env=env).exit_code == 0
+    assert sluice("runs", "get", "r", env=with_key).exit_code == 0
+    assert sluice("--api-key", "sk_flag", "runs", "get", "r", env=with_key).exit_code == 0
+    both = {"SLUICE_API_URL": "http://env.test", "SLUICE_API_KEY": "k"}
+    assert sluice("runs", "get", "r", env=both).exit_code == 0
+    assert api.clients == [
+        ("http://stack.test", "sk_stack"),
+        ("http://stack.test", "sk_env"),
+        ("http://stack.test", "sk_flag"),
+        ("http://env.test", "k"),
+    ]
+
+
+def test_the_default_stack_file_is_devstacks(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SLUICE_STACK_FILE")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".devstack").mkdir()
+    stack = {"apiUrl": "http://d.test", "apiKey": "sk_d"}
+    (tmp_path / ".devstack" / "stack.json").write_text(json.dumps(stack))
+    assert sluice("runs", "get", "r").exit_code == 0
+    assert api.clients == [("http://d.test", "sk_d")]
+
+
+@pytest.mark.parametrize(
+    ("args", "missing"),
+    [(("--api-key", "k"), "no API URL"), (("--api-url", "http://api.test"), "no API key")],
+)
+def test_a_missing_endpoint_or_key_says_where_it_can_come_from(
+    api: Api, args: tuple[str, ...], missing: str
+) -> None:
+    done = sluice(*args, "runs", "get", "r")
+    assert done.exit_code == Exit.USAGE
+    assert missing in done.stderr and "SLUICE_API_" in done.stderr and "devstack" in done.stderr
+    assert api.requests == []
+
+
+def test_an_unreadable_stack_file_is_a_usage_error(api: Api, tmp_path: Path) -> None:
+    stack = tmp_path / "stack.json"
+    stack.write_text("{half")
+    done = sluice("runs", "get", "r", env={"SLUICE_STACK_FILE": str(stack)})
+    assert done.exit_code == Exit.USAGE and f"cannot read {stack}" in done.stderr
+
+
+def test_a_bad_key_exits_rejected_with_a_hint(api: Api) -> None:
+    api.respond = lambda _: httpx.Response(401, json={"error": "Invalid API key", "code": "unauthorized"})
+    done = sluice(*FLAGS, "runs", "get", "r")
+    assert done.exit_code == Exit.REJECTED
+    assert "401 unauthorized: Invalid API key" in done.stderr and "--api-key" in done.stderr
+    assert done.stdout == ""
+
+
+def test_a_4xx_prints_its_code_and_issues(api: Api) -> None:
+    body = {"error": "Invalid request", "code": "invalid_request", "issues": [{"path": ["options", "ttl"]}]}
+    api.respond = lambda _: httpx.Response(422, json=body)
+    done = sluice(*FLAGS, "trigger", "t")
+    assert done.exit_code == Exit.REJECTED
+    assert "422 invalid_request: Invalid request" in done.stderr and '"ttl"' in done.stderr
+
+
+def test_a_5xx_after_the_retries_exits_server(api: Api) -> None:
+    api.respond = lambda _: httpx.Response(503, json={"error": "down", "code": "unavailable"})
+    done = sluice(*FLAGS, "--max-attempts", "2", "runs", "get", "r")
+    assert done.exit_code == Exit.SERVER and "503 unavailable" in done.stderr
+    assert len(api.requests) == 2
+
+
+def test_an_unreachable_api_exits_unreachable(api: Api) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    api.respond = refuse
+    done = sluice(*FLAGS, "--max-attempts", "1", "runs", "get", "r")
+    assert done.exit_code == Exit.UNREACHABLE and "cannot reach http://api.test" in done.stderr
+
+
+def test_batch_upload_streams_the_file_in_line_order(api: Api, tmp_path: Path) -> None:
+    seen: list[dict[str, Any]] = []
+    api.respond = fake_batch_routes(seen)
+    file = tmp_path / "items.ndjson"
+    file.write_text('{"task": "a", "payload": 1}\n\n{"task": "b", "options": {"tags": ["x"]}}\n')
+    done = sluice(*FLAGS, "batch", "upload", str(file), "--idempotency-key", "b1")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout) == {
+        "id": "batch_1", "runCount": 2, "isCached": False, "sealed": True, "staged": False,
+    }
+    assert seen[0]["runCount"] == 2 and seen[0]["staged"] is False and seen[0]["idempotencyKey"] == "b1"
+    assert seen[1] == {"ndjson": [
+        {"index": 0, "task": "a", "payload": 1},
+        {"index": 1, "task": "b", "payload": None, "options": {"tags": ["x"]}},
+    ]}
+
+
+def test_batch_upload_stages_above_the_threshold(api: Api, tmp_path: Path) -> None:
+    seen: list[dict[str, Any]] = []
+    api.respond = fake_batch_routes(seen)
+    file = tmp_path / "items.ndjson"
+    file.write_text("".join(json.dumps({"task": "t", "payload": i}) + "\n" for i in range(3)))
+    done = sluice(*FLAGS, "batch", "upload", str(file), "--stage-above", "2")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["staged"] is True
+    assert seen[0]["staged"] is True and len(seen[1]["staged"].splitlines()) == 3
+
+
+def test_an_unsealed_batch_exits_failed(api: Api, tmp_path: Path) -> None:
+    api.respond = fake_batch_routes([], sealed=False)
+    file = tmp_path / "items.ndjson"
+    file.write_text('{"task": "a"}\n{"task": "b"}\n')
+    done = sluice(*FLAGS, "--max-attempts", "1", "batch", "upload", str(file))
+    assert done.exit_code == Exit.FAILED and "was not sealed" in done.stderr
+
+
+def test_batch_create_rejected_names_the_phase(api: Api, tmp_path: Path) -> None:
+    api.respond = lambda _: httpx.Response(422, json={"error": "runCount too big", "code": "invalid_request"})
+    file = tmp_path / "items.ndjson"
+    file.write_text('{"task": "a"}\n')
+    done = sluice(*FLAGS, "batch", "upload", str(file))
+    assert done.exit_code == Exit.REJECTED and "batch create failed: 422" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"task": "a"}\n{oops\n', "items.ndjson:2: not JSON"),
+        ('{"task": "a"}\n[1]\n', 'items.ndjson:2: an item is an object with a "task" string'),
+        ('{"payload": 1}\n', 'items.ndjson:1: an item is an object with a "task" string'),
+        ('{"task": "a", "options": 3}\n', 'items.ndjson:1: "options" must be an object'),
+        ("\n\n", "items.ndjson has no items"),
+    ],
+)
+def test_a_bad_items_file_is_a_usage_error_naming_the_line(
+    api: Api, tmp_path: Path, content: str, message: str
+) -> None:
+    file = tmp_path / "items.ndjson"
+    file.write_text(content)
+    done = sluice(*FLAGS, "batch", "upload", str(file))
+    assert done.exit_code == Exit.USAGE and message in done.stderr
+    assert api.requests == []
+
+
+def test_a_missing_items_file_is_a_usage_error(api: Api, tmp_path: Path) -> None:
+    done = sluice(*FLAGS, "batch", "upload", str(tmp_path / "nope.ndjson"))
+    assert done.exit_code == Exit.USAGE and "cannot read" in done.stderr
+
+
+def test_batch_status_prints_the_batch(api: Api) -> None:
+    api.respond = lambda r: httpx.Response(200, json={"id": "batch_1", "offset": r.url.params["runsOffset"]})
+    done = sluice(*FLAGS, "batch", "status", "batch_1", "--runs-offset", "5")
+    assert done.exit_code == 0 and json.loads(done.stdout) == {"id": "batch_1", "offset": "5"}
