@@ -183,6 +183,10 @@ class Stack:
             return self.physical_name(logical_id)
         if attr == "QueueUrl":
             return self.queue_url(logical_id, endpoint)
+        if attr == "StreamArn":
+            # The stream's label is a timestamp known only once the table exists; devstack.streams
+            # looks the real ARN up by table.
+            return f"{self.arn(logical_id)}/stream/*"
         return f"{self.physical_name(logical_id)}.{attr}"
 
     def _sub(self, arg: Any, endpoint: str) -> str:

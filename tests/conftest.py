@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -19,8 +19,10 @@ from moto import mock_aws
 from devstack.apigw import Route, http_event
 from devstack.handlers import context_for, load_handler
 from devstack.launcher import decode_bodies, receive_all
+from devstack.moto_atomic import serialise_dynamodb
 from devstack.provision import create_all
 from devstack.services import start_redis
+from devstack.streams import StreamReader, StreamSource, in_process_invoke
 from devstack.template import REGION, Stack
 from sluice import aws as sluice_aws
 from sluice.auth import Environment, clear_auth_cache, provision_key
@@ -72,9 +74,31 @@ class AwsStack:
     sqs: Any
     dynamodb: Any
     s3: Any
+    streams: list[tuple[StreamReader, Any]] = field(default_factory=list)
+
+    def run_streams(self, max_polls: int = 100) -> int:
+        """Run the template's DynamoDB stream event sources (the dispatcher) in-process until
+        they make no more progress (nothing new, or a failing batch), as the deployed mappings
+        would have by now; returns how many records their checkpoints moved past."""
+        if not self.streams:
+            streams = boto3.client("dynamodbstreams", region_name=REGION)
+            for spec in self.stack.functions(MOTO_ENDPOINT):
+                for event in spec.events:
+                    if event.type == "DynamoDB":
+                        reader = StreamReader(StreamSource.from_event(event), self.dynamodb, streams, print)
+                        invoke = in_process_invoke(load_handler(spec), context_for(spec))
+                        self.streams.append((reader, invoke))
+        total = 0
+        for _ in range(max_polls):
+            progressed = sum(reader.poll_once(invoke) for reader, invoke in self.streams)
+            total += progressed
+            if not progressed:
+                break
+        return total
 
     def receive_all(self, queue: str, wait: int = 0) -> list[dict[str, Any]]:
-        """A queue's currently visible messages, left on it."""
+        """A queue's currently visible messages, left on it (after the stream mappings ran)."""
+        self.run_streams()
         return receive_all(self.sqs, self.queue_urls[queue], wait)
 
     def bodies(self, queue: str) -> list[Any]:
@@ -90,6 +114,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    serialise_dynamodb()
     with mock_aws():
         stack = Stack()
         clients = {name: boto3.client(name, region_name=REGION) for name in ("sqs", "dynamodb", "s3")}

@@ -168,7 +168,7 @@ def _mollify(
 
 def _pass_through(env: Environment, task_id: str, body: TriggerBody, *, run_id: str | None) -> TriggerAnswer:
     result = engine.trigger(env, task_id, body, run_id=run_id)
-    return TriggerAnswer(result.run.id, result.is_cached)
+    return TriggerAnswer(result.id, result.is_cached)
 
 
 def _validate_replayable(body: TriggerBody, now: datetime) -> None:
