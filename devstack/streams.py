@@ -23,6 +23,7 @@ import base64
 import json
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,6 +36,7 @@ from devstack.runtime import FunctionRuntime, Invocation
 from devstack.template import EventSource
 
 _IDLE_S = 0.05
+SHARDS_TTL_S = 10.0
 _RETRY_PAUSE_S = 1.0
 Invoke = Callable[[dict[str, Any]], Invocation]
 
@@ -108,6 +110,10 @@ class StreamReader:
         # shard id -> ("AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER", sequence number)
         self._positions: dict[str, tuple[str, str]] = {}
         self._attempts: dict[str, int] = {}
+        # An idle poll is then one GetRecords: the iterator after the last read, while the
+        # checkpoint sits right after it; the shard list is refreshed every SHARDS_TTL_S.
+        self._iterators: dict[str, str] = {}
+        self._shards: tuple[float, list[str]] = (0.0, [])
 
     def _arn(self) -> str:
         if self._stream_arn is None:
@@ -120,7 +126,9 @@ class StreamReader:
 
     def _read(self, shard_id: str) -> list[dict[str, Any]]:
         position = self._positions.get(shard_id)
-        if position is None:
+        if shard_id in self._iterators:
+            iterator = self._iterators.pop(shard_id)
+        elif position is None:
             kind = "TRIM_HORIZON" if self.source.starting_position == "TRIM_HORIZON" else "LATEST"
             iterator = self.streams.get_shard_iterator(
                 StreamArn=self._arn(), ShardId=shard_id, ShardIteratorType=kind
@@ -132,18 +140,26 @@ class StreamReader:
                 ShardIteratorType=position[0],
                 SequenceNumber=position[1],
             )["ShardIterator"]
-        records: list[dict[str, Any]] = self.streams.get_records(
-            ShardIterator=iterator, Limit=self.source.batch_size
-        ).get("Records", [])
+        response = self.streams.get_records(ShardIterator=iterator, Limit=self.source.batch_size)
+        records: list[dict[str, Any]] = response.get("Records", [])
+        if response.get("NextShardIterator"):
+            self._iterators[shard_id] = response["NextShardIterator"]
         return records
+
+    def _shard_ids(self) -> list[str]:
+        fetched, shards = self._shards
+        if time.monotonic() - fetched > SHARDS_TTL_S:
+            description = self.streams.describe_stream(StreamArn=self._arn())["StreamDescription"]
+            shards = [shard["ShardId"] for shard in description["Shards"]]
+            self._shards = (time.monotonic(), shards)
+        return shards
 
     def poll_once(self, invoke: Invoke) -> int:
         """One batch per shard; returns how many records the checkpoints moved past (0: nothing
         new, or the function failed and the same records come again)."""
         progressed = 0
-        shards = self.streams.describe_stream(StreamArn=self._arn())["StreamDescription"]["Shards"]
-        for shard in shards:
-            progressed += self._poll_shard(shard["ShardId"], invoke)
+        for shard_id in self._shard_ids():
+            progressed += self._poll_shard(shard_id, invoke)
         return progressed
 
     def _poll_shard(self, shard_id: str, invoke: Invoke) -> int:
@@ -178,6 +194,7 @@ class StreamReader:
         self._attempts[shard_id] = attempts
         restart = seqs[0] if failed is False else str(failed)
         self._positions[shard_id] = ("AT_SEQUENCE_NUMBER", restart)
+        self._iterators.pop(shard_id, None)  # read again from the restart point
         return sum(1 for r in records if int(r["dynamodb"]["SequenceNumber"]) < int(restart))
 
 

@@ -55,9 +55,10 @@ def is_retryable(exc: BaseException) -> bool:
 
 def drain_signal(signal: DrainSignal) -> DrainOutcome:
     """Handle one drain signal. Raises when the outcome could not be recorded (SQS redelivers)."""
-    buffer = get_buffer()
     outcome: DrainOutcome
     try:
+        # A cluster client connects when it is built, so getting the buffer can fail too.
+        buffer = get_buffer()
         entry = buffer.pop_next()
     except UNAVAILABLE_ERRORS:
         if signal.entry is None:
