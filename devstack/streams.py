@@ -110,9 +110,9 @@ class StreamReader:
         # shard id -> ("AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER", sequence number)
         self._positions: dict[str, tuple[str, str]] = {}
         self._attempts: dict[str, int] = {}
-        # An idle poll is then one GetRecords: the iterator after the last read, while the
-        # checkpoint sits right after it; the shard list is refreshed every SHARDS_TTL_S.
-        self._iterators: dict[str, str] = {}
+        # The shard list is refreshed every SHARDS_TTL_S. Iterators are not kept between polls:
+        # moto's iterator holds the shard object, which a cancelled transaction replaces (its
+        # rollback restores a copy of the table), so a kept one would read a stale shard.
         self._shards: tuple[float, list[str]] = (0.0, [])
 
     def _arn(self) -> str:
@@ -126,9 +126,7 @@ class StreamReader:
 
     def _read(self, shard_id: str) -> list[dict[str, Any]]:
         position = self._positions.get(shard_id)
-        if shard_id in self._iterators:
-            iterator = self._iterators.pop(shard_id)
-        elif position is None:
+        if position is None:
             kind = "TRIM_HORIZON" if self.source.starting_position == "TRIM_HORIZON" else "LATEST"
             iterator = self.streams.get_shard_iterator(
                 StreamArn=self._arn(), ShardId=shard_id, ShardIteratorType=kind
@@ -142,8 +140,6 @@ class StreamReader:
             )["ShardIterator"]
         response = self.streams.get_records(ShardIterator=iterator, Limit=self.source.batch_size)
         records: list[dict[str, Any]] = response.get("Records", [])
-        if response.get("NextShardIterator"):
-            self._iterators[shard_id] = response["NextShardIterator"]
         return records
 
     def _shard_ids(self) -> list[str]:
@@ -194,7 +190,6 @@ class StreamReader:
         self._attempts[shard_id] = attempts
         restart = seqs[0] if failed is False else str(failed)
         self._positions[shard_id] = ("AT_SEQUENCE_NUMBER", restart)
-        self._iterators.pop(shard_id, None)  # read again from the restart point
         return sum(1 for r in records if int(r["dynamodb"]["SequenceNumber"]) < int(restart))
 
 
