@@ -21,9 +21,10 @@ import base64
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -238,7 +239,12 @@ class SqsPoller:
                 self._log(f"delete failed: {failure.get('Message')}")
 
 
-def stop_all(pollers: list[SqsPoller]) -> None:
+class Stoppable(Protocol):
+    def request_stop(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def stop_all(pollers: Sequence[Stoppable]) -> None:
     """Stop pollers together: each may be in a long poll, so waiting for them one by one adds up."""
     for poller in pollers:
         poller.request_stop()

@@ -191,6 +191,10 @@ class Stack:
         if attr == "FunctionUrl":
             # Known only once devstack serves the function (web_apps); empty until then.
             return ""
+        if attr == "StreamArn":
+            # The stream's label is a timestamp known only once the table exists; devstack.streams
+            # looks the real ARN up by table.
+            return f"{self.arn(logical_id)}/stream/*"
         return f"{self.physical_name(logical_id)}.{attr}"
 
     def _sub(self, arg: Any, endpoint: str) -> str:

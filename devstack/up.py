@@ -32,6 +32,7 @@ from devstack.runtime import FunctionRuntime, pool_size
 from devstack.schedules import Scheduler, ScheduleSource
 from devstack.server import ApiServer, BoundRoute, routes_of
 from devstack.services import REDIS_MISSING, start_moto, start_redis
+from devstack.streams import StreamPoller, StreamSource
 from devstack.template import REGION, FunctionSpec, Stack
 
 DEV_ORG = "org_dev"
@@ -92,7 +93,7 @@ def aws_clients(endpoint: str, env: dict[str, str], pool: int = 10) -> dict[str,
     )
     return {
         name: session.client(name, endpoint_url=endpoint, config=config)  # type: ignore[call-overload]
-        for name in ("sqs", "dynamodb", "s3", "secretsmanager")
+        for name in ("sqs", "dynamodb", "s3", "secretsmanager", "dynamodbstreams")
     }
 
 
@@ -171,6 +172,7 @@ class LocalStack:
         server = self._start_server(specs, runtimes)
         self._start_web_apps(web_specs, envs, web_urls)
         self._start_pollers(stack, specs, runtimes, queue_urls, clients["sqs"])
+        self._start_streams(specs, runtimes, clients)
         self._start_schedules(specs, runtimes)
         self._checkpoint()
 
@@ -331,6 +333,26 @@ class LocalStack:
                 window = f", window {source.window_s:g}s" if source.window_s else ""
                 say(f"sqs          {queue_id} -> {spec.logical_id} (batch {source.batch_size}{window}, "
                     f"concurrency {source.max_concurrency}{flags})")
+
+    def _start_streams(
+        self, specs: list[FunctionSpec], runtimes: dict[str, FunctionRuntime], clients: dict[str, Any]
+    ) -> None:
+        pollers: list[StreamPoller] = []
+        self._on_stop("stream pollers", lambda: stop_all(pollers))
+        for spec in specs:
+            for event in spec.events:
+                if event.type != "DynamoDB" or event.properties.get("Enabled", True) in (False, "false"):
+                    continue
+                source = StreamSource.from_event(event)
+                poller = StreamPoller(
+                    source, runtimes[spec.logical_id], clients["dynamodb"], clients["dynamodbstreams"]
+                )
+                poller.start()
+                pollers.append(poller)
+                flags = ", partial batch failures" if source.report_failures else ""
+                filtered = f", {len(source.patterns)} filter(s)" if source.patterns else ""
+                say(f"stream       {source.table} -> {spec.logical_id} "
+                    f"(batch {source.batch_size}{filtered}{flags})")
 
     def _start_schedules(self, specs: list[FunctionSpec], runtimes: dict[str, FunctionRuntime]) -> None:
         scheduler = Scheduler(self.options.schedule_scale, verbose=self.options.verbose)

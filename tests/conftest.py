@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -35,8 +35,11 @@ from moto import mock_aws
 from devstack.apigw import Route, http_event
 from devstack.handlers import context_for, load_handler
 from devstack.launcher import decode_bodies, receive_all
+from devstack.moto_atomic import serialise_dynamodb
 from devstack.provision import create_all
+from devstack.runtime import Invocation
 from devstack.services import start_redis
+from devstack.streams import StreamReader, StreamSource, in_process_invoke
 from devstack.template import REGION, Stack
 from sluice import aws as sluice_aws
 from sluice.auth import Environment, clear_auth_cache, provision_key
@@ -101,9 +104,24 @@ class AwsStack:
     sqs: Any
     dynamodb: Any
     s3: Any
+    # The session's readers: their checkpoints outlive a test, so no test sees another's records.
+    streams: list[tuple[StreamReader, Any]] = field(default_factory=list)
+
+    def run_streams(self, max_polls: int = 100) -> int:
+        """Run the template's DynamoDB stream event sources (the dispatcher) in-process until
+        they make no more progress (nothing new, or a failing batch), as the deployed mappings
+        would have by now; returns how many records their checkpoints moved past."""
+        total = 0
+        for _ in range(max_polls):
+            progressed = sum(reader.poll_once(invoke) for reader, invoke in self.streams)
+            total += progressed
+            if not progressed:
+                break
+        return total
 
     def receive_all(self, queue: str, wait: int = 0) -> list[dict[str, Any]]:
-        """A queue's currently visible messages, left on it."""
+        """A queue's currently visible messages, left on it (after the stream mappings ran)."""
+        self.run_streams()
         return receive_all(self.sqs, self.queue_urls[queue], wait)
 
     def bodies(self, queue: str) -> list[Any]:
@@ -119,6 +137,26 @@ class _MotoWorld:
     queue_urls: dict[str, str]
     clients: dict[str, Any]
     settings: dict[str, str]
+    streams: list[tuple[StreamReader, Any]] = field(default_factory=list)
+
+    def stream_readers(self) -> list[tuple[StreamReader, Any]]:
+        """The template's DynamoDB stream event sources, each a reader and its in-process handler."""
+        if not self.streams:
+            streams = boto3.client("dynamodbstreams", region_name=REGION)
+            for spec in self.stack.functions(MOTO_ENDPOINT):
+                for event in spec.events:
+                    if event.type == "DynamoDB":
+                        source = StreamSource.from_event(event)
+                        reader = StreamReader(source, self.clients["dynamodb"], streams, print)
+                        invoke = in_process_invoke(load_handler(spec), context_for(spec))
+                        self.streams.append((reader, invoke))
+        return self.streams
+
+    def skip_streams(self) -> None:
+        """Move every stream checkpoint past what earlier tests wrote, invoking nothing."""
+        for reader, _ in self.stream_readers():
+            while reader.poll_once(lambda _event: Invocation(result={"batchItemFailures": []})):
+                pass
 
     def empty(self) -> None:
         """Empty every queue, table and bucket through the AWS API, leaving the resources as
@@ -149,6 +187,7 @@ def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    serialise_dynamodb()
     # empty() purges every queue before each test; real SQS allows one purge a minute.
     monkeypatch.setenv("MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR", "false")
 
@@ -188,11 +227,15 @@ def aws(_moto_world: _MotoWorld, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aw
     world.mock.start(reset=False)
     try:
         world.empty()
+        world.skip_streams()
         for key, value in world.settings.items():
             monkeypatch.setenv(key, value)
         _reset_process_state()
         clients = world.clients
-        yield AwsStack(world.stack, world.queue_urls, clients["sqs"], clients["dynamodb"], clients["s3"])
+        yield AwsStack(
+            world.stack, world.queue_urls, clients["sqs"], clients["dynamodb"], clients["s3"],
+            world.stream_readers(),
+        )
     finally:
         world.mock.stop(remove_data=False)
         _reset_process_state()

@@ -7,16 +7,12 @@ and what does not fit is handed on as a continuation message.
 import json
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice import batches
 from sluice.api import logger
-
-# A batch whose every record failed is reported record by record rather than raised: SQS
-# redelivers the same messages either way, and an outage then is not an invocation error.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+from sluice.sqs_batch import process_sqs_batch
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -24,6 +20,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     def record_handler(record: SQSRecord) -> None:
         batches.staged.handle(json.loads(record.body), context.get_remaining_time_in_millis())
 
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    return process_sqs_batch(event, context, record_handler)

@@ -54,7 +54,11 @@ def test_a_burst_of_concurrent_triggers_becomes_exactly_one_run_each(devstack_fa
             time.sleep(0.5)
         assert not pending, f"{len(pending)} runs never materialised"
 
-    sent = [body["runId"] for body in stack.bodies("RunQueue") if body.get("taskId") == "burst"]
+    # The dispatcher sends runs from RunsTable's stream, shortly after they are written.
+    sent: list[str] = []
+    deadline = time.monotonic() + 60
+    while len(sent) < TRIGGERS and time.monotonic() < deadline:
+        sent += [body["runId"] for body in stack.bodies("RunQueue", wait=1) if body.get("taskId") == "burst"]
     assert sorted(sent) == sorted(ids), "each trigger was enqueued for execution exactly once"
     runs = stack.client("dynamodb").scan(TableName=stack.table("RunsTable"), Select="COUNT")["Count"]
     assert runs == TRIGGERS

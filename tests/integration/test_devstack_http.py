@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -52,13 +54,17 @@ def test_trigger_get_auth_errors_and_exactly_one_run_message(devstack: DevStack)
         assert bad.status_code == 400 and bad.json()["code"] == "invalid_json"
 
     # The session's stack is shared: look at every message, count ours, and put them all back.
-    messages = devstack.receive_all("RunQueue")
+    # The dispatcher sends the run from RunsTable's stream shortly after the trigger.
     queue_url = devstack.queue_url("RunQueue")
-    for message in messages:
-        devstack.client("sqs").change_message_visibility(
-            QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-        )
-    ours = [m for m in messages if json.loads(m["Body"]).get("runId") == run_id]
+    ours: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 20
+    while not ours and time.monotonic() < deadline:
+        messages = devstack.receive_all("RunQueue", wait=1)
+        for message in messages:
+            devstack.client("sqs").change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+        ours = [m for m in messages if json.loads(m["Body"]).get("runId") == run_id]
     assert len(ours) == 1
 
 

@@ -166,6 +166,11 @@ class Settings(BaseSettings):
     # DynamoDB on every request; a revoked key stops working within this time.
     auth_cache_ttl_s: float = Field(default=30.0, ge=0)
 
+    # --- Run creation from SQS (drainer, batch_runs) -------------------------------------------
+    # Records of one SQS batch handled at once: each is mostly waiting on DynamoDB or Redis, and
+    # boto3 and redis-py release the GIL while they wait. 1 handles them one after another.
+    sqs_record_concurrency: int = Field(default=10, ge=1, le=100)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

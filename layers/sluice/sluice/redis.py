@@ -31,6 +31,8 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     RedisTimeoutError,
     redis.exceptions.ClusterDownError,
     redis.exceptions.TryAgainError,
+    # What a cluster client raises when no startup node answers ("cannot be connected").
+    redis.exceptions.RedisClusterException,
     OSError,
 )
 

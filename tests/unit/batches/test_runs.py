@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -114,17 +115,16 @@ def test_engine_unavailable_reports_the_item_for_redelivery(
     batch_id = api.create_id(2)
     api.items(batch_id, [item(0), item(1)])
     messages = api.queued_items()
-    sqs = sluice_aws.sqs()
-    real = sqs.send_message
-    calls = [0]
+    ddb = sluice_aws.dynamodb()
+    real = ddb.put_item
+    calls = itertools.count(1)  # next() is atomic: the items are handled on threads
 
     def flaky(**kwargs: Any) -> Any:
-        calls[0] += 1
-        if calls[0] == 2:
-            raise EndpointConnectionError(endpoint_url="https://sqs")
+        if next(calls) == 2:
+            raise EndpointConnectionError(endpoint_url="https://dynamodb")
         return real(**kwargs)
 
-    monkeypatch.setattr(sqs, "send_message", flaky)
+    monkeypatch.setattr(ddb, "put_item", flaky)
     failures = api.run_items(messages)
     assert len(failures) == 1
     failed = [m for m in messages if m["MessageId"] == failures[0]["itemIdentifier"]]

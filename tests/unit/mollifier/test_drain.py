@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -168,8 +169,12 @@ def test_a_requeue_sends_a_replacement_signal_with_the_retry_delay(
     aws: AwsStack, burst: Tenant, call_api: Any, monkeypatch: pytest.MonkeyPatch, configure: Configure
 ) -> None:
     configure(mollifier_retry_delay_s=7)
-    sent: list[int] = []
-    monkeypatch.setattr(drain_module, "send_signal", lambda *a, delay_s=0: sent.append(delay_s))
+    sent: list[tuple[int, str | None]] = []
+
+    def send(*a: Any, delay_s: int = 0, entry: Any = None) -> None:
+        sent.append((delay_s, entry and entry.snapshot))
+
+    monkeypatch.setattr(drain_module, "send_signal", send)
     monkeypatch.setattr(
         drain_module.engine, "trigger", lambda *a, **k: (_ for _ in ()).throw(ServiceUnavailable("x"))
     )
@@ -178,7 +183,7 @@ def test_a_requeue_sends_a_replacement_signal_with_the_retry_delay(
     entry = buffer.pop_next()
     assert entry is not None
     assert drain_module.process_entry(buffer, entry, drain_module.get_settings()) == "requeued"
-    assert sent == [7]
+    assert sent == [(7, entry.snapshot)], "the replacement signal carries the entry"
     stored = buffer.get_entry("org_a", run_id)
     assert stored is not None and (stored.status, stored.attempts) == ("QUEUED", 1)
 
@@ -224,17 +229,22 @@ def test_an_expired_idempotency_key_is_dropped_before_replay(
     assert (run["buffered"], run["idempotencyKey"]) == (False, None)
 
 
-def test_redis_down_fails_the_record_so_sqs_redelivers_it(
+def test_redis_down_creates_the_signals_own_run_from_the_entry_it_carries(
     aws: AwsStack, burst: Tenant, call_api: Any, configure: Configure
 ) -> None:
-    post(call_api, burst)
+    run_id = post(call_api, burst, payload={"n": 1})
     from devstack.services import free_port
+    from sluice.mollifier.signals import send_signal
     from sluice.redis import reset_redis
 
     configure(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     reset_redis()
-    failures = run_drainer(aws, rounds=1)
-    assert len(failures) == 1
+    assert run_drainer(aws, rounds=1) == []
+    run = get(call_api, burst, run_id)
+    assert (run["buffered"], run["payload"]) == (False, {"n": 1})
+
+    send_signal("run_old", "org_a", "env_a")  # a signal of an older release carries no entry
+    assert len(run_drainer(aws, rounds=1)) == 1, "it fails, so that SQS redelivers it"
 
 
 def test_a_light_org_materialises_early_behind_a_heavy_org_with_many_envs(
@@ -254,14 +264,23 @@ def test_a_light_org_materialises_early_behind_a_heavy_org_with_many_envs(
     assert last_light < 20, f"the light org's last run was #{last_light} of 85"
 
 
-def test_the_signal_names_ids_only(
+def test_the_signal_carries_its_entry(
     aws: AwsStack, burst: Tenant, call_api: Any, buffer: MollifierBuffer
 ) -> None:
     run_id = post(call_api, burst, payload={"secret": "s"})
     body = json.loads(aws.receive_all("DrainQueue")[0]["Body"])
+    entry = buffer.get_entry("org_a", run_id)
+    assert entry is not None
     assert body == {
         "runId": run_id,
         "orgId": "org_a",
         "envId": "env_a",
         "shard": buffer.keys_for("org_a").shard,
+        "entry": {
+            "taskId": "hello",
+            "createdAt": body["entry"]["createdAt"],
+            "snapshot": entry.snapshot,
+            "snapshotRef": None,
+        },
     }
+    assert datetime.fromisoformat(body["entry"]["createdAt"]) == entry.createdAt

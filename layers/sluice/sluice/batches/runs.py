@@ -61,10 +61,10 @@ def process_message(message: dict[str, Any]) -> str:
         logger.info("batch item rejected by the engine", extra={"batchId": batch_id, "code": exc.code})
         fallback = TriggerBody(options=TriggerOptions(parentRunId=options.parentRunId))
         result = create(fallback, RunError(code=exc.code.upper(), message=exc.message), None)
-    processed = state.mark_processed(batch_id, index, failed=result.run.status == "FAILED")
+    processed = state.mark_processed(batch_id, index, failed=result.failed)
     if processed >= int(message["runCount"]):
         complete_if_done(batch_id)
-    return result.run.id
+    return result.id
 
 
 def complete_if_done(batch_id: str, batch: Batch | None = None) -> bool:

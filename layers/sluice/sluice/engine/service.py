@@ -1,47 +1,41 @@
-"""Create runs idempotently and put each on RunQueue exactly once.
+"""Create runs idempotently with one DynamoDB write; the dispatcher puts them on RunQueue.
 
-The steps are ordered so that a crash anywhere is repaired by the next attempt with the same run
-id (the same idempotency key, a redelivered drain signal, a retried batch item):
+A trigger is one call: a conditional ``PutItem`` of the run, or, with an idempotency key, one
+``TransactWriteItems`` that binds the key and inserts the run together. A conflict (the run id
+exists: a redelivered drain signal or batch item; the key is bound: a cached trigger) is answered
+from the item the failed condition returns, not from a second read. Because the binding and the
+run commit together, a trigger that finds the key bound never creates the run itself, and the
+trigger that bound it is the only one answered ``isCached: false``.
 
-1. bind the idempotency key to a run id (conditional put; a live binding wins);
-2. write the payload to S3 when it is large (the key is a function of the run id);
-3. put the run (conditional on the id; an existing run is reused, never duplicated);
-4. claim the send (conditional update, so concurrent attempts send once), send the RunQueue
-   message, then mark the run enqueued. A run found unmarked and unclaimed is sent again.
+Nothing is sent to SQS on the request path: RunsTable's stream is the outbox (see
+``engine.store`` for the rule), and the ``dispatcher`` function sends each new run to RunQueue.
+A run that was accepted is therefore on RunQueue eventually, even when the client never retries.
 
-The only window for a second message is a crash between the send and the mark (the claim's
-lease then lets a later attempt send again); RunQueue is an at-least-once queue whose consumers
-key on the run id anyway.
+A large payload goes to S3 first, under a key derived from the run id, so a retry overwrites it.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from sluice import aws
 from sluice.auth import Environment
 from sluice.config import get_settings
 from sluice.engine import payloads, store
 from sluice.engine.durations import parse_duration, resolve_instant
 from sluice.engine.ids import new_run_id
 from sluice.engine.models import Run, RunError, TriggerBody, option_fields
-from sluice.errors import NotFound, PayloadTooLarge, ServiceUnavailable, Unprocessable
-
-SQS_MAX_DELAY_S = 900  # SQS's DelaySeconds ceiling; workers hold longer delays until delayUntil
-# How long a sender's claim on a run's RunQueue message holds before another attempt may take
-# over: far longer than one SQS send with boto3's retries (about 5 s at worst).
-SEND_CLAIM_LEASE_S = 30.0
+from sluice.errors import NotFound, PayloadTooLarge, Unprocessable
 
 
 @dataclass(frozen=True)
 class TriggerResult:
-    run: Run
+    """``failed``: the run is FAILED (known when this call created or found it)."""
+
+    id: str
     is_cached: bool
+    failed: bool = False
 
 
 def _now() -> datetime:
@@ -74,7 +68,8 @@ def trigger(
     Raises:
         PayloadTooLarge: the payload is over SLUICE_MAX_PAYLOAD_BYTES.
         Unprocessable: an option that cannot be applied (an invalid delay).
-        ServiceUnavailable: DynamoDB, S3 or SQS could not be reached.
+        NotFound: ``run_id`` names a run of another environment.
+        ServiceUnavailable: DynamoDB or S3 could not be reached.
     """
     settings = get_settings()
     now = created_at or _now()
@@ -91,24 +86,14 @@ def trigger(
         raise Unprocessable(str(exc), code="invalid_delay") from exc
 
     run_id = run_id or new_run_id()
-    is_cached = False
+    key: tuple[str, int] | None = None
     key_expires: datetime | None = None
     if options.idempotencyKey:
-        ttl = parse_duration(options.idempotencyKeyTTL or settings.idempotency_default_ttl)
-        key_expires = now + ttl
-        pk = store.idempotency_pk(env.env_id, task_id, options.idempotencyKey)
-        bound = store.claim_idempotency(
-            pk, run_id, math.ceil(key_expires.timestamp()), int(_now().timestamp())
+        key_expires = now + parse_duration(options.idempotencyKeyTTL or settings.idempotency_default_ttl)
+        key = (
+            store.idempotency_pk(env.env_id, task_id, options.idempotencyKey),
+            math.ceil(key_expires.timestamp()),
         )
-        is_cached = bound != run_id
-        run_id = bound
-
-    existing = store.get_run_item(run_id)
-    if existing is not None:
-        if existing.envId != env.env_id:
-            raise NotFound(f"Run {run_id} not found")
-        _ensure_enqueued(existing)
-        return TriggerResult(existing, is_cached=True)
 
     ref = payload_ref
     inline = body.payload
@@ -132,43 +117,29 @@ def trigger(
         batchIndex=batch[1] if batch else None,
         error=error,
     )
+    created = store.create_run(run, key, now=int(_now().timestamp()))
+    if created.created:
+        return TriggerResult(run.id, is_cached=False, failed=run.status == "FAILED")
+    if created.run is not None:
+        if created.run.envId != env.env_id:
+            raise NotFound(f"Run {run_id} not found")
+        return TriggerResult(created.run.id, is_cached=True, failed=created.run.status == "FAILED")
+    assert created.bound_run_id is not None
+    return TriggerResult(created.bound_run_id, is_cached=True)
+
+
+def request_dispatch(run_id: str, delay_until: datetime | None = None) -> None:
+    """Have the dispatcher (re)send the run to RunQueue, at ``delay_until`` when given (the run
+    lifecycle's retry with backoff). Other writes to a run never re-send it.
+
+    Raises:
+        NotFound: no such run.
+        ServiceUnavailable: DynamoDB could not be reached.
+    """
     try:
-        store.put_run(run)
+        store.request_dispatch(run_id, delay_until)
     except store.ConditionFailed:
-        # A concurrent attempt with the same run id won the put: use its run.
-        winner = store.get_run_item(run_id)
-        if winner is None:  # pragma: no cover - a put that lost to a run now gone
-            raise ServiceUnavailable("The run store changed underneath the request; retry") from None
-        _ensure_enqueued(winner)
-        return TriggerResult(winner, is_cached=True)
-    _ensure_enqueued(run)
-    return TriggerResult(run, is_cached=is_cached)
-
-
-def _ensure_enqueued(run: Run) -> None:
-    if run.enqueuedAt is not None or run.status == "FAILED":
-        return
-    delay = 0
-    if run.delayUntil is not None:
-        delay = min(SQS_MAX_DELAY_S, max(0, math.ceil((run.delayUntil - _now()).total_seconds())))
-    message = {"runId": run.id, "taskId": run.taskId, "orgId": run.orgId, "envId": run.envId}
-    claimed_at = _now().timestamp()
-    if not store.claim_send(run.id, claimed_at, SEND_CLAIM_LEASE_S):
-        return  # enqueued already, or another attempt is sending it right now
-    try:
-        aws.sqs().send_message(
-            QueueUrl=get_settings().run_queue_url,
-            MessageBody=json.dumps(message),
-            # SQS fair queues keep one noisy organization from delaying the others' workers.
-            MessageGroupId=run.orgId,
-            DelaySeconds=delay,
-        )
-    except (BotoCoreError, ClientError) as exc:
-        store.release_send(run.id, claimed_at)
-        raise ServiceUnavailable("The run queue is unavailable; retry shortly") from exc
-    enqueued_at = _now()
-    store.mark_enqueued(run.id, enqueued_at)
-    run.enqueuedAt = enqueued_at
+        raise NotFound(f"Run {run_id} not found") from None
 
 
 def get_run(env: Environment, run_id: str) -> Run:

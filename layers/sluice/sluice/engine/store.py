@@ -1,7 +1,25 @@
-"""DynamoDB storage for runs and idempotency records.
+"""DynamoDB storage for runs and idempotency records, and the outbox rule for RunQueue.
 
-A run item is ``runId`` (key), ``envId``, ``enqueuedAt`` (set once the run is on RunQueue) and
+A run item is ``runId`` (key) and, as top-level attributes that conditions and index keys can
+use: ``envId``, ``orgId``, ``taskId``, ``status``, ``dispatchSeq`` (N), ``dispatchPending``
+(BOOL), ``delayUntil`` (ISO instant, when delayed), ``enqueuedAt`` (set by the dispatcher); and
 ``doc``, the run as JSON, so that any payload shape round-trips without DynamoDB's number rules.
+The top-level ``status`` wins over the one inside ``doc``, so a status change writes one attribute.
+
+The outbox rule (RunsTable's stream, NEW_AND_OLD_IMAGES, feeds the ``dispatcher`` function):
+
+- A run is sent to RunQueue when, and only when, a write raises its ``dispatchSeq``: an INSERT
+  with ``dispatchSeq >= 1``, or a MODIFY whose new ``dispatchSeq`` is greater than the old one.
+  Every other change to a run item (status, heartbeats, ``streamKeys``, ``enqueuedAt``) leaves
+  ``dispatchSeq`` alone and therefore never re-sends it.
+- A writer that wants a run (re)sent calls ``request_dispatch`` (``ADD dispatchSeq 1``, with a
+  new ``delayUntil`` for a backoff) and never writes ``dispatchSeq`` itself. A run created FAILED
+  has ``dispatchSeq = 0`` and is never sent.
+- ``dispatchPending`` is true from such a write until the dispatcher has sent that sequence
+  number; the event source mapping filters on it, so most unrelated MODIFY events do not even
+  invoke the dispatcher. The sequence comparison above is the rule; the flag only saves calls.
+- ``DelaySeconds`` is computed at send time from ``delayUntil`` (at most SQS's 15 minutes; the
+  worker holds a run whose ``delayUntil`` is later).
 
 An idempotency item's key is a hash of (environment, task, key): the raw key may be 2048
 characters, more than a partition key may hold once the other parts are added.
@@ -11,8 +29,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping
+import random
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +43,11 @@ from sluice import aws
 from sluice.config import get_settings
 from sluice.engine.models import Run
 from sluice.errors import ServiceUnavailable
+
+# Concurrent transactions on one idempotency key cancel each other (TransactionConflict) until one
+# commits; the retries after that find its binding. A few short jittered retries ride it out.
+TRANSACTION_ATTEMPTS = 8
+TRANSACTION_BACKOFF_S = 0.01
 
 
 class ConditionFailed(Exception):
@@ -41,151 +67,181 @@ def dynamodb_errors(what: str) -> Iterator[None]:
         raise ServiceUnavailable(f"The {what} store is unavailable; retry shortly") from exc
 
 
-def _run_from_item(item: Mapping[str, Any]) -> Run:
+def run_from_item(item: Mapping[str, Any]) -> Run:
     run = Run.model_validate_json(item["doc"]["S"])
+    if "status" in item:
+        run.status = item["status"]["S"]
     if "enqueuedAt" in item:
         run.enqueuedAt = datetime.fromisoformat(item["enqueuedAt"]["S"])
     return run
 
 
-def put_run(run: Run) -> None:
-    """Insert ``run`` unless its id exists. Raises ConditionFailed when it does."""
-    with dynamodb_errors("run"):
+def run_item(run: Run) -> dict[str, Any]:
+    """The item of a new run; see the module docstring for the attributes."""
+    send = run.status != "FAILED"
+    item: dict[str, Any] = {
+        "runId": {"S": run.id},
+        "envId": {"S": run.envId},
+        "orgId": {"S": run.orgId},
+        "taskId": {"S": run.taskId},
+        "status": {"S": run.status},
+        "dispatchSeq": {"N": "1" if send else "0"},
+        "doc": {"S": run.model_dump_json(exclude={"enqueuedAt", "buffered"})},
+    }
+    if send:
+        item["dispatchPending"] = {"BOOL": True}
+    if run.delayUntil is not None:
+        item["delayUntil"] = {"S": run.delayUntil.isoformat()}
+    return item
+
+
+@dataclass(frozen=True)
+class Created:
+    """What one create call found: ``run`` is the stored run (ours or the one that was there);
+    ``bound_run_id`` is set when the idempotency key named another run."""
+
+    run: Run | None
+    created: bool
+    bound_run_id: str | None = None
+
+
+def _put_run(item: dict[str, Any]) -> Created:
+    try:
         aws.dynamodb().put_item(
             TableName=get_settings().runs_table,
-            Item={
-                "runId": {"S": run.id},
-                "envId": {"S": run.envId},
-                "doc": {"S": run.model_dump_json(exclude={"enqueuedAt", "buffered"})},
-            },
+            Item=item,
             ConditionExpression="attribute_not_exists(runId)",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
+    except ClientError as exc:
+        old: Mapping[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
+        if old is None:
+            raise
+        return Created(run_from_item(old), created=False)
+    return Created(None, created=True)
+
+
+def _put_run_with_key(item: dict[str, Any], binding: dict[str, Any], now: int) -> Created | None:
+    """One transaction: bind the key and insert the run. None after a TransactionConflict."""
+    settings = get_settings()
+    try:
+        aws.dynamodb().transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": settings.idempotency_table,
+                        "Item": binding,
+                        # DynamoDB deletes expired items lazily (up to days later), so an expired
+                        # record still present must count as absent.
+                        "ConditionExpression": "attribute_not_exists(pk) OR expiresAt <= :now",
+                        "ExpressionAttributeValues": {":now": {"N": str(now)}},
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": settings.runs_table,
+                        "Item": item,
+                        "ConditionExpression": "attribute_not_exists(runId)",
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    }
+                },
+            ]
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+            raise
+        reasons = exc.response.get("CancellationReasons") or []  # type: ignore[typeddict-item]
+        if len(reasons) == 2:
+            key_reason, run_reason = reasons
+            if run_reason.get("Code") == "ConditionalCheckFailed" and "Item" in run_reason:
+                # The run exists (a redelivery of this very trigger): it is the answer either way.
+                return Created(run_from_item(run_reason["Item"]), created=False)  # type: ignore[arg-type]
+            if key_reason.get("Code") == "ConditionalCheckFailed" and "Item" in key_reason:
+                bound = key_reason["Item"]["runId"]["S"]  # type: ignore[typeddict-item]
+                return Created(None, created=False, bound_run_id=bound)
+        return None  # a TransactionConflict: another trigger with the key is committing
+    return Created(None, created=True)
+
+
+def create_run(run: Run, key: tuple[str, int] | None = None, *, now: int = 0) -> Created:
+    """Insert ``run`` with one write; with ``key`` = (idempotency pk, expiry), bind it in the same
+    transaction. Conflicts are answered from the condition failure's returned item, not a read.
+
+    Raises:
+        ServiceUnavailable: DynamoDB could not be reached, or the key stayed contended.
+    """
+    item = run_item(run)
+    with dynamodb_errors("run"):
+        if key is None:
+            return _put_run(item)
+        pk, expires_at = key
+        binding = {"pk": {"S": pk}, "runId": {"S": run.id}, "expiresAt": {"N": str(expires_at)}}
+        for attempt in range(TRANSACTION_ATTEMPTS):
+            created = _put_run_with_key(item, binding, now)
+            if created is not None:
+                return created
+            time.sleep(random.uniform(0, TRANSACTION_BACKOFF_S * (2**attempt)))
+    raise ServiceUnavailable("The idempotency key is contended; retry shortly")
 
 
 def get_run_item(run_id: str) -> Run | None:
     with dynamodb_errors("run"):
-        item = (
-            aws.dynamodb()
-            .get_item(TableName=get_settings().runs_table, Key={"runId": {"S": run_id}}, ConsistentRead=True)
-            .get("Item")
+        item = aws.dynamodb().get_item(
+            TableName=get_settings().runs_table, Key={"runId": {"S": run_id}}, ConsistentRead=True
+        ).get("Item")
+    return run_from_item(item) if item else None
+
+
+def request_dispatch(run_id: str, delay_until: datetime | None) -> None:
+    """Ask the dispatcher to (re)send the run to RunQueue (see the outbox rule).
+
+    Raises:
+        ConditionFailed: no such run.
+    """
+    names = {"#d": "delayUntil"}
+    values: dict[str, Any] = {":one": {"N": "1"}, ":yes": {"BOOL": True}}
+    update = "ADD dispatchSeq :one SET dispatchPending = :yes"
+    if delay_until is None:
+        update += " REMOVE #d"
+    else:
+        update += ", #d = :d"
+        values[":d"] = {"S": delay_until.isoformat()}
+    with dynamodb_errors("run"):
+        aws.dynamodb().update_item(
+            TableName=get_settings().runs_table,
+            Key={"runId": {"S": run_id}},
+            UpdateExpression=update,
+            ConditionExpression="attribute_exists(runId)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
         )
-    return _run_from_item(item) if item else None
 
 
-def mark_enqueued(run_id: str, at: datetime) -> None:
-    """Record that the run's RunQueue message was sent (first writer wins; later ones are no-ops)."""
+def mark_dispatched(run_id: str, seq: int, at: datetime) -> None:
+    """The dispatcher sent sequence ``seq``: clear the pending flag unless a newer request came."""
     try:
         with dynamodb_errors("run"):
             aws.dynamodb().update_item(
                 TableName=get_settings().runs_table,
                 Key={"runId": {"S": run_id}},
-                UpdateExpression="SET enqueuedAt = :at",
-                ConditionExpression="attribute_exists(runId) AND attribute_not_exists(enqueuedAt)",
-                ExpressionAttributeValues={":at": {"S": at.isoformat()}},
+                UpdateExpression="SET enqueuedAt = :at REMOVE dispatchPending",
+                ConditionExpression="dispatchSeq = :seq",
+                ExpressionAttributeValues={":at": {"S": at.isoformat()}, ":seq": {"N": str(seq)}},
             )
     except ConditionFailed:
         pass
-
-
-def claim_send(run_id: str, now: float, lease_s: float) -> bool:
-    """Take the right to send the run's RunQueue message: only one of several concurrent
-    attempts (cached triggers, redelivered signals) sends. A claim older than ``lease_s`` is
-    treated as abandoned by a crashed sender, so a later attempt repairs the run."""
-    try:
-        with dynamodb_errors("run"):
-            aws.dynamodb().update_item(
-                TableName=get_settings().runs_table,
-                Key={"runId": {"S": run_id}},
-                UpdateExpression="SET sendClaimedAt = :now",
-                ConditionExpression=(
-                    "attribute_exists(runId) AND attribute_not_exists(enqueuedAt) "
-                    "AND (attribute_not_exists(sendClaimedAt) OR sendClaimedAt < :stale)"
-                ),
-                ExpressionAttributeValues={":now": {"N": repr(now)}, ":stale": {"N": repr(now - lease_s)}},
-            )
-        return True
-    except ConditionFailed:
-        return False
-
-
-def release_send(run_id: str, claimed_at: float) -> None:
-    """Give the claim back after a failed send, so that the client's retry sends at once."""
-    try:
-        with dynamodb_errors("run"):
-            aws.dynamodb().update_item(
-                TableName=get_settings().runs_table,
-                Key={"runId": {"S": run_id}},
-                UpdateExpression="REMOVE sendClaimedAt",
-                ConditionExpression="sendClaimedAt = :mine",
-                ExpressionAttributeValues={":mine": {"N": repr(claimed_at)}},
-            )
-    except ConditionFailed:
-        pass
-
-
-def update_run(run_id: str, change: Callable[[Run], Run]) -> Run | None:
-    """Apply ``change`` to the stored run with optimistic concurrency on its document."""
-    for _ in range(5):
-        with dynamodb_errors("run"):
-            item = (
-                aws.dynamodb()
-                .get_item(
-                    TableName=get_settings().runs_table, Key={"runId": {"S": run_id}}, ConsistentRead=True
-                )
-                .get("Item")
-            )
-        if item is None:
-            return None
-        updated = change(_run_from_item(item))
-        try:
-            with dynamodb_errors("run"):
-                aws.dynamodb().update_item(
-                    TableName=get_settings().runs_table,
-                    Key={"runId": {"S": run_id}},
-                    UpdateExpression="SET doc = :new",
-                    ConditionExpression="doc = :old",
-                    ExpressionAttributeValues={
-                        ":new": {"S": updated.model_dump_json(exclude={"enqueuedAt", "buffered"})},
-                        ":old": item["doc"],
-                    },
-                )
-            return updated
-        except ConditionFailed:
-            continue
-    raise ServiceUnavailable("The run is being changed concurrently; retry shortly")
 
 
 def idempotency_pk(env_id: str, task_id: str, key: str) -> str:
     return hashlib.sha256(json.dumps([env_id, task_id, key]).encode("utf-8")).hexdigest()
 
 
-def claim_idempotency(pk: str, run_id: str, expires_at: int, now: int) -> str:
-    """Bind the key to ``run_id`` unless a live binding exists; return the bound run id."""
-    table = get_settings().idempotency_table
-    try:
-        with dynamodb_errors("idempotency"):
-            aws.dynamodb().put_item(
-                TableName=table,
-                Item={"pk": {"S": pk}, "runId": {"S": run_id}, "expiresAt": {"N": str(expires_at)}},
-                # DynamoDB deletes expired items lazily (up to days later), so an expired record
-                # still present must count as absent.
-                ConditionExpression="attribute_not_exists(pk) OR expiresAt <= :now",
-                ExpressionAttributeValues={":now": {"N": str(now)}},
-            )
-        return run_id
-    except ConditionFailed:
-        bound = lookup_idempotency(pk, now)
-        # The binding expired between our write and this read: claim again.
-        return bound if bound is not None else claim_idempotency(pk, run_id, expires_at, now)
-
-
 def lookup_idempotency(pk: str, now: int) -> str | None:
     with dynamodb_errors("idempotency"):
-        item = (
-            aws.dynamodb()
-            .get_item(TableName=get_settings().idempotency_table, Key={"pk": {"S": pk}}, ConsistentRead=True)
-            .get("Item")
-        )
+        item = aws.dynamodb().get_item(
+            TableName=get_settings().idempotency_table, Key={"pk": {"S": pk}}, ConsistentRead=True
+        ).get("Item")
     if item is None or int(item["expiresAt"]["N"]) <= now:
         return None
     return item["runId"]["S"]

@@ -31,7 +31,7 @@ from sluice.mollifier.buffer import MollifierBuffer, get_buffer
 from sluice.mollifier.errors import MalformedEntry
 from sluice.mollifier.gate import GateInput, evaluate_gate, org_enrolled, record_decision, waits_on_parent
 from sluice.mollifier.models import BufferEntry, Decision, Outcome, Reason, Snapshot
-from sluice.mollifier.signals import send_signal
+from sluice.mollifier.signals import carry, send_signal
 from sluice.mollifier.trip import trip_evaluator
 from sluice.redis import UNAVAILABLE_ERRORS
 
@@ -159,16 +159,26 @@ def _mollify(
         return TriggerAnswer(result.run_id, is_cached=True)
     if result.kind == "accepted":
         try:
-            send_signal(run_id, env.org_id, env.env_id)
-        except (BotoCoreError, ClientError):
-            # The entry is safe in Redis; the stale sweep re-signals entries whose signal is missing.
+            entry = carry(env.env_id, run_id, snapshot.taskId, now, snapshot.model_dump_json())
+            send_signal(run_id, env.org_id, env.env_id, entry=entry)
+        except (BotoCoreError, ClientError, ServiceUnavailable):
+            # Redis alone is no durable copy: without a signal carrying the entry, create the run
+            # now with the same id (the drainer's later create of the entry finds it).
             logger.warning("mollifier.signal_failed", extra={"runId": run_id})
+            return _pass_through(env, snapshot.taskId, snapshot.body, run_id=run_id, created_at=now)
     return TriggerAnswer(run_id, is_cached=False, notice=NOTICE)
 
 
-def _pass_through(env: Environment, task_id: str, body: TriggerBody, *, run_id: str | None) -> TriggerAnswer:
-    result = engine.trigger(env, task_id, body, run_id=run_id)
-    return TriggerAnswer(result.run.id, result.is_cached)
+def _pass_through(
+    env: Environment,
+    task_id: str,
+    body: TriggerBody,
+    *,
+    run_id: str | None,
+    created_at: datetime | None = None,
+) -> TriggerAnswer:
+    result = engine.trigger(env, task_id, body, run_id=run_id, created_at=created_at)
+    return TriggerAnswer(result.id, result.is_cached)
 
 
 def _validate_replayable(body: TriggerBody, now: datetime) -> None:

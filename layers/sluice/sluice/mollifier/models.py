@@ -54,14 +54,27 @@ class BufferEntry(BaseModel):
             raise MalformedEntry(f"snapshot of {self.runId} does not parse: {exc}") from exc
 
 
+class CarriedEntry(BaseModel):
+    """The buffered trigger itself, in its drain signal: SQS, not Redis, is the durable copy of an
+    accepted trigger. ``snapshot`` is the entry's snapshot JSON, or ``snapshotRef`` its key in the
+    payload bucket when it is too large for a message."""
+
+    taskId: str
+    createdAt: datetime
+    snapshot: str | None = None
+    snapshotRef: str | None = None
+
+
 class DrainSignal(BaseModel):
-    """The DrainQueue message: ids only. It stands for "one entry waits"; the drainer pops the next
-    entry in fair order, which need not be this one."""
+    """The DrainQueue message. It stands for "one entry waits": the drainer pops the next entry in
+    fair order, which need not be this one; ``entry`` (absent in signals from older releases)
+    carries the signal's own entry so that it survives Redis losing its data."""
 
     runId: str
     orgId: str
     envId: str
     shard: int
+    entry: CarriedEntry | None = None
 
 
 @dataclass(frozen=True)

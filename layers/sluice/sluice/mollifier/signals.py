@@ -1,22 +1,56 @@
-"""Drain signals on DrainQueue: one per buffered entry, ids only, grouped by organization.
+"""Drain signals on DrainQueue: one per buffered entry, carrying it, grouped by organization.
 
 ``MessageGroupId`` = organization id makes DrainQueue an SQS fair queue: a burst from one
-organization does not delay the signals of the others.
+organization does not delay the signals of the others. A signal carries its entry (the snapshot
+inline, or in the payload bucket when over ``SIGNAL_INLINE_BYTES``), so that an accepted trigger
+outlives Redis losing its data: see ``drain``.
 """
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
 from sluice import aws
 from sluice.config import get_settings
+from sluice.engine import payloads
 from sluice.mollifier.keys import shard_of
-from sluice.mollifier.models import DrainSignal
+from sluice.mollifier.models import BufferEntry, CarriedEntry, DrainSignal
+
+# SQS takes 256 KiB per message; a larger snapshot goes to S3 and the signal carries its key.
+SIGNAL_INLINE_BYTES = 192 * 1024
 
 
-def send_signal(run_id: str, org_id: str, env_id: str, *, delay_s: int = 0) -> None:
+def carry(env_id: str, run_id: str, task_id: str, created_at: datetime, snapshot: str) -> CarriedEntry:
+    """What a signal carries of an entry. Raises ServiceUnavailable: S3 is down (large ones)."""
+    if len(snapshot.encode("utf-8")) <= SIGNAL_INLINE_BYTES:
+        return CarriedEntry(taskId=task_id, createdAt=created_at, snapshot=snapshot)
+    key = f"signals/{payloads.payload_key(env_id, run_id)}"
+    payloads.store(key, snapshot.encode("utf-8"))
+    return CarriedEntry(taskId=task_id, createdAt=created_at, snapshotRef=key)
+
+
+def carried(entry: BufferEntry) -> CarriedEntry:
+    return carry(entry.envId, entry.runId, entry.taskId, entry.createdAt, entry.snapshot)
+
+
+def carried_snapshot(signal: DrainSignal) -> str | None:
+    if signal.entry is None:
+        return None
+    if signal.entry.snapshotRef is not None:
+        return json.dumps(payloads.load(signal.entry.snapshotRef))
+    return signal.entry.snapshot
+
+
+def send_signal(
+    run_id: str, org_id: str, env_id: str, *, delay_s: int = 0, entry: CarriedEntry | None = None
+) -> None:
     """Raises botocore errors: the caller decides whether a lost signal matters."""
     settings = get_settings()
     shard = shard_of(org_id, settings.mollifier_shards)
-    signal = DrainSignal(runId=run_id, orgId=org_id, envId=env_id, shard=shard)
+    signal = DrainSignal(
+        runId=run_id, orgId=org_id, envId=env_id, shard=shard, entry=entry
+    )
     aws.sqs().send_message(
         QueueUrl=settings.drain_queue_url,
         MessageBody=signal.model_dump_json(),

@@ -25,7 +25,7 @@ from sluice.config import Settings
 from sluice.mollifier.buffer import MollifierBuffer, text, text_map, texts
 from sluice.mollifier.keys import SWEEP_CURSOR, SWEEP_STATS, ShardKeys
 from sluice.mollifier.models import BufferEntry
-from sluice.mollifier.signals import send_signal, signals_in_flight
+from sluice.mollifier.signals import carried, send_signal, signals_in_flight
 
 logger = Logger(service="sluice", child=True)
 
@@ -102,7 +102,7 @@ def reclaim_abandoned(buffer: MollifierBuffer, shard: int, cutoff_ms: int, limit
             continue
         entry = BufferEntry.from_hash(fields)
         if buffer.requeue(entry, popped_before_ms=cutoff_ms):
-            send_signal(entry.runId, entry.orgId, entry.envId)
+            send_signal(entry.runId, entry.orgId, entry.envId, entry=carried(entry))
             logger.warning("mollifier.reclaimed_abandoned", extra={"runId": run_id})
             reclaimed += 1
     return reclaimed
@@ -146,7 +146,8 @@ def run_sweep(buffer: MollifierBuffer, settings: Settings) -> SweepReport:
         deficit = depth - signals_in_flight()
         for i in range(max(0, min(deficit, repairs - reclaimed))):
             run_id, org_id, env_id = stale[i % len(stale)]
-            send_signal(run_id, org_id, env_id)
+            entry = buffer.get_entry(org_id, run_id)
+            send_signal(run_id, org_id, env_id, entry=carried(entry) if entry else None)
             resignalled += 1
         if resignalled:
             logger.warning("mollifier.resignalled", extra={"count": resignalled, "depth": depth})

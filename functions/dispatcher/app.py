@@ -1,0 +1,14 @@
+"""Dispatcher: RunsTable stream -> RunQueue (SendMessageBatch), with partial batch responses."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sluice import engine
+from sluice.api import logger
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    failed = engine.dispatch_records(event.get("Records") or [])
+    return {"batchItemFailures": [{"itemIdentifier": seq} for seq in failed]}

@@ -1,0 +1,219 @@
+"""The outbox: one write per trigger, and the dispatcher that puts runs on RunQueue."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+
+from sluice import aws as sluice_aws
+from sluice import engine
+from sluice.engine import store
+from sluice.engine.models import TriggerBody
+from sluice.errors import NotFound
+from tests.conftest import AwsStack, Tenant
+
+
+class CallCounter:
+    """Counts the calls made through the process's real DynamoDB and SQS clients."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        for service in ("dynamodb", "sqs", "s3"):
+            client = sluice_aws.client(service)
+            client.meta.events.register("before-call", self._count)
+
+    def _count(self, model: Any, **_: Any) -> None:
+        self.calls.append(model.name)
+
+
+def _trigger(tenant: Tenant, **options: Any) -> engine.TriggerResult:
+    return engine.trigger(tenant.env, "hello", TriggerBody.model_validate({"payload": 1, "options": options}))
+
+
+def _queue(aws: AwsStack) -> list[dict[str, Any]]:
+    return [json.loads(m["Body"]) for m in aws.receive_all("RunQueue")]
+
+
+def _stream_records(aws: AwsStack) -> list[dict[str, Any]]:
+    streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+    arn = aws.dynamodb.describe_table(TableName=aws.stack.physical_name("RunsTable"))["Table"][
+        "LatestStreamArn"
+    ]
+    records: list[dict[str, Any]] = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        it = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )
+        records += streams.get_records(ShardIterator=it["ShardIterator"])["Records"]
+    return records
+
+
+def test_a_trigger_is_one_aws_call_without_a_key_with_a_new_key_and_cached(
+    aws: AwsStack, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter = CallCounter()
+    _trigger(tenant)
+    assert counter.calls == ["PutItem"]
+    counter.calls.clear()
+    first = _trigger(tenant, idempotencyKey="k")
+    assert counter.calls == ["TransactWriteItems"]
+    counter.calls.clear()
+    cached = _trigger(tenant, idempotencyKey="k")
+    assert counter.calls == ["TransactWriteItems"]
+    assert (cached.id, cached.is_cached, first.is_cached) == (first.id, True, False)
+
+
+def test_a_redelivered_trigger_with_the_same_run_id_is_answered_from_the_failed_condition(
+    aws: AwsStack, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = TriggerBody.model_validate({"payload": 1})
+    engine.trigger(tenant.env, "hello", body, run_id="run_fixed")
+    counter = CallCounter()
+    again = engine.trigger(tenant.env, "hello", body, run_id="run_fixed")
+    assert counter.calls == ["PutItem"] and again.is_cached and again.id == "run_fixed"
+
+
+def test_every_new_run_reaches_run_queue_once_grouped_by_org(aws: AwsStack, tenant: Tenant) -> None:
+    ids = {_trigger(tenant).id for _ in range(25)}
+    raw = aws.receive_all("RunQueue")
+    assert sorted(json.loads(m["Body"])["runId"] for m in raw) == sorted(ids)
+    assert {m["Attributes"]["MessageGroupId"] for m in raw} == {tenant.env.org_id}
+    run = engine.get_run(tenant.env, next(iter(ids)))
+    assert run.enqueuedAt is not None
+
+
+def test_a_failed_run_is_never_sent(aws: AwsStack, tenant: Tenant) -> None:
+    body = TriggerBody.model_validate({"payload": 1})
+    engine.trigger(tenant.env, "hello", body, error=engine.RunError(code="X", message="no"))
+    assert _queue(aws) == []
+
+
+def test_a_delayed_run_is_sent_with_its_delay(
+    aws: AwsStack, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sqs = sluice_aws.sqs()
+    seen: list[dict[str, Any]] = []
+    real = sqs.send_message_batch
+
+    def spy(**kwargs: Any) -> Any:
+        seen.extend(kwargs["Entries"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(sqs, "send_message_batch", spy)
+    _trigger(tenant, delay="10m")
+    _trigger(tenant, delay="2h")
+    aws.run_streams()
+    delays = sorted(e["DelaySeconds"] for e in seen)
+    assert 590 <= delays[0] <= 600 and delays[1] == 900  # SQS's ceiling; workers hold the rest
+
+
+def test_other_writes_to_a_run_never_resend_it_and_request_dispatch_does(
+    aws: AwsStack, tenant: Tenant
+) -> None:
+    run_id = _trigger(tenant).id
+    assert [m["runId"] for m in _queue(aws)] == [run_id]
+    table = aws.stack.physical_name("RunsTable")
+    aws.dynamodb.update_item(
+        TableName=table,
+        Key={"runId": {"S": run_id}},
+        UpdateExpression="ADD streamKeys :k SET #s = :s, heartbeatAt = :h",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":k": {"SS": ["main"]}, ":s": {"S": "EXECUTING"}, ":h": {"N": "1"}},
+    )
+    assert _queue(aws) == []  # (what was received before stays invisible; nothing new was sent)
+    assert engine.get_run(tenant.env, run_id).status == "EXECUTING"
+
+    engine.request_dispatch(run_id)
+    messages = _queue(aws)
+    assert [(m["runId"], m["dispatchSeq"]) for m in messages] == [(run_id, 2)]
+
+
+def test_request_dispatch_of_an_unknown_run_is_not_found(aws: AwsStack) -> None:
+    with pytest.raises(NotFound):
+        engine.request_dispatch("run_nope")
+
+
+def test_a_failure_halfway_through_a_send_message_batch_resends_only_what_failed(
+    aws: AwsStack, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [_trigger(tenant).id for _ in range(10)]
+    sqs = sluice_aws.sqs()
+    real = sqs.send_message_batch
+    calls: list[int] = []
+
+    def half_fails(**kwargs: Any) -> Any:
+        entries = kwargs["Entries"]
+        calls.append(len(entries))
+        if len(calls) > 1:
+            return real(**kwargs)
+        keep, fail = entries[:5], entries[5:]
+        response = real(**{**kwargs, "Entries": keep})
+        response["Failed"] = [
+            {"Id": e["Id"], "SenderFault": False, "Code": "InternalError", "Message": "x"} for e in fail
+        ]
+        return response
+
+    monkeypatch.setattr(sqs, "send_message_batch", half_fails)
+    messages = _queue(aws)
+    assert calls == [10, 5]
+    assert sorted(m["runId"] for m in messages) == sorted(ids)
+
+
+def test_a_batch_that_keeps_failing_reports_the_first_unsent_record_and_sends_nothing_after_it(
+    aws: AwsStack, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [_trigger(tenant).id for _ in range(15)]
+    records = [r for r in _stream_records(aws) if r["eventName"] == "INSERT"]
+    sqs = sluice_aws.sqs()
+    real = sqs.send_message_batch
+    state = {"calls": 0}
+
+    def second_chunk_fails(**kwargs: Any) -> Any:
+        state["calls"] += 1
+        entries = kwargs["Entries"]
+        if len(entries) == 10:
+            return real(**kwargs)
+        return {
+            "Successful": [],
+            "Failed": [{"Id": e["Id"], "SenderFault": False, "Code": "X"} for e in entries],
+        }
+
+    monkeypatch.setattr(sqs, "send_message_batch", second_chunk_fails)
+    monkeypatch.setattr("sluice.engine.dispatch.SEND_BACKOFF_S", 0)
+    failed = engine.dispatch_records(records)
+    assert failed == [records[10]["dynamodb"]["SequenceNumber"]]
+    sent = [
+        json.loads(m["Body"])["runId"]
+        for m in aws.sqs.receive_message(QueueUrl=aws.queue_urls["RunQueue"], MaxNumberOfMessages=10)[
+            "Messages"
+        ]
+    ]
+    assert sorted(sent) == sorted(ids[:10])
+
+
+def test_a_redelivered_stream_batch_makes_no_second_run(aws: AwsStack, tenant: Tenant) -> None:
+    ids = [_trigger(tenant).id for _ in range(5)]
+    records = _stream_records(aws)
+    assert engine.dispatch_records(records) == []
+    assert engine.dispatch_records(records) == []  # the same batch again, as Lambda may redeliver it
+    table = aws.stack.physical_name("RunsTable")
+    assert aws.dynamodb.scan(TableName=table, Select="COUNT")["Count"] == 5
+    assert {m["runId"] for m in _queue(aws)} == set(ids)  # at least once, keyed by run id
+
+
+def test_the_run_item_carries_its_dispatch_attributes_at_top_level(aws: AwsStack, tenant: Tenant) -> None:
+    run_id = _trigger(tenant, delay="1m").id
+    item = aws.dynamodb.get_item(
+        TableName=aws.stack.physical_name("RunsTable"), Key={"runId": {"S": run_id}}
+    )["Item"]
+    assert item["status"] == {"S": "DELAYED"} and item["dispatchSeq"] == {"N": "1"}
+    assert item["dispatchPending"] == {"BOOL": True} and "delayUntil" in item
+    aws.run_streams()
+    item = aws.dynamodb.get_item(
+        TableName=aws.stack.physical_name("RunsTable"), Key={"runId": {"S": run_id}}
+    )["Item"]
+    assert "dispatchPending" not in item and "enqueuedAt" in item
+    assert store.run_from_item(item).id == run_id
