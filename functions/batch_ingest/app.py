@@ -11,7 +11,16 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice import batches
-from sluice.api import current_environment, json_body, json_response, logger, make_resolver
+from sluice.api import (
+    current_environment,
+    json_body,
+    json_object,
+    json_response,
+    logger,
+    make_resolver,
+    query_int,
+    request_bytes,
+)
 
 app = make_resolver()
 
@@ -29,23 +38,21 @@ def stream_items(batch_id: str) -> Response[Any]:
     event = app.current_event
     batches.require_ndjson(event.headers)
     env = current_environment(app)
-    body = batches.request_bytes(event.body, event.is_base64_encoded)
-    result = batches.ingest_items(env, batch_id, batches.parse_body(body))
+    result = batches.ingest_items(env, batch_id, batches.parse_body(request_bytes(app)))
     return json_response(200, result.model_dump())
 
 
 @app.post("/api/v3/batches/<batch_id>/payloads")
 def payload_uploads(batch_id: str) -> Response[Any]:
     env = current_environment(app)
-    indices = (json_body(app) or {}).get("indices")
+    indices = json_object(app, code="invalid_indices").get("indices")
     return json_response(200, {"uploads": batches.payload_uploads(env, batch_id, indices)})
 
 
 @app.get("/api/v3/batches/<batch_id>")
 def get_batch(batch_id: str) -> Response[Any]:
     env = current_environment(app)
-    offset = app.current_event.get_query_string_value("runsOffset", "0") or "0"
-    return json_response(200, batches.get_status(env, batch_id, int(offset) if offset.isdigit() else 0))
+    return json_response(200, batches.get_status(env, batch_id, query_int(app, "runsOffset")))
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -6,13 +6,17 @@ Errors map to responses here and nowhere else, so every route answers the same
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import re
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
+from sluice import strict_json
 from sluice.auth import Environment, authenticate
 from sluice.errors import BadRequest, NotFound, SluiceError
 
@@ -52,12 +56,58 @@ def current_environment(app: APIGatewayHttpResolver) -> Environment:
     return authenticate(app.current_event.headers)
 
 
+def request_bytes(app: APIGatewayHttpResolver) -> bytes:
+    """The raw request body; API Gateway base64-encodes bodies that are not text."""
+    event = app.current_event
+    body = event.body or ""
+    if not event.is_base64_encoded:
+        return body.encode("utf-8")
+    try:
+        return base64.b64decode(body, validate=True)
+    except binascii.Error as exc:
+        raise BadRequest("The request body is not valid base64", code="invalid_body") from exc
+
+
 def json_body(app: APIGatewayHttpResolver) -> Any:
-    """The request body decoded as JSON (API Gateway may have base64-encoded it)."""
-    raw = app.current_event.decoded_body
+    """The request body decoded as strict JSON (see ``sluice.strict_json``).
+
+    Raises:
+        BadRequest: ``invalid_json`` for an empty body, bytes that are not UTF-8 or not JSON, and
+            numbers JSON cannot hold (NaN, Infinity, 1e400, integers over 4300 digits).
+    """
+    raw = request_bytes(app)
     if not raw:
         raise BadRequest("The request body is empty; expected JSON", code="invalid_json")
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return strict_json.loads(raw)
+    except ValueError as exc:
         raise BadRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from exc
+
+
+def json_object(app: APIGatewayHttpResolver, code: str) -> dict[str, Any]:
+    """The request body, which must be a JSON object; ``code`` names the 400 otherwise."""
+    body = json_body(app)
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object", code=code)
+    return body
+
+
+# ASCII digits only: str.isdigit() also takes "²" and other digits int() refuses, and a bound on
+# the length keeps int() far from its 4300-digit limit.
+_QUERY_INT = re.compile(r"[0-9]{1,15}")
+
+
+def query_int(app: APIGatewayHttpResolver, name: str, default: int = 0) -> int:
+    """A non-negative integer query parameter.
+
+    Raises:
+        BadRequest: ``invalid_<name in snake case>`` when it is anything else.
+    """
+    value = app.current_event.get_query_string_value(name)
+    if value is None or value == "":
+        return default
+    if not _QUERY_INT.fullmatch(value):
+        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+        message = f"{name} must be a non-negative integer (got {value[:40]!r})"
+        raise BadRequest(message, code=f"invalid_{snake}")
+    return int(value)

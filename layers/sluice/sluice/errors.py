@@ -69,6 +69,20 @@ class ServiceUnavailable(SluiceError):
     """A dependency is down and the request cannot be served safely; the client should retry."""
 
     status, code = 503, "service_unavailable"
+    # Seconds a client should wait before retrying: a dependency outage that a second clears is
+    # the common case, and the client SDK backs off further on repeated 503s.
+    retry_after_s = 1
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        issues: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        headers = {"Retry-After": str(self.retry_after_s), **(headers or {})}
+        super().__init__(message, code=code, issues=issues, headers=headers)
 
 
 def issues_from_pydantic(errors: list[Any]) -> list[dict[str, Any]]:
