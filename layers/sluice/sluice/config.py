@@ -18,8 +18,6 @@ MIB = 1024 * KIB
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SLUICE_", extra="ignore", frozen=True)
 
-    stage: str = "dev"
-
     # --- Redis -------------------------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_cluster: bool = False
