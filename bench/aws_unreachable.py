@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path[:0] = [
@@ -39,15 +40,24 @@ BEFORE = {
 NOW: dict[str, str] = {}
 
 
+@dataclass
+class DeadEndpoint:
+    url: str
+    connections: int = 0  # connections accepted (none when it refuses them)
+
+
 @contextmanager
-def endpoint(kind: str) -> Iterator[str]:
+def dead_endpoint(kind: str) -> Iterator[DeadEndpoint]:
+    """A local endpoint that ``refuses`` connections, accepts and ``closes`` them, or accepts
+    them and ``hangs`` (never answers)."""
     if kind == "refuses":
         with socket.create_server(("127.0.0.1", 0)) as probe:
             port = probe.getsockname()[1]
-        yield f"http://127.0.0.1:{port}"  # closed again: connections are refused
+        yield DeadEndpoint(f"http://127.0.0.1:{port}")  # closed again: connections are refused
         return
     server = socket.create_server(("127.0.0.1", 0), backlog=64)
     server.settimeout(0.05)
+    endpoint = DeadEndpoint(f"http://127.0.0.1:{server.getsockname()[1]}")
     stop, held = threading.Event(), []
 
     def serve() -> None:
@@ -56,6 +66,7 @@ def endpoint(kind: str) -> Iterator[str]:
                 conn, _ = server.accept()
             except TimeoutError:
                 continue
+            endpoint.connections += 1
             if kind == "closes":
                 conn.close()
             else:
@@ -64,7 +75,7 @@ def endpoint(kind: str) -> Iterator[str]:
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+        yield endpoint
     finally:
         stop.set()
         thread.join()
@@ -103,9 +114,9 @@ def main() -> None:
     # (endpoint, samples before, samples now): a hung endpoint costs the old bounds ~30 s a call.
     plan = [("refuses", 10, 40), ("closes", 10, 40), ("hangs", 2, 10)]
     for kind, before_n, now_n in plan:
-        with endpoint(kind) as url:
-            before = give_up_times(url, BEFORE, before_n)
-            now = give_up_times(url, NOW, now_n)
+        with dead_endpoint(kind) as endpoint:
+            before = give_up_times(endpoint.url, BEFORE, before_n)
+            now = give_up_times(endpoint.url, NOW, now_n)
         ratio = statistics.median(before) / max(statistics.median(now), 1e-9)
         print(f"{kind:8} before: {summary(before)}")
         print(f"{kind:8} now:    {summary(now)}   median before/now {ratio:.1f}x")

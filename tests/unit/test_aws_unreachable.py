@@ -1,22 +1,21 @@
 """AWS unreachable: every route answers 503 with Retry-After after a bounded number of attempts.
 
-The endpoint is a local socket that accepts connections and either closes them at once (refused
-service) or never answers (a hung dependency): the tests count the attempts botocore makes, and
-the bound on how long one 503 can take follows from the client's configuration.
+The endpoint is a local socket (``bench.aws_unreachable``, which also measures the times) that
+accepts connections and either closes them at once or never answers (a hung dependency): the
+tests count the attempts botocore makes, and the bound on how long one 503 can take follows from
+the client's configuration.
 """
 
 from __future__ import annotations
 
 import json
-import socket
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bench.aws_unreachable import DeadEndpoint, dead_endpoint
 from sluice import aws as sluice_aws
 from sluice.config import get_settings, reload_settings
 from sluice.errors import ServiceUnavailable
@@ -28,55 +27,24 @@ WORST_503_BUDGET_S = 3.0
 STANDARD_BACKOFF_BASE_S = 1.0
 
 
-@dataclass
-class DeadEndpoint:
-    url: str
-    answer: bool
-    connections: int = 0
-    _sockets: list[socket.socket] = field(default_factory=list)
-
-
 @pytest.fixture(params=["closes", "hangs"])
-def dead_endpoint(request: pytest.FixtureRequest) -> Iterator[DeadEndpoint]:
-    server = socket.create_server(("127.0.0.1", 0))
-    server.settimeout(0.1)
-    endpoint = DeadEndpoint(f"http://127.0.0.1:{server.getsockname()[1]}", answer=request.param == "closes")
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            endpoint.connections += 1
-            if endpoint.answer:
-                conn.close()
-            else:
-                endpoint._sockets.append(conn)  # held open, never answered
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield endpoint
-    stop.set()
-    thread.join()
-    for conn in endpoint._sockets:
-        conn.close()
-    server.close()
+def dead(request: pytest.FixtureRequest) -> Iterator[DeadEndpoint]:
+    with dead_endpoint(request.param) as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
 def outage(
-    aws: AwsStack, tenant: Tenant, call_api: Any, dead_endpoint: DeadEndpoint, monkeypatch: pytest.MonkeyPatch
+    aws: AwsStack, tenant: Tenant, call_api: Any, dead: DeadEndpoint, monkeypatch: pytest.MonkeyPatch
 ) -> DeadEndpoint:
     """Auth is warmed against moto, then every AWS client points at the dead endpoint."""
     assert call_api("POST", "/api/v1/tasks/t/trigger", json_body={}, headers=tenant.headers).status == 200
-    monkeypatch.setenv("AWS_ENDPOINT_URL", dead_endpoint.url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", dead.url)
     monkeypatch.setenv("SLUICE_AWS_READ_TIMEOUT_S", "0.2")  # the hung case, kept short for the test
     monkeypatch.setenv("SLUICE_AWS_CONNECT_TIMEOUT_S", "0.2")
     reload_settings()
     sluice_aws.reset_clients()
-    return dead_endpoint
+    return dead
 
 
 def test_default_client_bounds_keep_a_503_under_three_seconds() -> None:
