@@ -49,7 +49,7 @@ integration: $(STAMP)
 	$(PY) -m pytest tests/integration tests/e2e $(XDIST)
 
 bench: $(STAMP)
-	for b in engine_calls mollifier_intake mollifier_drain mollifier_fairness batch_ingest streams; do \
+	for b in engine_calls mollifier_intake mollifier_drain mollifier_fairness batch_ingest streams aws_unreachable; do \
 	  echo "== bench/$$b.py"; $(PY) -m bench.$$b || exit 1; done
 
 ## redis-server is a real binary; install it from Debian's packages when it is missing.

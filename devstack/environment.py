@@ -21,6 +21,12 @@ _NOT_INHERITED_PREFIXES = ("SLUICE_", "AWS_", "POWERTOOLS_", "_HANDLER", "LAMBDA
 DEFAULT_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
+# moto answers from this machine, which a test run can load far beyond what AWS ever is: a read
+# may take seconds. Connecting stays as short as deployed (it is local), and so do the attempts,
+# so an emulator that is down still answers 503 within about a second, as AWS unreachable does.
+LOCAL_AWS_CLIENT = {"SLUICE_AWS_READ_TIMEOUT_S": "10"}
+
+
 def sluice_overrides(environ: Mapping[str, str]) -> dict[str, str]:
     """The ``SLUICE_*`` variables of devstack's environment, which win over the template's."""
     return {k: v for k, v in environ.items() if k.startswith("SLUICE_") and k != REDIS_URL_SETTING}
@@ -61,6 +67,7 @@ def function_environment(
     template_env = {k: (queue_urls or {}).get(v, v) for k, v in spec.environment.items()}
     env.update(template_env)
     env[REDIS_CLUSTER_SETTING] = "false"
+    env.update(LOCAL_AWS_CLIENT)
     env.update(sluice_overrides(environ))
     env[REDIS_URL_SETTING] = redis_url
     env.update(aws_client_environment(environ, aws_endpoint))

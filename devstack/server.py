@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -64,6 +65,9 @@ def routes_of(specs: Iterable[FunctionSpec]) -> list[tuple[Route, FunctionSpec]]
         return (greedy, int(route.method == "ANY"), params - len(segments))
 
     return sorted(found, key=specificity)
+
+
+OPENAPI_PATH = "/api/openapi.json"
 
 
 def _json_body(status: int, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -154,11 +158,18 @@ class ApiServer(ThreadingHTTPServer):
     request_queue_size = 1024
 
     def __init__(
-        self, address: tuple[str, int], routes: list[BoundRoute], *, verbose: bool = False
+        self,
+        address: tuple[str, int],
+        routes: list[BoundRoute],
+        *,
+        verbose: bool = False,
+        openapi: Path | None = None,
     ) -> None:
         super().__init__(address, _Handler)
         self.routes = routes
         self.verbose = verbose
+        # The committed OpenAPI document, served at OPENAPI_PATH when the template has one.
+        self.openapi = openapi if openapi is not None and openapi.is_file() else None
         self._thread: threading.Thread | None = None
 
     @property
@@ -168,6 +179,8 @@ class ApiServer(ThreadingHTTPServer):
 
     def dispatch(self, request: Request) -> tuple[int, list[tuple[str, str]], bytes]:
         method, raw_path = request.method, request.raw_path
+        if self.openapi is not None and method == "GET" and raw_path == OPENAPI_PATH:
+            return 200, [("content-type", "application/json")], self.openapi.read_bytes()
         for bound in self.routes:
             params = bound.route.match(method, raw_path)
             if params is not None:

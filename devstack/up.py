@@ -281,7 +281,12 @@ class LocalStack:
     def _start_server(self, specs: list[FunctionSpec], runtimes: dict[str, FunctionRuntime]) -> ApiServer:
         routes = [BoundRoute(route, runtimes[spec.logical_id]) for route, spec in routes_of(specs)]
         try:
-            server = ApiServer((self.options.host, self.options.port), routes, verbose=self.options.verbose)
+            server = ApiServer(
+                (self.options.host, self.options.port),
+                routes,
+                verbose=self.options.verbose,
+                openapi=self.options.template.resolve().parent / "openapi.json",
+            )
         except OSError as exc:
             raise StartupError(f"cannot serve on {self.options.host}:{self.options.port}: {exc}") from exc
         server.start()

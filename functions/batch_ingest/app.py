@@ -11,12 +11,48 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice import batches
-from sluice.api import current_environment, json_body, json_response, logger, make_resolver
+from sluice.api import (
+    current_environment,
+    json_body,
+    json_object,
+    json_response,
+    logger,
+    make_resolver,
+    query_int,
+    request_bytes,
+    route_docs,
+)
+from sluice.batches.models import BatchItem, CreateBatchRequest, IngestResult, PayloadUploadsRequest
+
+# One NDJSON line of phase 2 is one item; OpenAPI describes the line.
+NDJSON = "application/x-ndjson"
 
 app = make_resolver()
 
 
-@app.post("/api/v3/batches")
+CREATE_ERRORS = (
+    "invalid_run_count",
+    "batch_too_large",
+    "idempotency_key_too_long",
+    "invalid_body",
+    "invalid_request",
+    "invalid_idempotency_ttl",
+    "batch_rate_limited",
+)
+ITEMS_ERRORS = (
+    "invalid_encoding",
+    "empty_body",
+    "invalid_ndjson",
+    "batch_not_found",
+    "batch_not_pending",
+    "batch_unexpected_state",
+    "batch_item_too_large",
+    "unsupported_media_type",
+    "invalid_batch_item",
+)
+
+
+@app.post("/api/v3/batches", **route_docs(ok=202, body=CreateBatchRequest, errors=CREATE_ERRORS))
 def create_batch() -> Response[Any]:
     env = current_environment(app)
     request = batches.parse_create_request(json_body(app))
@@ -24,28 +60,36 @@ def create_batch() -> Response[Any]:
     return json_response(200 if result.is_cached else 202, result.to_api())
 
 
-@app.post("/api/v3/batches/<batch_id>/items")
+@app.post(
+    "/api/v3/batches/<batch_id>/items",
+    **route_docs(ok_model=IngestResult, body=BatchItem, body_type=NDJSON, errors=ITEMS_ERRORS),
+)
 def stream_items(batch_id: str) -> Response[Any]:
     event = app.current_event
     batches.require_ndjson(event.headers)
     env = current_environment(app)
-    body = batches.request_bytes(event.body, event.is_base64_encoded)
-    result = batches.ingest_items(env, batch_id, batches.parse_body(body))
+    result = batches.ingest_items(env, batch_id, batches.parse_body(request_bytes(app)))
     return json_response(200, result.model_dump())
 
 
-@app.post("/api/v3/batches/<batch_id>/payloads")
+@app.post(
+    "/api/v3/batches/<batch_id>/payloads",
+    **route_docs(
+        body=PayloadUploadsRequest, errors=("invalid_indices", "batch_not_found", "batch_not_pending")
+    ),
+)
 def payload_uploads(batch_id: str) -> Response[Any]:
     env = current_environment(app)
-    indices = (json_body(app) or {}).get("indices")
+    indices = json_object(app, code="invalid_indices").get("indices")
     return json_response(200, {"uploads": batches.payload_uploads(env, batch_id, indices)})
 
 
-@app.get("/api/v3/batches/<batch_id>")
+@app.get("/api/v3/batches/<batch_id>", **route_docs(errors=("batch_not_found", "invalid_runs_offset")))
 def get_batch(batch_id: str) -> Response[Any]:
     env = current_environment(app)
-    offset = app.current_event.get_query_string_value("runsOffset", "0") or "0"
-    return json_response(200, batches.get_status(env, batch_id, int(offset) if offset.isdigit() else 0))
+    return json_response(
+        200, batches.get_status(env, batch_id, query_int(app, "runsOffset", code="invalid_runs_offset"))
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -6,18 +6,30 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice import mollifier
-from sluice.api import current_environment, json_body, json_response, logger, make_resolver
+from sluice.api import current_environment, json_body, json_response, logger, make_resolver, route_docs
+from sluice.engine import TriggerBody
 
 app = make_resolver()
 
 
-@app.post("/api/v1/tasks/<task_id>/trigger")
+TRIGGER_ERRORS = (
+    "idempotency_key_too_long",
+    "payload_too_large",
+    "invalid_request",
+    "invalid_body",
+    "invalid_delay",
+    "idempotency_claim_timeout",
+    "idempotency_contention",
+)
+
+
+@app.post("/api/v1/tasks/<task_id>/trigger", **route_docs(body=TriggerBody, errors=TRIGGER_ERRORS))
 def trigger(task_id: str) -> Response[Any]:
     env = current_environment(app)
     return json_response(200, mollifier.trigger(env, task_id, json_body(app)).to_api())
 
 
-@app.get("/api/v1/runs/<run_id>")
+@app.get("/api/v1/runs/<run_id>", **route_docs(errors=("not_found",)))
 def get_run(run_id: str) -> Response[Any]:
     env = current_environment(app)
     return json_response(200, mollifier.read_run(env, run_id))

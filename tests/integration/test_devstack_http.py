@@ -164,3 +164,10 @@ def test_concurrent_requests_use_several_workers(probe: DevStack) -> None:
         responses = list(pool.map(nap, range(4)))
     assert all(r.status_code == 200 for r in responses)
     assert len({r.json()["pid"] for r in responses}) > 1
+
+
+def test_devstack_serves_the_openapi_document(devstack: DevStack) -> None:
+    res = httpx.get(f"{devstack.api_url}/api/openapi.json", timeout=30)
+    assert res.status_code == 200
+    committed = json.loads((Path(__file__).resolve().parents[2] / "openapi.json").read_text(encoding="utf-8"))
+    assert res.json() == committed and res.json()["openapi"].startswith("3.1")

@@ -31,7 +31,8 @@ def client(service: str) -> Any:
     config = Config(
         connect_timeout=settings.aws_connect_timeout_s,
         read_timeout=settings.aws_read_timeout_s,
-        retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
+        # total_max_attempts counts the first request; botocore's max_attempts counts only retries.
+        retries={"mode": "standard", "total_max_attempts": settings.aws_max_attempts},
         # Presigned S3 URLs must name the regional virtual host so that browsers and httpx can
         # PUT to them without a redirect.
         s3={"addressing_style": "path" if endpoint_url() else "auto"},

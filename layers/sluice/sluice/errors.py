@@ -10,6 +10,8 @@ class SluiceError(Exception):
 
     status: int = 400
     code: str = "bad_request"
+    # Set on errors a client should retry: the response then carries Retry-After.
+    retry_after_s: int | None = None
 
     def __init__(
         self,
@@ -25,6 +27,8 @@ class SluiceError(Exception):
             self.code = code
         self.issues = issues or []
         self.headers = headers or {}
+        if self.retry_after_s is not None:
+            self.headers = {"Retry-After": str(self.retry_after_s), **self.headers}
 
     def to_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.message, "code": self.code}
@@ -69,6 +73,9 @@ class ServiceUnavailable(SluiceError):
     """A dependency is down and the request cannot be served safely; the client should retry."""
 
     status, code = 503, "service_unavailable"
+    # Seconds a client should wait before retrying: a dependency outage that a second clears is
+    # the common case, and the client SDK backs off further on repeated 503s.
+    retry_after_s = 1
 
 
 def issues_from_pydantic(errors: list[Any]) -> list[dict[str, Any]]:

@@ -102,7 +102,7 @@ def test_half_done_item_is_repaired_by_the_retry(api: BatchApi, monkeypatch: pyt
 def test_offload_retries_a_transient_failure_and_succeeds_on_the_third_attempt(
     api: BatchApi, configure: Callable[..., None]
 ) -> None:
-    configure(payload_offload_bytes=100, batch_ingest_concurrency=1)
+    configure(payload_offload_bytes=100, batch_ingest_concurrency=1, aws_max_attempts=3)
     calls = fail_s3_puts(2)
     batch_id = api.create_id(1)
     res = api.items(batch_id, [item(0, payload={"blob": "z" * 500})])

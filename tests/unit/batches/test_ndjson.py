@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sluice.batches.errors import InvalidNdjson
+from sluice.batches.errors import InvalidNdjson, UnindexedItemTooLarge
 from sluice.batches.ndjson import NdjsonParser, OversizedItem, Parsed, ParserState, extract_index_and_task
 
 
@@ -78,12 +78,16 @@ def test_should_skip_remaining_bytes_of_oversized_line_arriving_in_subsequent_ch
     assert parsed[1:] == [{"index": 1}]
 
 
-def test_stamps_an_oversized_markers_index_by_emit_position_when_it_cant_be_extracted() -> None:
-    unnamed = json.dumps({"payload": "x" * 200, "index": 9}).encode()  # index past the scan window
+def test_rejects_an_oversized_line_whose_index_is_past_the_scan_window() -> None:
+    # Its emit position would be another item's index: the line is refused, naming its line.
+    unnamed = json.dumps({"payload": "x" * 200, "index": 9}).encode()
     data = b'{"index":0}\n{"index":1}\n' + (b" " * 600) + unnamed + b'\n{"index":3}\n'
-    parsed = values([data], max_item_bytes=100)
-    assert parsed[2] == OversizedItem(index=2, task="unknown", actual_size=600 + len(unnamed), max_size=100)
-    assert parsed[3] == {"index": 3}
+    parser = NdjsonParser(100)
+    emitted = []
+    with pytest.raises(UnindexedItemTooLarge) as caught:
+        emitted.extend(p.value for p in parser.feed(data))
+    assert emitted == [{"index": 0}, {"index": 1}]
+    assert caught.value.line == 3 and caught.value.status == 413
 
 
 def test_should_check_byte_size_before_decoding_to_prevent_oom() -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from sluice.engine import RunError
 from sluice.mollifier import MollifierBuffer, get_buffer
+from sluice.mollifier.errors import AcceptContention
 from sluice.mollifier.keys import ShardKeys, shard_of
 from sluice.redis import RedisClient
 from tests.unit.mollifier.conftest import accept, snapshot
@@ -417,3 +418,12 @@ def test_orgs_in_different_shards_share_the_drainer_equally(
         accept(buf, f"run_b{i}", org_id=b, env_id="env_b")
     orgs = [e.orgId for e in (buf.pop_next() for _ in range(20)) if e is not None]
     assert abs(orgs.count(a) - orgs.count(b)) <= 1
+
+
+def test_accept_that_keeps_losing_the_idempotency_race_is_a_typed_503(
+    buffer: MollifierBuffer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(buffer, "_run", lambda *args: "retry")
+    with pytest.raises(AcceptContention) as caught:
+        accept(buffer, "run_x", idempotencyKey="k")
+    assert caught.value.status == 503 and caught.value.headers["Retry-After"]

@@ -30,20 +30,18 @@ def gate_input(flags: dict[str, Any] | None = None, payload_bytes: int = 10, **o
     return GateInput(env, "hello", TriggerOptions.model_validate(options), payload_bytes)
 
 
-def decide(gi: GateInput, evaluator: Evaluator, *, enabled: bool = True, shadow: bool = False) -> Decision:
-    return evaluate_gate(
-        gi, enabled=enabled, shadow_mode=shadow, max_entry_bytes=1000, evaluate_trip=evaluator
-    )
+def decide(gi: GateInput, evaluator: Evaluator, *, shadow: bool = False) -> Decision:
+    return evaluate_gate(gi, shadow_mode=shadow, max_entry_bytes=1000, evaluate_trip=evaluator)
 
 
-ROWS = list(itertools.product([False, True], repeat=4))
+ROWS = list(itertools.product([False, True], repeat=3))
 
 
-@pytest.mark.parametrize(("enabled", "shadow", "flag", "divert"), ROWS)
-def test_truth_table(enabled: bool, shadow: bool, flag: bool, divert: bool) -> None:
+@pytest.mark.parametrize(("shadow", "flag", "divert"), ROWS)
+def test_truth_table(shadow: bool, flag: bool, divert: bool) -> None:
     evaluator = Evaluator(divert)
-    decision = decide(gate_input({"mollifierEnabled": flag}), evaluator, enabled=enabled, shadow=shadow)
-    evaluated = enabled and (flag or shadow)
+    decision = decide(gate_input({"mollifierEnabled": flag}), evaluator, shadow=shadow)
+    evaluated = flag or shadow
     assert evaluator.calls == int(evaluated)
     if evaluated and divert:
         expected = Outcome.MOLLIFY if flag else Outcome.SHADOW_LOG

@@ -12,7 +12,7 @@ Where state lives: the batch record in DynamoDB (``store``), per-item progress i
 
 from sluice.batches import staged
 from sluice.batches.errors import BatchNotFound, BatchNotPending, BatchRateLimited, InvalidItem, InvalidNdjson
-from sluice.batches.http import parse_body, request_bytes, require_ndjson
+from sluice.batches.http import parse_body, require_ndjson
 from sluice.batches.ingest import ingest_items
 from sluice.batches.models import Batch, BatchStatus, CreateBatchRequest, IngestResult, parse_create_request
 from sluice.batches.reaper import reap
@@ -38,7 +38,6 @@ __all__ = [
     "payload_uploads",
     "process_message",
     "reap",
-    "request_bytes",
     "require_ndjson",
     "staged",
 ]

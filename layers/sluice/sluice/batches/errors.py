@@ -4,13 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from sluice.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unprocessable
+from sluice.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, TooManyRequests, Unprocessable
 
 
 class InvalidNdjson(BadRequest):
     """A phase-2 body line that is not UTF-8 or not JSON (400, naming the line)."""
 
     code = "invalid_ndjson"
+
+    def __init__(self, message: str, *, line: int) -> None:
+        super().__init__(message, issues=[{"line": line, "message": message}])
+        self.line = line
+
+
+class UnindexedItemTooLarge(PayloadTooLarge):
+    """A line over the item limit whose first bytes do not name its index (413, naming the line).
+
+    Without its index the line cannot become the FAILED run an oversized item otherwise gets, and
+    guessing one would put that run on another item's index.
+    """
+
+    code = "batch_item_too_large"
 
     def __init__(self, message: str, *, line: int) -> None:
         super().__init__(message, issues=[{"line": line, "message": message}])

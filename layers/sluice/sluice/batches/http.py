@@ -8,8 +8,6 @@ flight. Bodies larger than a request can carry go through a staged upload instea
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterator, Mapping
 
 from sluice.batches.ndjson import NdjsonParser, Parsed
@@ -31,19 +29,18 @@ def require_ndjson(headers: Mapping[str, str] | None) -> None:
         )
 
 
-def request_bytes(body: str | None, is_base64: bool) -> bytes:
-    if not body:
-        raise BadRequest("Request body is required", code="empty_body")
-    if not is_base64:
-        return body.encode("utf-8")
-    try:
-        return base64.b64decode(body, validate=True)
-    except binascii.Error as exc:
-        raise BadRequest("The request body is not valid base64", code="invalid_body") from exc
-
-
 def parse_body(data: bytes) -> Iterator[Parsed]:
-    """The body's items, parsed one chunk at a time as the consumer pulls them."""
+    """The body's items, parsed one chunk at a time as the consumer pulls them.
+
+    Raises:
+        BadRequest: the body is empty (at once, not when the items are pulled).
+    """
+    if not data:
+        raise BadRequest("Request body is required", code="empty_body")
+    return _parse(data)
+
+
+def _parse(data: bytes) -> Iterator[Parsed]:
     parser = NdjsonParser(get_settings().batch_item_max_bytes)
     for start in range(0, len(data), CHUNK_BYTES):
         yield from parser.feed(data[start : start + CHUNK_BYTES])

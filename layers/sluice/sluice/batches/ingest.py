@@ -9,9 +9,10 @@ seals when the enqueued count reaches runCount, and a request that leaves it sho
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 
 from sluice import aws
 from sluice.auth import Environment
@@ -19,7 +20,7 @@ from sluice.batches import items, keys, state, store
 from sluice.batches.concurrency import bounded_map
 from sluice.batches.errors import BatchNotFound, BatchNotPending
 from sluice.batches.models import Batch, BatchStatus, IngestResult
-from sluice.batches.ndjson import Parsed
+from sluice.batches.ndjson import OversizedItem, Parsed
 from sluice.batches.runs import complete_if_done
 from sluice.config import get_settings
 from sluice.errors import Conflict
@@ -64,7 +65,34 @@ def ingest_lines(batch: Batch, lines: Iterable[Parsed], concurrency: int | None 
     # threads, because boto3's client creation is not thread-safe.
     aws.sqs(), aws.s3(), get_redis()
     width = concurrency or get_settings().batch_ingest_concurrency
-    return Counter(bounded_map(lines, partial(items.process, batch), width))
+    outcomes: Counter[str] = Counter()
+    firsts = _first_of_each_index(lines, outcomes)
+    outcomes.update(bounded_map(firsts, partial(items.process, batch), width))
+    return outcomes
+
+
+def _first_of_each_index(lines: Iterable[Parsed], outcomes: Counter[str]) -> Iterator[Parsed]:
+    """``lines`` without the repeats of an index, each counted as deduplicated.
+
+    Items are processed concurrently, so two lines with one index would race to be enqueued and
+    either could win; dropping the repeats here, in line order, makes the first one win.
+    """
+    seen: set[int] = set()
+    for parsed in lines:
+        index = _index_of(parsed.value)
+        if index is not None:
+            if index in seen:
+                outcomes["deduplicated"] += 1
+                continue
+            seen.add(index)
+        yield parsed
+
+
+def _index_of(value: Any) -> int | None:
+    if isinstance(value, OversizedItem):
+        return value.index
+    index = value.get("index") if isinstance(value, dict) else None
+    return index if isinstance(index, int) and not isinstance(index, bool) else None
 
 
 def finish(batch: Batch, accepted: int, deduplicated: int) -> IngestResult:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from sluice import aws
+from sluice import aws, strict_json
 from sluice.batches import keys, state
 from sluice.batches.errors import InvalidItem
 from sluice.batches.models import PAYLOAD_TOO_LARGE, STORE_PAYLOAD_TYPE, Batch, BatchItem
@@ -120,8 +120,16 @@ def _encode(message: dict[str, Any]) -> bytes:
 
 
 def _require_uploaded(key: str, index: int) -> None:
+    """The item's uploaded payload exists, fits the payload limit and is JSON.
+
+    A presigned PUT takes any bytes, and batch_runs only passes the key on: checked here, a bad
+    upload is a 422 naming its index, instead of a run whose payload can never be read.
+    """
+    limit = get_settings().max_payload_bytes
     try:
-        aws.s3().head_object(Bucket=get_settings().payload_bucket, Key=key)
+        obj = aws.s3().get_object(Bucket=get_settings().payload_bucket, Key=key)
+        size = int(obj.get("ContentLength", 0))
+        data = obj["Body"].read() if size <= limit else b""
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
             raise InvalidItem(
@@ -131,6 +139,17 @@ def _require_uploaded(key: str, index: int) -> None:
         raise ServiceUnavailable("The payload store is unavailable; retry shortly") from exc
     except BotoCoreError as exc:
         raise ServiceUnavailable("The payload store is unavailable; retry shortly") from exc
+    if size > limit:
+        raise InvalidItem(
+            f"Invalid item at index {index}: its uploaded payload is {size} bytes; the limit is {limit}",
+            index=index,
+        )
+    try:
+        strict_json.loads(data)
+    except ValueError as exc:
+        raise InvalidItem(
+            f"Invalid item at index {index}: its uploaded payload is not JSON ({exc})", index=index
+        ) from exc
 
 
 def _enqueue(batch: Batch, index: int, message: dict[str, Any]) -> Outcome:

@@ -16,6 +16,7 @@ from sluice.errors import BadRequest, Unprocessable, issues_from_pydantic
 # The object-store marker of the reference SDK: the payload was uploaded before phase 2.
 STORE_PAYLOAD_TYPE = "application/store"
 PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+MAX_PAYLOAD_UPLOADS = 100  # presigned payload URLs per request
 
 
 class BatchStatus(StrEnum):
@@ -99,6 +100,17 @@ class BatchItem(BaseModel):
     task: Annotated[str, Field(min_length=1, max_length=256)]
     payload: Any = None
     options: BatchItemOptions = Field(default_factory=BatchItemOptions)
+
+
+class PayloadUploadsRequest(BaseModel):
+    """A ``/payloads`` body: the item indexes to presign payload uploads for (the service checks
+    them against the batch)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    indices: Annotated[
+        list[Annotated[int, Field(ge=0, strict=True)]], Field(min_length=1, max_length=MAX_PAYLOAD_UPLOADS)
+    ]
 
 
 class Batch(BaseModel):

@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sluice.batches.errors import InvalidNdjson
+from sluice import strict_json
+from sluice.batches.errors import InvalidNdjson, UnindexedItemTooLarge
 
 NEWLINE = 0x0A
 # The reference scans this much of an oversized line for its index and task.
@@ -37,9 +38,8 @@ class ParserState:
 
 @dataclass(frozen=True)
 class OversizedItem:
-    """A line over the item limit. ``index`` is the item's own when its first bytes name it,
-    else its emit position (items are processed concurrently, so "previous index + 1" would be
-    meaningless downstream)."""
+    """A line over the item limit whose first bytes name its ``index`` (a line that does not is
+    rejected: see ``UnindexedItemTooLarge``)."""
 
     index: int
     task: str
@@ -52,10 +52,6 @@ class Parsed:
     value: Any  # the decoded JSON value, or an OversizedItem
     line: int
     resume: ParserState
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 class NdjsonParser:
@@ -125,7 +121,7 @@ class NdjsonParser:
         if not text.strip():
             return
         try:
-            value = json.loads(text, parse_constant=_reject_constant)
+            value = strict_json.loads(text)
         except ValueError as exc:
             raise InvalidNdjson(f"Invalid JSON at line {self._line}: {exc}", line=self._line) from exc
         self._emitted += 1
@@ -133,12 +129,15 @@ class NdjsonParser:
 
     def _marker(self, head: bytes, size: int, line: int) -> Parsed:
         index, task = extract_index_and_task(head)
-        marker = OversizedItem(
-            index=index if index >= 0 else self._emitted,
-            task=task,
-            actual_size=size,
-            max_size=self.max_item_bytes,
-        )
+        if index < 0:
+            # The index may come after the payload, beyond the bytes kept: rejecting the line is
+            # exact, where the emit position would be some other item's index.
+            raise UnindexedItemTooLarge(
+                f"Item at line {line} is larger than {self.max_item_bytes} bytes and its first "
+                f"{EXTRACT_SCAN_BYTES} bytes do not name its index; put \"index\" first in the item",
+                line=line,
+            )
+        marker = OversizedItem(index=index, task=task, actual_size=size, max_size=self.max_item_bytes)
         self._emitted += 1
         return Parsed(marker, line, self.state())
 

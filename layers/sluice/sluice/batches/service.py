@@ -14,14 +14,13 @@ from sluice.auth import Environment
 from sluice.batches import keys, ratelimit, state, store
 from sluice.batches.errors import BatchNotPending
 from sluice.batches.ingest import load_batch
-from sluice.batches.models import Batch, BatchStatus, CreateBatchRequest
+from sluice.batches.models import MAX_PAYLOAD_UPLOADS, Batch, BatchStatus, CreateBatchRequest
 from sluice.config import get_settings
 from sluice.engine import parse_duration
 from sluice.errors import BadRequest, ServiceUnavailable, Unprocessable
 
 NDJSON = "application/x-ndjson"
 RUNS_PAGE = 1000  # run ids per status page: 1000 ids are about 35 KB of JSON
-MAX_PAYLOAD_UPLOADS = 100  # presigned payload URLs per request
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from sluice import aws
 from sluice.batches import keys, store
-from sluice.batches.errors import InvalidItem, InvalidNdjson
+from sluice.batches.errors import InvalidItem, InvalidNdjson, UnindexedItemTooLarge
 from sluice.batches.ingest import finish, ingest_lines
 from sluice.batches.models import BatchStatus, IngestResult
 from sluice.batches.ndjson import NdjsonParser, Parsed, ParserState
@@ -165,7 +165,7 @@ def run(job: StagedJob, deadline: float) -> StagedJob | IngestResult | None:
     source = ObjectLines(job, deadline)
     try:
         outcomes = ingest_lines(batch, source)
-    except (InvalidNdjson, InvalidItem) as exc:
+    except (InvalidNdjson, InvalidItem, UnindexedItemTooLarge) as exc:
         # No client is waiting for an answer: the batch can never be completed from this object,
         # so it is aborted at once, with the reason, rather than left for the seal timeout.
         store.abort(batch, datetime.now(UTC), f"Staged ingest failed: {exc.message}")

@@ -37,7 +37,7 @@ from redis.commands.core import Script
 
 from sluice.config import get_settings
 from sluice.engine import RunError
-from sluice.mollifier.errors import BufferContention
+from sluice.mollifier.errors import AcceptContention, BufferContention
 from sluice.mollifier.keys import ShardKeys, shard_of
 from sluice.mollifier.models import AcceptResult, BufferEntry, Snapshot, TripResult
 from sluice.redis import RedisClient, get_redis, load_script
@@ -143,7 +143,7 @@ class MollifierBuffer:
             if reply.startswith(DUPLICATE_IDEMPOTENCY):
                 return AcceptResult("duplicate_idempotency", reply.removeprefix(DUPLICATE_IDEMPOTENCY))
             return AcceptResult(reply, run_id)
-        raise RuntimeError(f"idempotency lookup for {run_id} kept changing under accept")
+        raise AcceptContention(f"The idempotency binding of run {run_id} kept changing; retry shortly")
 
     def get_entry(self, org_id: str, run_id: str) -> BufferEntry | None:
         fields = text_map(self.client.hgetall(self.keys_for(org_id).entry(run_id)))

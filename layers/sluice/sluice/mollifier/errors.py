@@ -17,5 +17,11 @@ class BufferContention(ServiceUnavailable):
     code = "buffer_contention"
 
 
+class AcceptContention(ServiceUnavailable):
+    """An accept kept finding the idempotency binding changed by concurrent triggers; retry."""
+
+    code = "idempotency_contention"
+
+
 class MalformedEntry(Exception):
     """A buffer entry or its snapshot does not parse: replaying it can never succeed."""

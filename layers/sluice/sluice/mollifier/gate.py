@@ -55,16 +55,14 @@ def waits_on_parent(options: TriggerOptions) -> bool:
 def evaluate_gate(
     gate_input: GateInput,
     *,
-    enabled: bool,
     shadow_mode: bool,
     max_entry_bytes: int,
     evaluate_trip: TripEvaluator,
 ) -> Decision:
-    """Decide ``mollify``, ``shadow_log`` or ``pass_through``; the evaluator runs only when the
-    switch is on, no bypass applies, and the organization is enrolled or shadow mode is on."""
+    """Decide ``mollify``, ``shadow_log`` or ``pass_through``; the evaluator runs only when no
+    bypass applies and the organization is enrolled or shadow mode is on. The caller reaches the
+    gate only when the mollifier is switched on (``SLUICE_MOLLIFIER_ENABLED``)."""
     enrolled = org_enrolled(gate_input.env.org_flags)
-    if not enabled:
-        return Decision(Outcome.PASS_THROUGH, Reason.DISABLED, enrolled)
     if waits_on_parent(gate_input.options):
         return Decision(Outcome.PASS_THROUGH, Reason.WAITS_ON_PARENT, enrolled)
     if gate_input.payload_bytes > max_entry_bytes:

@@ -127,7 +127,6 @@ def _decide_and_trigger(
     gate_input = GateInput(env, task_id, body.options, len(encode(body.payload)))
     decision = evaluate_gate(
         gate_input,
-        enabled=True,
         shadow_mode=settings.mollifier_shadow_mode,
         max_entry_bytes=settings.mollifier_max_entry_bytes,
         evaluate_trip=trip_evaluator(buffer, settings),

@@ -98,7 +98,6 @@ class Outcome(StrEnum):
 class Reason(StrEnum):
     """Why the gate decided as it did; a closed set so that the metric stays low-cardinality."""
 
-    DISABLED = "disabled"
     NOT_ENROLLED = "not_enrolled"
     WAITS_ON_PARENT = "waits_on_parent"
     LARGE_PAYLOAD = "large_payload"

@@ -1,0 +1,78 @@
+"""Every error code the API answers, with its status and when: the one source for the OpenAPI
+document's error responses and the README's error table (a test checks both, and that every code
+the code raises is listed here)."""
+
+from __future__ import annotations
+
+ERROR_CODES: dict[str, tuple[int, str]] = {
+    "invalid_json": (
+        400,
+        "the body is empty, not UTF-8, not JSON, or holds NaN, Infinity or an out-of-range number",
+    ),
+    "invalid_encoding": (400, "a base64-encoded body that does not decode"),
+    "empty_body": (400, "a phase-2 request without a body"),
+    "invalid_ndjson": (400, "a phase-2 line that is not UTF-8 or not JSON (`issues` names the line)"),
+    "idempotency_key_too_long": (400, "`idempotencyKey` over `SLUICE_IDEMPOTENCY_KEY_MAX_CHARS` characters"),
+    "invalid_run_count": (400, "`runCount` is not a positive integer"),
+    "batch_too_large": (400, "`runCount` over the batch limit (`staged: true` takes more)"),
+    "invalid_indices": (
+        400,
+        'a `/payloads` body that is not `{"indices": [...]}` of 1-100 indexes of the batch',
+    ),
+    "invalid_runs_offset": (400, "`runsOffset` that is not a non-negative integer"),
+    "bad_request": (400, "any other malformed request"),
+    "unauthorized": (401, "no `Bearer` key, or an unknown key"),
+    "not_found": (404, "no such run in this environment"),
+    "batch_not_found": (404, "no such batch in this environment"),
+    "route_not_found": (404, "no such route"),
+    "batch_not_pending": (
+        409,
+        "items or uploads for a batch that takes no more (`ABORTED`): create a new batch",
+    ),
+    "batch_unexpected_state": (409, "a seal that found the batch in a state no retry resolves"),
+    "conflict": (409, "any other conflict"),
+    "payload_too_large": (413, "the payload is over `SLUICE_MAX_PAYLOAD_BYTES`"),
+    "batch_item_too_large": (
+        413,
+        "an NDJSON line over the item limit whose first 512 bytes do not name its index",
+    ),
+    "unsupported_media_type": (415, "batch items that are not `application/x-ndjson`"),
+    "invalid_request": (422, "valid JSON with invalid fields (`issues` names each)"),
+    "invalid_body": (422, "a body that is JSON but not an object"),
+    "invalid_delay": (422, "a `delay` that is neither a duration nor an ISO-8601 time"),
+    "invalid_idempotency_ttl": (422, "an `idempotencyKeyTTL` that is not a duration"),
+    "invalid_batch_item": (
+        422,
+        "a batch item that is invalid, out of range, or whose uploaded payload is missing or not JSON"
+        " (names the index)",
+    ),
+    "rate_limited": (429, "too many requests"),
+    "batch_rate_limited": (
+        429,
+        "the environment's batch token bucket is short of `runCount` (`Retry-After`, `X-RateLimit-*`)",
+    ),
+    "service_unavailable": (
+        503,
+        "DynamoDB, S3, SQS or (for batches) Redis could not be reached; retry after `Retry-After`",
+    ),
+    "idempotency_claim_timeout": (
+        503,
+        "another trigger with the same idempotency key held its claim too long; retry",
+    ),
+    "idempotency_contention": (503, "concurrent triggers kept changing an idempotency binding; retry"),
+    "buffer_contention": (503, "the burst buffer lost too many races; retried internally"),
+}
+
+
+def codes_for(status: int) -> list[str]:
+    return [code for code, (code_status, _) in ERROR_CODES.items() if code_status == status]
+
+
+def readme_table() -> str:
+    """The README's error table, one row per status."""
+    rows = ["| status | code | when |", "| --- | --- | --- |"]
+    for status in sorted({status for status, _ in ERROR_CODES.values()}):
+        for code in codes_for(status):
+            when = ERROR_CODES[code][1]
+            rows.append(f"| {status} | `{code}` | {when} |")
+    return "\n".join(rows)

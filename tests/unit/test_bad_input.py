@@ -1,0 +1,122 @@
+"""Hostile bodies and parameters on every JSON route: a structured 4xx, never a 5xx or a mangled value."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import AwsStack, HttpResult, Tenant
+
+JSON = {"content-type": "application/json"}
+
+
+def post(call_api: Any, tenant: Tenant, path: str, body: bytes) -> HttpResult:
+    result: HttpResult = call_api("POST", path, body=body, headers={**tenant.headers, **JSON})
+    return result
+
+
+def assert_error(res: HttpResult, status: int, code: str) -> dict[str, Any]:
+    assert res.status == status, res.body
+    body: dict[str, Any] = json.loads(res.body)
+    assert body["code"] == code and body["error"], body
+    return body
+
+
+TRIGGER = "/api/v1/tasks/hello/trigger"
+NON_STANDARD_NUMBERS = [
+    b'{"payload": NaN}',
+    b'{"payload": {"x": Infinity}}',
+    b'{"payload": [-Infinity]}',
+    b'{"payload": 1e400}',
+    b'{"payload": 1, "options": {"metadata": {"x": 1e400}}}',
+    b'{"payload": 1, "options": {"maxAttempts": NaN}}',
+]
+
+
+@pytest.mark.parametrize("body", NON_STANDARD_NUMBERS)
+def test_trigger_rejects_numbers_json_cannot_hold(
+    aws: AwsStack, tenant: Tenant, call_api: Any, body: bytes
+) -> None:
+    assert_error(post(call_api, tenant, TRIGGER, body), 400, "invalid_json")
+    assert aws.bodies("RunQueue") == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"payload": "\xff\xfe"}',  # not UTF-8
+        b'{"payload": ' + b"9" * 5000 + b"}",  # over Python's 4300-digit integer limit
+        b"",
+    ],
+)
+def test_trigger_rejects_bodies_that_do_not_decode(
+    aws: AwsStack, tenant: Tenant, call_api: Any, body: bytes
+) -> None:
+    assert_error(post(call_api, tenant, TRIGGER, body), 400, "invalid_json")
+
+
+@pytest.mark.parametrize("body", [b'{"runCount": 1, "idempotencyKeyTTL": 1e400}', b'{"runCount": NaN}'])
+def test_batch_create_rejects_non_standard_numbers(
+    aws: AwsStack, tenant: Tenant, call_api: Any, body: bytes
+) -> None:
+    assert_error(post(call_api, tenant, "/api/v3/batches", body), 400, "invalid_json")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"delay": 1e12},
+        {"delay": "99999999999d"},
+        {"ttl": "99999999999w"},
+        {"idempotencyKey": "k", "idempotencyKeyTTL": 1e300},
+    ],
+)
+def test_trigger_durations_that_overflow_are_422(
+    aws: AwsStack, tenant: Tenant, call_api: Any, options: dict[str, Any]
+) -> None:
+    res = post(call_api, tenant, TRIGGER, json.dumps({"payload": 1, "options": options}).encode())
+    assert 400 <= res.status < 500, res.body
+    assert json.loads(res.body)["code"]
+    assert aws.bodies("RunQueue") == []
+
+
+def test_batch_idempotency_ttl_that_overflows_is_422(aws: AwsStack, tenant: Tenant, call_api: Any) -> None:
+    body = {"runCount": 1, "idempotencyKey": "k", "idempotencyKeyTTL": "99999999999d"}
+    assert_error(
+        post(call_api, tenant, "/api/v3/batches", json.dumps(body).encode()), 422, "invalid_idempotency_ttl"
+    )
+
+
+def _batch(call_api: Any, tenant: Tenant) -> str:
+    res = post(call_api, tenant, "/api/v3/batches", b'{"runCount": 2}')
+    assert res.status == 202, res.body
+    return str(res.json()["id"])
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"indices"', b"3", b"null"])
+def test_payload_uploads_body_must_be_an_object(
+    aws: AwsStack, redis_client: Any, tenant: Tenant, call_api: Any, body: bytes
+) -> None:
+    batch_id = _batch(call_api, tenant)
+    res = post(call_api, tenant, f"/api/v3/batches/{batch_id}/payloads", body)
+    assert_error(res, 400, "invalid_indices")
+
+
+@pytest.mark.parametrize("offset", ["%C2%B2", "9" * 5000, "-1", "1.5", "abc"])
+def test_runs_offset_must_be_a_plain_non_negative_integer(
+    aws: AwsStack, redis_client: Any, tenant: Tenant, call_api: Any, offset: str
+) -> None:
+    batch_id = _batch(call_api, tenant)
+    res = call_api("GET", f"/api/v3/batches/{batch_id}?runsOffset={offset}", headers=tenant.headers)
+    assert_error(res, 400, "invalid_runs_offset")
+
+
+def test_runs_offset_pages_the_run_ids(
+    aws: AwsStack, redis_client: Any, tenant: Tenant, call_api: Any
+) -> None:
+    batch_id = _batch(call_api, tenant)
+    res = call_api("GET", f"/api/v3/batches/{batch_id}?runsOffset=1", headers=tenant.headers)
+    assert res.status == 200, res.body
+    assert res.json()["runsOffset"] == 1 and len(res.json()["runs"]) == 1
