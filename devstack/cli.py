@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack import stack_file
+from devstack.run_consumer import CONSUMERS, DEFAULT_CONSUMER
 
 _EPILOG = """\
 examples:
@@ -87,6 +88,15 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--org", default="org_dev", help="organization of the dev API key (default org_dev)")
     up.add_argument("--env", default="env_dev", help="environment of the dev API key (default env_dev)")
     up.add_argument("--verbose", "-v", action="store_true", help="log every request, batch and schedule tick")
+    up.add_argument(
+        "--run-consumer", choices=sorted(CONSUMERS), default=DEFAULT_CONSUMER,
+        help="what takes runs off RunQueue in place of task workers: count (default) drains and "
+        "counts them (see `status`); none leaves them there for you to read",
+    )
+    up.add_argument(
+        "--tcp-nodelay", action=argparse.BooleanOptionalAction, default=True,
+        help="TCP_NODELAY on the HTTP API (default on; off only to measure the ~40 ms Nagle stall)",
+    )
     up.add_argument("--detach", action="store_true",
                     help="start in the background (log in STATE_DIR/devstack.log); "
                     "print stack.json once ready")
@@ -95,7 +105,10 @@ def parser() -> argparse.ArgumentParser:
     state_dir_option(down)
     down.add_argument("--timeout", type=float, default=30, help="seconds to wait for it to stop")
 
-    status = commands.add_parser("status", help="print the running stack's stack.json")
+    status = commands.add_parser(
+        "status", help="print the running stack's stack.json (key masked) and the health of its parts"
+    )
+    status.add_argument("--show-key", action="store_true", help="print the API key in full")
     state_dir_option(status)
 
     keys = commands.add_parser("keys", help="API keys of the running stack")
@@ -137,6 +150,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             parameters=dict(args.param),
             org_id=args.org,
             env_id=args.env,
+            tcp_nodelay=args.tcp_nodelay,
+            run_consumer=args.run_consumer,
         )
     )
 
@@ -154,7 +169,7 @@ def _detach(args: argparse.Namespace) -> int:
     while child.poll() is None:
         info = stack_file.read_stack(state_dir)
         if info is not None and info.get("pid") == child.pid:
-            print(json.dumps(info, indent=2))
+            print(json.dumps(stack_file.masked(info), indent=2))
             sys.stderr.write(f"devstack: running in the background (pid {child.pid}, log {log_path})\n")
             return 0
         time.sleep(0.1)
@@ -185,7 +200,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     if info is None or not stack_file.pid_alive(int(info.get("pid", 0)) or -1):
         sys.stderr.write(f"devstack: no stack runs with state dir {args.state_dir}\n")
         return 1
-    print(json.dumps(info, indent=2))
+    shown = info if args.show_key else stack_file.masked(info)
+    health = stack_file.read_health(args.state_dir)
+    if health is None:
+        shown["health"] = {"state": "starting"}
+    else:
+        age = time.time() - float(health.get("updatedAt", 0))
+        children = health.get("children", {}).values()
+        state = "up" if all(c.get("state") == "up" for c in children) else "degraded"
+        shown["health"] = {"state": "stale" if age > stack_file.HEALTH_STALE_S else state, **health}
+    print(json.dumps(shown, indent=2))
     return 0
 
 

@@ -33,6 +33,7 @@ import boto3
 import redis
 from botocore.config import Config
 
+from devstack import stack_file
 from devstack.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,6 +153,10 @@ class DevStack:
         if done.returncode != 0:
             raise DevstackFailed(f"keys create failed: {done.stderr}")
         return str(json.loads(done.stdout)["apiKey"])
+
+    def health(self) -> dict[str, Any] | None:
+        """What the stack last reported about its children and its RunQueue consumer."""
+        return stack_file.read_health(self.state_dir)
 
     def log(self) -> str:
         """What devstack printed so far (its stderr and the functions' logs)."""
@@ -287,13 +292,17 @@ def start_devstack(
     ``env`` adds to (or overrides) the environment devstack starts with: ``SLUICE_*`` settings
     for every function, ``REDIS_URL`` / ``AWS_ENDPOINT_URL`` to use running services. The test
     process's own ``SLUICE_*`` and ``REDIS_URL`` are not passed on. ``args`` are extra ``up``
-    options, e.g. ``["--schedule-scale", "60", "--concurrency", "4"]``.
+    options, e.g. ``["--schedule-scale", "60", "--concurrency", "4"]``; RunQueue has no consumer
+    unless ``args`` has ``--run-consumer``.
     """
     owned_dir = state_dir is None
     directory = Path(tempfile.mkdtemp(prefix="devstack-")) if state_dir is None else Path(state_dir)
     directory.mkdir(parents=True, exist_ok=True)
     extra = dict(env or {})
     up_args = ["up", "--port", str(free_port()), "--state-dir", str(directory), *args]
+    # Tests read RunQueue themselves: no consumer unless one is asked for.
+    if not any(a.startswith("--run-consumer") for a in args):
+        up_args += ["--run-consumer", "none"]
     if template is not None:
         up_args += ["--template", str(Path(template).resolve())]
     # Against a shared AWS endpoint (LocalStack) each stack needs names of its own.

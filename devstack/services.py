@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import redis
@@ -45,6 +46,10 @@ class Service:
     url: str
     process: subprocess.Popen[bytes] | None
     workdir: Path | None = None
+
+    @property
+    def port(self) -> int:
+        return int(urlsplit(self.url).port or 0)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -90,7 +95,7 @@ def start_moto(port: int | None = None) -> Service:
     """moto's HTTP server in a child process: boto3 talks HTTP to it as it would to AWS."""
     port = port or free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "devstack.moto_server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -28,10 +28,12 @@ from botocore.config import Config
 from devstack import environment, stack_file
 from devstack.pollers import SqsPoller, SqsSource, stop_all
 from devstack.provision import create_all
+from devstack.run_consumer import CONSUMERS, DEFAULT_CONSUMER, RUN_QUEUE, CountingConsumer
 from devstack.runtime import FunctionRuntime, pool_size
 from devstack.schedules import Scheduler, ScheduleSource
 from devstack.server import ApiServer, BoundRoute, routes_of
-from devstack.services import REDIS_MISSING, start_moto, start_redis
+from devstack.services import REDIS_MISSING, Service, start_moto, start_redis
+from devstack.supervise import Child
 from devstack.template import REGION, FunctionSpec, Stack
 
 DEV_ORG = "org_dev"
@@ -60,6 +62,8 @@ class UpOptions:
     parameters: dict[str, str] = field(default_factory=dict)
     org_id: str = DEV_ORG
     env_id: str = DEV_ENV
+    tcp_nodelay: bool = True
+    run_consumer: str = DEFAULT_CONSUMER
 
 
 def say(text: str) -> None:
@@ -101,6 +105,9 @@ class LocalStack:
         self.stopping = threading.Event()
         self._cleanups: list[tuple[str, Callable[[], None]]] = []
         self.info: dict[str, Any] = {}
+        self.children: dict[str, Child] = {}
+        self.run_consumer: CountingConsumer | None = None
+        self._provisioned: tuple[Stack, dict[str, Any], str] | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
     def _on_stop(self, what: str, action: Callable[[], None]) -> None:
@@ -139,6 +146,7 @@ class LocalStack:
         aws_env = environment.aws_client_environment(self.environ, endpoint)
         clients = aws_clients(endpoint, aws_env, pool=max(10, opts.concurrency * 4))
         queue_urls = create_all(stack, clients, endpoint)
+        self._provisioned = (stack, clients, endpoint)
         tables = {lid: stack.physical_name(lid) for lid in stack.resources_of("AWS::DynamoDB::Table")}
         buckets = {lid: stack.physical_name(lid) for lid in stack.resources_of("AWS::S3::Bucket")}
         say(f"provisioned  {len(queue_urls)} queues, {len(tables)} tables, {len(buckets)} buckets")
@@ -161,6 +169,7 @@ class LocalStack:
         self._checkpoint()
         server = self._start_server(specs, runtimes)
         self._start_pollers(stack, specs, runtimes, queue_urls, clients["sqs"])
+        self._start_run_consumer(queue_urls, clients["sqs"])
         self._start_schedules(specs, runtimes)
         self._checkpoint()
 
@@ -181,6 +190,7 @@ class LocalStack:
             "buckets": buckets,
             "functions": {spec.logical_id: spec.name for spec in specs},
             "scheduleScale": opts.schedule_scale,
+            "runConsumer": opts.run_consumer if self.run_consumer is not None else "none",
             # What `keys create` and `invoke` need to see the stack as its functions do.
             "overrides": environment.sluice_overrides(self.environ),
             "startedAt": time.time(),
@@ -200,6 +210,13 @@ class LocalStack:
         stack_file.write_pid(state_dir, os.getpid())
         self._on_stop("state files", lambda: stack_file.clear(state_dir, os.getpid()))
 
+    def _supervise(self, what: str, service: Service, start: Callable[[], Service],
+                   after_restart: Callable[[], None] | None = None) -> Child:
+        child = Child(what, service, start, after_restart, log=say)
+        self.children[what] = child
+        self._on_stop(what, child.stop)
+        return child
+
     def _start_redis(self) -> str:
         if url := self.environ.get("REDIS_URL"):
             say(f"redis        {url} (REDIS_URL)")
@@ -207,9 +224,9 @@ class LocalStack:
         if shutil.which("redis-server") is None:
             raise StartupError(REDIS_MISSING)
         service = start_redis()
-        self._on_stop("redis-server", service.stop)
-        pid = service.process.pid if service.process else "?"
-        say(f"redis        {service.url} (redis-server pid {pid})")
+        port = service.port
+        child = self._supervise("redis-server", service, lambda: start_redis(port))
+        say(f"redis        {service.url} (redis-server pid {child.pid})")
         return service.url
 
     def _start_aws(self) -> str:
@@ -223,10 +240,36 @@ class LocalStack:
                 "or drop --aws-port for a free port"
             )
         service = start_moto(port)
-        self._on_stop("moto server", service.stop)
-        pid = service.process.pid if service.process else "?"
-        say(f"aws          {service.url} (moto server pid {pid})")
+        port = service.port
+        # A new moto knows nothing: the stack's resources and its dev key go back in. Keys made
+        # with `keys create` are gone and must be made again.
+        child = self._supervise("moto", service, lambda: start_moto(port), self._reprovision)
+        say(f"aws          {service.url} (moto server pid {child.pid})")
         return service.url
+
+    def _reprovision(self) -> None:
+        if self._provisioned is None:
+            return
+        stack, clients, endpoint = self._provisioned
+        create_all(stack, clients, endpoint)
+        if self.info.get("apiKey"):
+            from sluice.auth import provision_key
+
+            provision_key(self.options.org_id, self.options.env_id, api_key=self.info["apiKey"])
+
+    def supervise(self) -> None:
+        """Restart any child that died (called by the main loop)."""
+        for child in self.children.values():
+            if not self.stopping.is_set():
+                child.check()
+
+    def health(self) -> dict[str, Any]:
+        """What ``devstack status`` reports beside stack.json: children and the RunQueue consumer."""
+        return {
+            "updatedAt": time.time(),
+            "children": {what: child.health() for what, child in self.children.items()},
+            "runQueue": self.run_consumer.stats() if self.run_consumer is not None else {"consumer": "none"},
+        }
 
     def _provision_key(self, settings: dict[str, str]) -> str | None:
         if "SLUICE_API_KEYS_TABLE" not in settings:
@@ -235,7 +278,8 @@ class LocalStack:
         from sluice.auth import provision_key
 
         api_key = provision_key(self.options.org_id, self.options.env_id)
-        say(f"api key      {api_key} ({self.options.org_id}/{self.options.env_id})")
+        say(f"api key      {stack_file.mask_key(api_key)} ({self.options.org_id}/{self.options.env_id}; "
+            f"the full key is in stack.json, or `python -m devstack status --show-key`)")
         return api_key
 
     def _start_runtimes(
@@ -266,7 +310,10 @@ class LocalStack:
     def _start_server(self, specs: list[FunctionSpec], runtimes: dict[str, FunctionRuntime]) -> ApiServer:
         routes = [BoundRoute(route, runtimes[spec.logical_id]) for route, spec in routes_of(specs)]
         try:
-            server = ApiServer((self.options.host, self.options.port), routes, verbose=self.options.verbose)
+            server = ApiServer(
+                (self.options.host, self.options.port), routes,
+                verbose=self.options.verbose, tcp_nodelay=self.options.tcp_nodelay,
+            )
         except OSError as exc:
             raise StartupError(f"cannot serve on {self.options.host}:{self.options.port}: {exc}") from exc
         server.start()
@@ -305,6 +352,22 @@ class LocalStack:
                 window = f", window {source.window_s:g}s" if source.window_s else ""
                 say(f"sqs          {queue_id} -> {spec.logical_id} (batch {source.batch_size}{window}, "
                     f"concurrency {source.max_concurrency}{flags})")
+
+    def _start_run_consumer(self, queue_urls: dict[str, str], sqs: Any) -> None:
+        make = CONSUMERS[self.options.run_consumer]
+        if make is None or RUN_QUEUE not in queue_urls:
+            say(f"run queue    no consumer: {RUN_QUEUE} keeps what is sent to it")
+            return
+        consumer = make()
+        source = SqsSource(
+            name="consumer", queue_arn=RUN_QUEUE, queue_url=queue_urls[RUN_QUEUE], batch_size=10,
+            window_s=0, max_concurrency=2, report_failures=False,
+        )
+        poller = SqsPoller(source, consumer, sqs, verbose=self.options.verbose)
+        poller.start()
+        self._on_stop("run queue consumer", poller.stop)
+        self.run_consumer = consumer
+        say(f"run queue    {RUN_QUEUE} -> {self.options.run_consumer} consumer (stands in for task workers)")
 
     def _start_schedules(self, specs: list[FunctionSpec], runtimes: dict[str, FunctionRuntime]) -> None:
         scheduler = Scheduler(self.options.schedule_scale, verbose=self.options.verbose)
@@ -359,8 +422,10 @@ def run(options: UpOptions) -> int:
         except Exception as exc:
             say(f"cannot start: {exc!r}\n{traceback.format_exc()}")
             return 1
+        state_dir = options.state_dir
         while not stack.stopping.wait(0.5):
-            pass
+            stack.supervise()
+            stack_file.write_health(state_dir, stack.health())
         return 0
     finally:
         stack.stop()
