@@ -20,12 +20,15 @@ examples:
   python -m devstack up                          serve template.yaml on http://127.0.0.1:3030
   python -m devstack up --port 0 --schedule-scale 60 --state-dir .devstack/demo
   python -m devstack up --detach && python -m devstack down
+  python -m devstack up --aws localstack         SQS and S3 on LocalStack (`make localstack`)
   python -m devstack keys create --org org_a --env env_a --flag mollifierEnabled=true
   python -m devstack invoke trigger_intake --event events/trigger_intake_post.json
 
 environment:
   REDIS_URL          use this Redis instead of starting redis-server
-  AWS_ENDPOINT_URL   use this AWS endpoint (e.g. LocalStack) instead of starting moto
+  AWS_ENDPOINT_URL   use this AWS endpoint for every service instead of moto (when --aws is not given)
+  AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_DYNAMODB
+                     this endpoint for one service; the others as --aws says
   SLUICE_*           override the template's value for every function
 """
 
@@ -70,8 +73,15 @@ def parser() -> argparse.ArgumentParser:
     )
     state_dir_option(up)
     up.add_argument(
+        "--aws", default=None, metavar="moto|localstack|URL",
+        help="AWS emulation: moto (started by devstack), localstack (SQS and S3 on "
+        "http://localhost:4566, DynamoDB on moto) or a URL for every service; "
+        "AWS_ENDPOINT_URL_SQS/_S3/_DYNAMODB override one service each, and any service not "
+        "given runs on moto (default: AWS_ENDPOINT_URL if set, else moto)",
+    )
+    up.add_argument(
         "--aws-port", type=int, default=None,
-        help="run moto on this port (e.g. 4566) instead of a free one; ignored when AWS_ENDPOINT_URL is set",
+        help="run moto on this port (e.g. 4566) instead of a free one, when moto serves a service",
     )
     up.add_argument(
         "--concurrency", type=int, default=8,
@@ -151,6 +161,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             org_id=args.org,
             env_id=args.env,
             tcp_nodelay=args.tcp_nodelay,
+            aws=args.aws,
             run_consumer=args.run_consumer,
         )
     )

@@ -33,7 +33,7 @@ import boto3
 import redis
 from botocore.config import Config
 
-from devstack import stack_file
+from devstack import endpoints, stack_file
 from devstack.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +81,10 @@ class DevStack:
     def aws_endpoint_url(self) -> str:
         return str(self.info["awsEndpointUrl"])
 
+    def aws_endpoint(self, service: str) -> str:
+        """The endpoint serving one service (sqs, s3, dynamodb): stacks may mix emulators."""
+        return endpoints.of(self.info).get(service, self.aws_endpoint_url)
+
     @property
     def headers(self) -> dict[str, str]:
         """``Authorization`` for the stack's dev key."""
@@ -94,7 +98,7 @@ class DevStack:
         if service not in self._clients:
             self._clients[service] = boto3.client(
                 service,  # type: ignore[call-overload]
-                endpoint_url=self.aws_endpoint_url,
+                endpoint_url=self.aws_endpoint(service),
                 region_name=self.info.get("region", "us-east-1"),
                 aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
                 aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
@@ -306,7 +310,9 @@ def start_devstack(
     if template is not None:
         up_args += ["--template", str(Path(template).resolve())]
     # Against a shared AWS endpoint (LocalStack) each stack needs names of its own.
-    shared_aws = "AWS_ENDPOINT_URL" in extra or "AWS_ENDPOINT_URL" in os.environ
+    shared_aws = "--aws" in args or any(
+        name.startswith("AWS_ENDPOINT_URL") for name in (*extra, *os.environ)
+    )
     if shared_aws and not any(a.startswith("Stage=") for a in args):
         up_args += ["--param", f"Stage=t{uuid.uuid4().hex[:8]}"]
     log_path = directory / "devstack.log"

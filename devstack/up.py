@@ -25,7 +25,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from devstack import environment, stack_file
+from devstack import endpoints, environment, stack_file
 from devstack.pollers import SqsPoller, SqsSource, stop_all
 from devstack.provision import create_all
 from devstack.run_consumer import CONSUMERS, DEFAULT_CONSUMER, RUN_QUEUE, CountingConsumer
@@ -63,6 +63,7 @@ class UpOptions:
     org_id: str = DEV_ORG
     env_id: str = DEV_ENV
     tcp_nodelay: bool = True
+    aws: str | None = None
     run_consumer: str = DEFAULT_CONSUMER
 
 
@@ -81,7 +82,7 @@ def _port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def aws_clients(endpoint: str, env: dict[str, str], pool: int = 10) -> dict[str, Any]:
+def aws_clients(urls: dict[str, str], env: dict[str, str], pool: int = 10) -> dict[str, Any]:
     # Receives long-poll for a second; the read timeout must outlast them.
     config = Config(
         max_pool_connections=pool, read_timeout=30, retries={"mode": "standard", "max_attempts": 4}
@@ -93,8 +94,8 @@ def aws_clients(endpoint: str, env: dict[str, str], pool: int = 10) -> dict[str,
         region_name=env.get("AWS_DEFAULT_REGION", REGION),
     )
     return {
-        name: session.client(name, endpoint_url=endpoint, config=config)  # type: ignore[call-overload]
-        for name in ("sqs", "dynamodb", "s3")
+        name: session.client(name, endpoint_url=urls[name], config=config)  # type: ignore[call-overload]
+        for name in endpoints.SERVICES
     }
 
 
@@ -140,11 +141,12 @@ class LocalStack:
 
         redis_url = self._start_redis()
         self._checkpoint()
-        endpoint = self._start_aws()
+        urls = self._start_aws()
+        endpoint = urls["sqs"]  # queue URLs are built on it
         self._checkpoint()
 
-        aws_env = environment.aws_client_environment(self.environ, endpoint)
-        clients = aws_clients(endpoint, aws_env, pool=max(10, opts.concurrency * 4))
+        aws_env = environment.aws_client_environment(self.environ, urls)
+        clients = aws_clients(urls, aws_env, pool=max(10, opts.concurrency * 4))
         queue_urls = create_all(stack, clients, endpoint)
         self._provisioned = (stack, clients, endpoint)
         tables = {lid: stack.physical_name(lid) for lid in stack.resources_of("AWS::DynamoDB::Table")}
@@ -156,7 +158,7 @@ class LocalStack:
         url_map = environment.local_queue_urls(stack, endpoint, queue_urls)
         envs = {
             spec.logical_id: environment.function_environment(
-                spec, environ=self.environ, redis_url=redis_url, aws_endpoint=endpoint, queue_urls=url_map
+                spec, environ=self.environ, redis_url=redis_url, aws_endpoints=urls, queue_urls=url_map
             )
             for spec in specs
         }
@@ -180,6 +182,8 @@ class LocalStack:
             "envId": opts.env_id,
             "redisUrl": redis_url,
             "awsEndpointUrl": endpoint,
+            "awsEndpoints": urls,
+            "account": stack.account,
             "pid": os.getpid(),
             "stage": stack.stage,
             "template": str(template),
@@ -229,14 +233,25 @@ class LocalStack:
         say(f"redis        {service.url} (redis-server pid {child.pid})")
         return service.url
 
-    def _start_aws(self) -> str:
-        if endpoint := self.environ.get("AWS_ENDPOINT_URL"):
-            say(f"aws          {endpoint} (AWS_ENDPOINT_URL; moto not started)")
-            return endpoint
+    def _start_aws(self) -> dict[str, str]:
+        try:
+            chosen = endpoints.plan(self.options.aws, self.environ)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
+        moto_url = None
+        if endpoints.MOTO in chosen.values():
+            moto_url = self._start_moto()
+        urls = endpoints.resolve(chosen, moto_url)
+        for service, url in urls.items():
+            origin = "moto" if chosen[service] == endpoints.MOTO else "given"
+            say(f"aws          {service:<8} {url} ({origin})")
+        return urls
+
+    def _start_moto(self) -> str:
         port = self.options.aws_port
         if port is not None and _port_in_use("127.0.0.1", port):
             raise StartupError(
-                f"port {port} is taken (LocalStack or another moto?); set AWS_ENDPOINT_URL to use it, "
+                f"port {port} is taken (LocalStack or another moto?); use it with --aws URL, "
                 "or drop --aws-port for a free port"
             )
         service = start_moto(port)
@@ -244,7 +259,7 @@ class LocalStack:
         # A new moto knows nothing: the stack's resources and its dev key go back in. Keys made
         # with `keys create` are gone and must be made again.
         child = self._supervise("moto", service, lambda: start_moto(port), self._reprovision)
-        say(f"aws          {service.url} (moto server pid {child.pid})")
+        say(f"moto         {service.url} (moto server pid {child.pid})")
         return service.url
 
     def _reprovision(self) -> None:

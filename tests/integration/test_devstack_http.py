@@ -142,6 +142,8 @@ def test_function_environment(probe: DevStack) -> None:
     assert env["SLUICE_REDIS_CLUSTER"] == "false"
     assert env["SLUICE_RUN_QUEUE_URL"] == probe.queue_url("WorkQueue")
     assert env["AWS_ENDPOINT_URL"] == probe.aws_endpoint_url
+    for service in ("SQS", "S3", "DYNAMODB"):  # per service, as LocalStack hybrids need
+        assert env[f"AWS_ENDPOINT_URL_{service}"] == probe.aws_endpoint(service.lower())
     assert env["PROBE_FUNCTION_ONLY"] == "only-here"
     assert env["AWS_LAMBDA_FUNCTION_NAME"] == "HttpProbeFunction"
 

@@ -1,6 +1,7 @@
 """boto3 clients from one place: endpoint, timeouts and retries are decided here only.
 
-``AWS_ENDPOINT_URL`` points every client at moto's server, LocalStack, or (unset) AWS itself.
+``AWS_ENDPOINT_URL_<SERVICE>`` (``_SQS``, ``_S3``, ``_DYNAMODB``) points one service's client at
+moto's server or LocalStack, ``AWS_ENDPOINT_URL`` every other one; unset, clients talk to AWS.
 Clients are cached per process because creating one costs milliseconds on a cold start.
 """
 
@@ -21,8 +22,10 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 
-def endpoint_url() -> str | None:
-    return os.environ.get("AWS_ENDPOINT_URL") or None
+def endpoint_url(service: str) -> str | None:
+    """The service's own endpoint variable first, as botocore ranks them: passing the general one
+    explicitly would override the per-service one."""
+    return os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}") or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
 @cache
@@ -34,11 +37,11 @@ def client(service: str) -> Any:
         retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
         # Presigned S3 URLs must name the regional virtual host so that browsers and httpx can
         # PUT to them without a redirect.
-        s3={"addressing_style": "path" if endpoint_url() else "auto"},
+        s3={"addressing_style": "path" if endpoint_url("s3") else "auto"},
         signature_version="s3v4" if service == "s3" else None,
     )
     session = boto3.session.Session()
-    return session.client(service, endpoint_url=endpoint_url(), config=config)  # type: ignore[call-overload]
+    return session.client(service, endpoint_url=endpoint_url(service), config=config)  # type: ignore[call-overload]
 
 
 def dynamodb() -> DynamoDBClient:
