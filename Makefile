@@ -58,3 +58,21 @@ redis-server:
 
 clean:
 	rm -rf $(VENV) .devstack .aws-sam .pytest_cache .mypy_cache .ruff_cache
+
+## LocalStack for SQS and S3 (localstack-core, pinned, in .localstack/venv; no Docker).
+.PHONY: localstack localstack-stop test-localstack build
+localstack:
+	scripts/localstack.sh start
+
+localstack-stop:
+	scripts/localstack.sh stop
+
+## The integration and e2e suites with SQS and S3 on LocalStack, DynamoDB on moto.
+test-localstack: $(STAMP) redis-server localstack
+	AWS_ENDPOINT_URL_SQS=http://localhost:4566 AWS_ENDPOINT_URL_S3=http://localhost:4566 \
+	  AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+	  $(PY) -m pytest tests/integration tests/e2e
+
+## `sam build` for this machine's architecture, or exactly what is missing for it.
+build: $(STAMP)
+	scripts/sam-build.sh

@@ -1,4 +1,4 @@
-"""``python -m devstack``: up, down, status, keys create, invoke."""
+"""``python -m devstack``: up, down, status, keys create, invoke, sam-env, events."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ examples:
   python -m devstack up --aws localstack         SQS and S3 on LocalStack (`make localstack`)
   python -m devstack keys create --org org_a --env env_a --flag mollifierEnabled=true
   python -m devstack invoke trigger_intake --event events/trigger_intake_post.json
+  python -m devstack sam-env -o .devstack/sam-env.json && python -m devstack events
 
 environment:
   REDIS_URL          use this Redis instead of starting redis-server
@@ -132,6 +133,18 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--template", type=Path, default=None, help="default: the running stack's template")
     state_dir_option(create)
 
+    sam_env = commands.add_parser(
+        "sam-env", help="write an --env-vars file for `sam local invoke` from the running stack"
+    )
+    sam_env.add_argument("--host", default="host.docker.internal",
+                         help="host a container reaches this machine by (default host.docker.internal)")
+    sam_env.add_argument("--output", "-o", type=Path, default=None, help="file to write (default: stdout)")
+    state_dir_option(sam_env)
+
+    events = commands.add_parser("events", help="write the sample events with the running stack's API key")
+    events.add_argument("--out-dir", type=Path, default=None, help="default: STATE_DIR/events")
+    state_dir_option(events)
+
     inv = commands.add_parser("invoke", help="invoke a function once with an event (sam local invoke)")
     inv.add_argument("function", help="short name (folder under functions/) or logical id")
     inv.add_argument("--event", "-e", required=True,
@@ -237,6 +250,29 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sam_env(args: argparse.Namespace) -> int:
+    from devstack.attach import running_stack
+    from devstack.sam import sam_env
+
+    text = json.dumps(sam_env(running_stack(args.state_dir), args.host), indent=2) + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        stack_file.write_atomic(args.output, text)
+        sys.stderr.write(f"devstack: wrote {args.output}\n")
+    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from devstack.attach import running_stack
+    from devstack.sam import write_events
+
+    out_dir = args.out_dir or args.state_dir / "events"
+    for path in write_events(running_stack(args.state_dir), out_dir):
+        print(path)
+    return 0
+
+
 def cmd_invoke(args: argparse.Namespace) -> int:
     from devstack.invoke import invoke
 
@@ -259,6 +295,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_status(args)
         if args.command == "keys":
             return cmd_keys_create(args)
+        if args.command == "sam-env":
+            return cmd_sam_env(args)
+        if args.command == "events":
+            return cmd_events(args)
         return cmd_invoke(args)
     except (RuntimeError, KeyError, FileNotFoundError, ValueError) as exc:
         sys.stderr.write(f"devstack: {exc}\n")
