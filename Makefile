@@ -18,7 +18,7 @@ venv: $(STAMP)
 
 ## The main job on the local stack: start devstack, trigger runs, watch them flow, stop.
 demo: $(STAMP) redis-server
-	$(PY) -m devstack.demo
+	$(PY) -m devstack.demos.demo
 
 ## Run the local stack in the foreground (Ctrl-C stops everything).
 up: $(STAMP) redis-server

@@ -23,7 +23,7 @@ import httpx
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
 
-from devstack.launcher import DevStack, start_devstack  # noqa: E402
+from devstack.testing.launcher import DevStack, start_devstack  # noqa: E402
 
 CONFIGS = {
     "before (no TCP_NODELAY, RunQueue unconsumed)": ["--no-tcp-nodelay", "--run-consumer", "none"],

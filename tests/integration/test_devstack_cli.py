@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devstack.launcher import DevStack, descendants, run_cli
+from devstack.testing.launcher import DevStack, descendants, run_cli
 
 pytestmark = pytest.mark.devstack
 

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from devstack.launcher import DevStack
 from devstack.server import BODY_TIMEOUT_S
+from devstack.testing.launcher import DevStack
 
 pytestmark = pytest.mark.devstack
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack.launcher import DevStack
+from devstack.testing.launcher import DevStack
 from tests.devstack_fixtures import StartDevstack
 
 pytestmark = pytest.mark.devstack

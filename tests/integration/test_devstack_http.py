@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devstack.launcher import DevStack, start_devstack
+from devstack.testing.launcher import DevStack, start_devstack
 
 pytestmark = pytest.mark.devstack
 

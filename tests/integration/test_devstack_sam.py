@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from devstack.launcher import DevStack
 from devstack.sam import _rehost
+from devstack.testing.launcher import DevStack
 
 pytestmark = pytest.mark.devstack
 

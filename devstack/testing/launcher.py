@@ -1,6 +1,6 @@
 """Start devstack as a subprocess and drive it: for integration and e2e tests and the demo.
 
-    from devstack.launcher import start_devstack
+    from devstack.testing.launcher import start_devstack
 
     with start_devstack(env={"SLUICE_MOLLIFIER_ENABLED": "true"}) as stack:
         httpx.post(f"{stack.api_url}/api/v1/tasks/hello/trigger", headers=stack.headers, json={...})
@@ -36,7 +36,7 @@ from botocore.config import Config
 from devstack import endpoints, stack_file
 from devstack.services import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # What a test run's own environment must not pass on to a stack: the stack decides these itself
 # (tests set SLUICE_* for their in-process code; a stack gets only the ones a test asks for).
 _NOT_INHERITED_PREFIXES = ("SLUICE_",)

@@ -1,6 +1,6 @@
 """`make demo`: start the local stack, trigger runs, watch them flow, stop.
 
-    python -m devstack.demo
+    python -m devstack.demos.demo
 
 Everything it shows goes through the real HTTP API (the client SDK) and the real queues; the
 "worker" is devstack's RunQueue consumer, standing in for the task workers Sluice feeds.
@@ -12,9 +12,9 @@ import json
 import sys
 import time
 
-from devstack.demo_burst import run_burst_demo
-from devstack.launcher import DevStack, start_devstack
+from devstack.demos.burst import run_burst_demo
 from devstack.stack_file import mask_key
+from devstack.testing.launcher import DevStack, start_devstack
 from sluice.client import Sluice
 
 # devstack answers tens of triggers a second, not thousands, so the trip is set low and the
