@@ -99,7 +99,11 @@ def aws_clients(urls: dict[str, str], env: dict[str, str], pool: int = 10) -> di
     }
 
 
-class LocalStack:
+class StackRunner:
+    """One running devstack: starts its services, provisions the template, serves it, keeps its
+    children alive, and releases everything in reverse order. (Not the LocalStack product, which
+    it can use as its AWS emulation: see devstack.endpoints.)"""
+
     def __init__(self, options: UpOptions, environ: dict[str, str] | None = None) -> None:
         self.options = options
         self.environ = dict(os.environ if environ is None else environ)
@@ -418,7 +422,7 @@ def _close_all(runtimes: list[FunctionRuntime]) -> None:
 
 def run(options: UpOptions) -> int:
     """Start the stack and serve until SIGINT/SIGTERM; the exit status."""
-    stack = LocalStack(options)
+    stack = StackRunner(options)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if not stack.stopping.is_set():

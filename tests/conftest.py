@@ -21,7 +21,7 @@ from devstack.handlers import context_for, load_handler
 from devstack.provision import create_all
 from devstack.services import start_redis
 from devstack.template import REGION, Stack
-from devstack.testing.launcher import decode_bodies, receive_all
+from devstack.testing.queues import decode_bodies, receive_all
 from sluice import aws as sluice_aws
 from sluice.auth import Environment, clear_auth_cache, provision_key
 from sluice.config import reload_settings
