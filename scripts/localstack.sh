@@ -2,7 +2,7 @@
 # LocalStack for SQS and S3, without Docker: localstack-core in a virtualenv of its own, run on
 # the host. DynamoDB stays on moto (LocalStack's downloads DynamoDB Local on first use).
 #
-#   scripts/localstack.sh install   find a Python >= 3.10, install the pinned localstack-core
+#   scripts/localstack.sh install   find a Python >= 3.12, install the pinned localstack-core
 #   scripts/localstack.sh start     install if needed, start in the background, wait until ready
 #   scripts/localstack.sh stop      stop the one started here
 #
@@ -30,7 +30,8 @@ say() { echo "localstack: $*" >&2; }
 find_python() {
   # As a user's machine has one: an explicit choice, the newest python3.x on PATH, then the
   # versions pyenv has installed but not selected (its shims answer only for the selected one).
-  local candidates=("${LOCALSTACK_PYTHON:-}" python3.13 python3.12 python3.11 python3.10 python3)
+  # localstack-core declares >= 3.10 but its code uses 3.12 syntax (PEP 695 generics).
+  local candidates=("${LOCALSTACK_PYTHON:-}" python3.13 python3.12 python3)
   if command -v pyenv >/dev/null 2>&1; then
     local root
     root=$(pyenv root)
@@ -39,7 +40,7 @@ find_python() {
   for py in "${candidates[@]}"; do
     [ -n "$py" ] || continue
     command -v "$py" >/dev/null 2>&1 || continue
-    if "$py" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+    if "$py" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
       command -v "$py"
       return 0
     fi
@@ -53,11 +54,11 @@ install() {
   local py
   if ! py=$(find_python); then
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-      say "no Python >= 3.10 with venv: installing python3-venv"
+      say "no Python >= 3.12 with venv: trying the distribution's python3"
       apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null || true
     fi
     py=$(find_python) || {
-      say "no Python >= 3.10 with the venv module found (set LOCALSTACK_PYTHON to one)"
+      say "no Python >= 3.12 with the venv module found (set LOCALSTACK_PYTHON to one)"
       exit 3
     }
   fi
@@ -89,10 +90,10 @@ start() {
   fi
   mkdir -p "$DIR/state"
   say "starting on $URL (log $DIR/localstack.log)"
-  # Host mode, no DNS server (it wants port 53), no certificate download, nothing kept.
+  # On the host (localstack-core has no CLI; its runtime runs directly), no DNS server (it wants port 53), no certificate download, nothing kept.
   SERVICES=sqs,s3 GATEWAY_LISTEN=127.0.0.1:$PORT DNS_ADDRESS=0 SKIP_SSL_CERT_DOWNLOAD=1 \
     DISABLE_EVENTS=1 PERSISTENCE=0 LOCALSTACK_VOLUME_DIR="$PWD/$DIR/state" \
-    nohup "$VENV/bin/localstack" start --host --no-banner >"$DIR/localstack.log" 2>&1 &
+    nohup "$VENV/bin/python" -m localstack.runtime.main >"$DIR/localstack.log" 2>&1 &
   echo $! >"$DIR/localstack.pid"
   for _ in $(seq 1 240); do
     if ready; then
