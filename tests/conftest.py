@@ -85,7 +85,8 @@ class AwsStack:
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
     """moto in-process with every queue, table and bucket of template.yaml, and the functions'
     ``SLUICE_*`` settings taken from the template."""
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+    per_service = ("AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB")
+    for name in ("AWS_ENDPOINT_URL", *per_service, "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
