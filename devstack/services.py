@@ -95,7 +95,7 @@ def start_moto(port: int | None = None) -> Service:
     """moto's HTTP server in a child process: boto3 talks HTTP to it as it would to AWS."""
     port = port or free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "devstack.moto_server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
