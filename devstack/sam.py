@@ -31,7 +31,9 @@ def _rehost(value: str, host: str) -> str:
         hostname = parts.hostname
     except ValueError:
         return value
-    if not parts.scheme or hostname not in _LOOPBACK:
+    # LocalStack names its queues on *.localhost.localstack.cloud, which resolves to loopback.
+    loopback = hostname in _LOOPBACK or (hostname or "").endswith("localhost.localstack.cloud")
+    if not parts.scheme or not loopback:
         return value
     userinfo = parts.netloc.rpartition("@")[0]
     netloc = f"{userinfo}@" if userinfo else ""

@@ -49,3 +49,5 @@ def test_rehost_moves_loopback_urls_only() -> None:
     assert _rehost("redis://:pw@localhost:1/0", "h") == "redis://:pw@h:1/0"
     assert _rehost("https://sqs.us-east-1.amazonaws.com/1/q", "h") == "https://sqs.us-east-1.amazonaws.com/1/q"
     assert _rehost("sluice-dev-RunsTable", "h") == "sluice-dev-RunsTable"
+    queue = "http://sqs.us-east-1.localhost.localstack.cloud:4566/000000000000/q"
+    assert _rehost(queue, "h") == "http://h:4566/000000000000/q"
