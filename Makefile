@@ -18,7 +18,7 @@ venv: $(STAMP)
 
 ## The main job on the local stack: start devstack, trigger runs, watch them flow, stop.
 demo: $(STAMP) redis-server
-	$(PY) -m devstack.demo
+	$(PY) -m devstack.demos.demo
 
 ## Run the local stack in the foreground (Ctrl-C stops everything).
 up: $(STAMP) redis-server
@@ -62,3 +62,21 @@ redis-server:
 
 clean:
 	rm -rf $(VENV) .devstack .aws-sam .pytest_cache .mypy_cache .ruff_cache
+
+## LocalStack for SQS and S3 (localstack-core, pinned, in .localstack/venv; no Docker).
+.PHONY: localstack localstack-stop test-localstack build
+localstack:
+	scripts/localstack.sh start
+
+localstack-stop:
+	scripts/localstack.sh stop
+
+## The integration and e2e suites with SQS and S3 on LocalStack, DynamoDB on moto.
+test-localstack: $(STAMP) redis-server localstack
+	AWS_ENDPOINT_URL_SQS=http://localhost:4566 AWS_ENDPOINT_URL_S3=http://localhost:4566 \
+	  AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+	  $(PY) -m pytest tests/integration tests/e2e
+
+## `sam build` for this machine's architecture, or exactly what is missing for it.
+build: $(STAMP)
+	scripts/sam-build.sh

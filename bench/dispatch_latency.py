@@ -17,7 +17,7 @@ import time
 import httpx
 
 from bench.mollifier_common import pct
-from devstack.launcher import start_devstack
+from devstack.testing.launcher import start_devstack
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ sys.path[:0] = [
     str(Path(__file__).resolve().parent.parent / "layers/sluice"),
 ]
 
-from devstack.launcher import DevStack, start_devstack  # noqa: E402
+from devstack.testing.launcher import DevStack, start_devstack  # noqa: E402
 from sluice.client import RetryOptions, Sluice  # noqa: E402
 from sluice.streams import StreamAddress, StreamStore  # noqa: E402
 from tests.stream_load import BurstyWriter, dollar_against_resuming  # noqa: E402

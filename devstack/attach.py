@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from devstack import environment, stack_file
+from devstack import endpoints, environment, stack_file
 from devstack.template import FunctionSpec, Stack
 
 
@@ -27,36 +27,41 @@ def running_stack(state_dir: Path) -> dict[str, Any]:
 
 def template_of(info: dict[str, Any] | None, template: Path | None) -> Stack:
     if template is not None:
-        return Stack(template.resolve())
-    if info and info.get("template"):
-        return Stack(Path(info["template"]), stage=info.get("stage"))
-    return Stack()
+        stack = Stack(template.resolve())
+    elif info and info.get("template"):
+        stack = Stack(Path(info["template"]), stage=info.get("stage"))
+    else:
+        stack = Stack()
+    if info and info.get("account"):
+        stack.account = str(info["account"])
+    return stack
 
 
 def function_env(stack: Stack, spec: FunctionSpec, info: dict[str, Any] | None) -> dict[str, str]:
     """The environment of ``spec`` in the stack ``info`` describes; without a stack, the caller's
-    REDIS_URL / AWS_ENDPOINT_URL (or the template's values)."""
+    REDIS_URL and AWS endpoints (or the template's values)."""
     environ = dict(os.environ)
     if info is not None:
         environ.update(info.get("overrides") or {})
-        endpoint: str | None = info["awsEndpointUrl"]
+        urls: dict[str, str] | None = endpoints.of(info)
         redis_url = str(info["redisUrl"])
         provisioned = info.get("queueUrls") or {}
     else:
-        endpoint = environ.get("AWS_ENDPOINT_URL")
+        chosen = endpoints.plan(None, environ)
+        urls = None if endpoints.MOTO in chosen.values() else chosen
         redis_url = environ.get("REDIS_URL") or spec.environment.get(environment.REDIS_URL_SETTING, "")
         provisioned = {}
-    url_map = environment.local_queue_urls(stack, endpoint or "", provisioned) if endpoint else {}
+    url_map = environment.local_queue_urls(stack, urls["sqs"], provisioned) if urls else {}
     return environment.function_environment(
-        spec, environ=environ, redis_url=redis_url, aws_endpoint=endpoint, queue_urls=url_map
+        spec, environ=environ, redis_url=redis_url, aws_endpoints=urls, queue_urls=url_map
     )
 
 
 def use_stack_in_process(info: dict[str, Any], template: Path | None = None) -> None:
     """Point this process's ``sluice`` at the running stack, as devstack's own process is."""
     stack = template_of(info, template)
-    endpoint = str(info["awsEndpointUrl"])
-    specs = stack.functions(endpoint)
+    urls = endpoints.of(info)
+    specs = stack.functions(urls["sqs"])
     envs = {spec.logical_id: function_env(stack, spec, info) for spec in specs}
     settings = environment.stack_settings(envs)
-    environment.apply_to_process(settings, environment.aws_client_environment(os.environ, endpoint))
+    environment.apply_to_process(settings, environment.aws_client_environment(os.environ, urls))

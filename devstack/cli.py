@@ -1,4 +1,4 @@
-"""``python -m devstack``: up, down, status, keys create, invoke."""
+"""``python -m devstack``: up, down, status, keys create, invoke, sam-env, events."""
 
 from __future__ import annotations
 
@@ -13,18 +13,23 @@ from pathlib import Path
 from typing import Any
 
 from devstack import stack_file
+from devstack.run_consumer import CONSUMERS, DEFAULT_CONSUMER
 
 _EPILOG = """\
 examples:
   python -m devstack up                          serve template.yaml on http://127.0.0.1:3030
   python -m devstack up --port 0 --schedule-scale 60 --state-dir .devstack/demo
   python -m devstack up --detach && python -m devstack down
+  python -m devstack up --aws localstack         SQS and S3 on LocalStack (`make localstack`)
   python -m devstack keys create --org org_a --env env_a --flag mollifierEnabled=true
   python -m devstack invoke trigger_intake --event events/trigger_intake_post.json
+  python -m devstack sam-env -o .devstack/sam-env.json && python -m devstack events
 
 environment:
   REDIS_URL          use this Redis instead of starting redis-server
-  AWS_ENDPOINT_URL   use this AWS endpoint (e.g. LocalStack) instead of starting moto
+  AWS_ENDPOINT_URL   use this AWS endpoint for every service instead of moto (when --aws is not given)
+  AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_DYNAMODB
+                     this endpoint for one service; the others as --aws says
   SLUICE_*           override the template's value for every function
 """
 
@@ -69,8 +74,15 @@ def parser() -> argparse.ArgumentParser:
     )
     state_dir_option(up)
     up.add_argument(
+        "--aws", default=None, metavar="moto|localstack|URL",
+        help="AWS emulation: moto (started by devstack), localstack (SQS and S3 on "
+        "http://localhost:4566, DynamoDB on moto) or a URL for every service; "
+        "AWS_ENDPOINT_URL_SQS/_S3/_DYNAMODB override one service each, and any service not "
+        "given runs on moto (default: AWS_ENDPOINT_URL if set, else moto)",
+    )
+    up.add_argument(
         "--aws-port", type=int, default=None,
-        help="run moto on this port (e.g. 4566) instead of a free one; ignored when AWS_ENDPOINT_URL is set",
+        help="run moto on this port (e.g. 4566) instead of a free one, when moto serves a service",
     )
     up.add_argument(
         "--concurrency", type=int, default=8,
@@ -87,6 +99,15 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--org", default="org_dev", help="organization of the dev API key (default org_dev)")
     up.add_argument("--env", default="env_dev", help="environment of the dev API key (default env_dev)")
     up.add_argument("--verbose", "-v", action="store_true", help="log every request, batch and schedule tick")
+    up.add_argument(
+        "--run-consumer", choices=sorted(CONSUMERS), default=DEFAULT_CONSUMER,
+        help="what takes runs off RunQueue in place of task workers: count (default) drains and "
+        "counts them (see `status`); none leaves them there for you to read",
+    )
+    up.add_argument(
+        "--tcp-nodelay", action=argparse.BooleanOptionalAction, default=True,
+        help="TCP_NODELAY on the HTTP API (default on; off only to measure the ~40 ms Nagle stall)",
+    )
     up.add_argument("--detach", action="store_true",
                     help="start in the background (log in STATE_DIR/devstack.log); "
                     "print stack.json once ready")
@@ -95,7 +116,10 @@ def parser() -> argparse.ArgumentParser:
     state_dir_option(down)
     down.add_argument("--timeout", type=float, default=30, help="seconds to wait for it to stop")
 
-    status = commands.add_parser("status", help="print the running stack's stack.json")
+    status = commands.add_parser(
+        "status", help="print the running stack's stack.json (key masked) and the health of its parts"
+    )
+    status.add_argument("--show-key", action="store_true", help="print the API key in full")
     state_dir_option(status)
 
     keys = commands.add_parser("keys", help="API keys of the running stack")
@@ -108,6 +132,18 @@ def parser() -> argparse.ArgumentParser:
                         help="organization feature flag; JSON values parse (true, 5), others are strings")
     create.add_argument("--template", type=Path, default=None, help="default: the running stack's template")
     state_dir_option(create)
+
+    sam_env = commands.add_parser(
+        "sam-env", help="write an --env-vars file for `sam local invoke` from the running stack"
+    )
+    sam_env.add_argument("--host", default="host.docker.internal",
+                         help="host a container reaches this machine by (default host.docker.internal)")
+    sam_env.add_argument("--output", "-o", type=Path, default=None, help="file to write (default: stdout)")
+    state_dir_option(sam_env)
+
+    events = commands.add_parser("events", help="write the sample events with the running stack's API key")
+    events.add_argument("--out-dir", type=Path, default=None, help="default: STATE_DIR/events")
+    state_dir_option(events)
 
     inv = commands.add_parser("invoke", help="invoke a function once with an event (sam local invoke)")
     inv.add_argument("function", help="short name (folder under functions/) or logical id")
@@ -137,6 +173,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             parameters=dict(args.param),
             org_id=args.org,
             env_id=args.env,
+            tcp_nodelay=args.tcp_nodelay,
+            aws=args.aws,
+            run_consumer=args.run_consumer,
         )
     )
 
@@ -154,7 +193,7 @@ def _detach(args: argparse.Namespace) -> int:
     while child.poll() is None:
         info = stack_file.read_stack(state_dir)
         if info is not None and info.get("pid") == child.pid:
-            print(json.dumps(info, indent=2))
+            print(json.dumps(stack_file.masked(info), indent=2))
             sys.stderr.write(f"devstack: running in the background (pid {child.pid}, log {log_path})\n")
             return 0
         time.sleep(0.1)
@@ -185,7 +224,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     if info is None or not stack_file.pid_alive(int(info.get("pid", 0)) or -1):
         sys.stderr.write(f"devstack: no stack runs with state dir {args.state_dir}\n")
         return 1
-    print(json.dumps(info, indent=2))
+    shown = info if args.show_key else stack_file.masked(info)
+    health = stack_file.read_health(args.state_dir)
+    if health is None:
+        shown["health"] = {"state": "starting"}
+    else:
+        age = time.time() - float(health.get("updatedAt", 0))
+        children = health.get("children", {}).values()
+        state = "up" if all(c.get("state") == "up" for c in children) else "degraded"
+        shown["health"] = {"state": "stale" if age > stack_file.HEALTH_STALE_S else state, **health}
+    print(json.dumps(shown, indent=2))
     return 0
 
 
@@ -199,6 +247,29 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     flags = {name: _flag_value(value) for name, value in args.flag}
     api_key = provision_key(args.org, args.env, env_type=args.env_type, flags=flags or None)
     print(json.dumps({"apiKey": api_key, "orgId": args.org, "envId": args.env}))
+    return 0
+
+
+def cmd_sam_env(args: argparse.Namespace) -> int:
+    from devstack.attach import running_stack
+    from devstack.sam import sam_env
+
+    text = json.dumps(sam_env(running_stack(args.state_dir), args.host), indent=2) + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        stack_file.write_atomic(args.output, text)
+        sys.stderr.write(f"devstack: wrote {args.output}\n")
+    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from devstack.attach import running_stack
+    from devstack.sam import write_events
+
+    out_dir = args.out_dir or args.state_dir / "events"
+    for path in write_events(running_stack(args.state_dir), out_dir):
+        print(path)
     return 0
 
 
@@ -224,6 +295,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_status(args)
         if args.command == "keys":
             return cmd_keys_create(args)
+        if args.command == "sam-env":
+            return cmd_sam_env(args)
+        if args.command == "events":
+            return cmd_events(args)
         return cmd_invoke(args)
     except (RuntimeError, KeyError, FileNotFoundError, ValueError) as exc:
         sys.stderr.write(f"devstack: {exc}\n")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from devstack import endpoints as aws_endpoints
 from devstack.template import REGION, FunctionSpec, Stack
 
 # Never taken from devstack's environment: a local function talks to the local Redis only.
@@ -32,9 +33,12 @@ def sluice_overrides(environ: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in environ.items() if k.startswith("SLUICE_") and k != REDIS_URL_SETTING}
 
 
-def aws_client_environment(environ: Mapping[str, str], endpoint: str | None) -> dict[str, str]:
-    """Region, credentials and endpoint for boto3: the caller's credentials if it has any (a real
-    LocalStack may want its own), else moto's placeholders."""
+def aws_client_environment(
+    environ: Mapping[str, str], endpoints: Mapping[str, str] | None
+) -> dict[str, str]:
+    """Region, credentials and endpoints for boto3: the caller's credentials if it has any (a real
+    LocalStack may want its own), else moto's placeholders. Each service gets its own
+    ``AWS_ENDPOINT_URL_<SERVICE>``; ``AWS_ENDPOINT_URL`` only when one endpoint serves them all."""
     region = environ.get("AWS_DEFAULT_REGION") or environ.get("AWS_REGION") or REGION
     env = {"AWS_DEFAULT_REGION": region, "AWS_REGION": region}
     if environ.get("AWS_ACCESS_KEY_ID") and environ.get("AWS_SECRET_ACCESS_KEY"):
@@ -44,8 +48,13 @@ def aws_client_environment(environ: Mapping[str, str], endpoint: str | None) -> 
             env["AWS_SESSION_TOKEN"] = environ["AWS_SESSION_TOKEN"]
     else:
         env.update(DEFAULT_CREDENTIALS)
-    if endpoint:
-        env["AWS_ENDPOINT_URL"] = endpoint
+    for service, url in (endpoints or {}).items():
+        env[aws_endpoints.variable(service)] = url
+    if endpoints and len(set(endpoints.values())) == 1:
+        env["AWS_ENDPOINT_URL"] = next(iter(endpoints.values()))
+    elif endpoints:
+        for companion in aws_endpoints.COMPANIONS:
+            env[aws_endpoints.variable(companion)] = aws_endpoints.url_of(endpoints, companion)
     return env
 
 
@@ -60,7 +69,7 @@ def function_environment(
     *,
     environ: Mapping[str, str],
     redis_url: str,
-    aws_endpoint: str | None,
+    aws_endpoints: Mapping[str, str] | None,
     queue_urls: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     env = {k: v for k, v in environ.items() if not k.startswith(_NOT_INHERITED_PREFIXES)}
@@ -70,7 +79,7 @@ def function_environment(
     env.update(LOCAL_AWS_CLIENT)
     env.update(sluice_overrides(environ))
     env[REDIS_URL_SETTING] = redis_url
-    env.update(aws_client_environment(environ, aws_endpoint))
+    env.update(aws_client_environment(environ, aws_endpoints))
     # The variables Lambda sets in every execution environment; AWS_SAM_LOCAL is what `sam local`
     # sets, and it keeps Powertools' tracer from looking for an X-Ray daemon.
     env.update(
@@ -98,6 +107,8 @@ def stack_settings(envs: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
 
 def apply_to_process(settings: Mapping[str, str], aws_env: Mapping[str, str]) -> None:
     """Point this process's ``sluice`` at the stack, as the functions are."""
+    for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
+        del os.environ[name]  # the caller's endpoints must not win over the stack's
     os.environ.update(settings)
     os.environ.update(aws_env)
     from sluice import aws as sluice_aws

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from devstack import attach, stack_file
+from devstack import attach, endpoints, stack_file
 from devstack.runtime import FunctionRuntime, Invocation
 
 # Sample events carry this instead of a key; invoke puts the running stack's dev key in its place.
@@ -25,7 +25,7 @@ def load_event(source: str, api_key: str | None) -> Any:
 def invoke(function: str, event_source: str, state_dir: Path, template: Path | None = None) -> Invocation:
     info = stack_file.read_stack(state_dir)
     stack = attach.template_of(info, template)
-    endpoint = str(info["awsEndpointUrl"]) if info else "http://localhost:4566"
+    endpoint = endpoints.of(info)["sqs"] if info else endpoints.LOCALSTACK_URL
     spec = stack.function(function, endpoint)
     event = load_event(event_source, info.get("apiKey") if info else None)
     runtime = FunctionRuntime(spec, attach.function_env(stack, spec, info), size=1)

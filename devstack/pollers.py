@@ -28,12 +28,21 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from devstack.runtime import FunctionRuntime
+from devstack.runtime import Invocation
 from devstack.template import REGION, EventSource
 
 # Long polls stay short so that a stopping stack is not kept waiting on a receive.
 _WAIT_S = 1
 _RETRY_PAUSE_S = 1.0
+
+
+class Invoker(Protocol):
+    """What a poller feeds: a function's worker pool, or a stand-in such as the RunQueue consumer."""
+
+    @property
+    def name(self) -> str: ...
+
+    def invoke(self, event: Any) -> Invocation: ...
 
 
 @dataclass(frozen=True)
@@ -112,7 +121,7 @@ def failed_ids(result: Any, batch_ids: set[str]) -> set[str] | None:
 
 class SqsPoller:
     def __init__(
-        self, source: SqsSource, runtime: FunctionRuntime, sqs: Any, *, verbose: bool = False
+        self, source: SqsSource, runtime: Invoker, sqs: Any, *, verbose: bool = False
     ) -> None:
         self.source = source
         self.runtime = runtime

@@ -1,6 +1,9 @@
 """Create the queues, tables and buckets that template.yaml declares, on moto or LocalStack.
 
-Idempotent: running it against a stack that already has them changes nothing.
+Idempotent: running it against a stack that already has them changes nothing, and an emulator
+answering "already exists" (a LocalStack that outlived an earlier stack) is fine. The account id
+is the one the SQS endpoint puts in its queue URLs (moto's 123456789012, LocalStack's
+000000000000): every ARN resolved afterwards (redrive targets, S3 notifications) carries it.
 """
 
 from __future__ import annotations
@@ -10,7 +13,18 @@ import json
 import secrets
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from devstack.endpoints import account_of_queue_url
 from devstack.template import Stack
+
+_QUEUE_EXISTS = {"QueueAlreadyExists", "QueueNameExists", "AWS.SimpleQueueService.QueueNameExists"}
+_TABLE_EXISTS = {"ResourceInUseException", "TableAlreadyExistsException"}
+_BUCKET_EXISTS = {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 # Queue properties that map one-to-one onto SQS queue attributes.
 _QUEUE_ATTRIBUTES = {
@@ -41,7 +55,15 @@ def create_queues(stack: Stack, sqs: Any, endpoint: str) -> dict[str, str]:
         if "RedrivePolicy" in props:
             attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
         name = stack.physical_name(logical_id)
-        urls[logical_id] = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        try:
+            url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        except ClientError as exc:
+            if _code(exc) not in _QUEUE_EXISTS:
+                raise
+            # Made by an earlier stack with other attributes: use it as it is.
+            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        urls[logical_id] = url
+        stack.account = account_of_queue_url(url) or stack.account
     return urls
 
 
@@ -64,7 +86,11 @@ def create_tables(stack: Stack, dynamodb: Any) -> None:
             request["LocalSecondaryIndexes"] = props["LocalSecondaryIndexes"]
         if props.get("StreamSpecification"):
             request["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
-        dynamodb.create_table(**request)
+        try:
+            dynamodb.create_table(**request)
+        except ClientError as exc:
+            if _code(exc) not in _TABLE_EXISTS:
+                raise
         dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.2})
         ttl = props.get("TimeToLiveSpecification")
         if ttl and ttl.get("Enabled"):
@@ -79,7 +105,11 @@ def create_buckets(stack: Stack, s3: Any) -> None:
     for logical_id, res in stack.resources_of("AWS::S3::Bucket").items():
         name = stack.physical_name(logical_id)
         if name not in existing:
-            s3.create_bucket(Bucket=name)
+            try:
+                s3.create_bucket(Bucket=name)
+            except ClientError as exc:
+                if _code(exc) not in _BUCKET_EXISTS:
+                    raise
         notify_queues(stack, s3, name, res.get("Properties", {}).get("NotificationConfiguration", {}))
 
 

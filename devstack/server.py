@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import sys
 import threading
 import time
@@ -27,6 +28,21 @@ from devstack.template import FunctionSpec
 # Lambda's synchronous invocation payload limit; API Gateway answers 413 above it.
 MAX_EVENT_BYTES = 6 * 1024 * 1024
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+# How long a client may take to send a body it announced; then it gets a 400 and the connection
+# closes (API Gateway times such a client out too). Idle keep-alive connections wait longer.
+BODY_TIMEOUT_S = 5.0
+IDLE_TIMEOUT_S = 120.0
+_DIGITS = re.compile(rb"[0-9]+")
+_HEX = re.compile(rb"[0-9a-fA-F]+")
+
+
+class BadRequest(Exception):
+    """The request's framing is broken: it is answered with ``status`` and the connection closes,
+    since what follows on the socket can no longer be told apart from the body."""
+
+    def __init__(self, status: int, code: str, error: str) -> None:
+        super().__init__(error)
+        self.status, self.code, self.error = status, code, error
 
 
 @dataclass(frozen=True)
@@ -70,8 +86,10 @@ def routes_of(specs: Iterable[FunctionSpec]) -> list[tuple[Route, FunctionSpec]]
 OPENAPI_PATH = "/api/openapi.json"
 
 
-def _json_body(status: int, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
-    return status, [("content-type", "application/json")], json.dumps({"message": message}).encode()
+def _json_body(
+    status: int, message: str, **fields: str
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    return status, [("content-type", "application/json")], json.dumps({"message": message, **fields}).encode()
 
 
 def shape_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -101,6 +119,14 @@ class _Handler(BaseHTTPRequestHandler):
     server: ApiServer
     protocol_version = "HTTP/1.1"
     server_version = "devstack"
+    timeout = IDLE_TIMEOUT_S
+
+    def setup(self) -> None:
+        # Headers and body go out in two writes; without TCP_NODELAY the second waits for the
+        # client's delayed ACK (~40 ms a request on Linux). ``--no-tcp-nodelay`` exists only so
+        # that bench/devstack_load.py can show the difference.
+        self.disable_nagle_algorithm = self.server.tcp_nodelay
+        super().setup()
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass  # _handle logs requests, with their duration, when verbose
@@ -109,19 +135,55 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.verbose:
             sys.stderr.write(f"devstack http: {format % args}\n")
 
+    def _read_exactly(self, size: int) -> bytes:
+        data = self.rfile.read(size)
+        if len(data) < size:
+            raise BadRequest(400, "incomplete_body", f"the body ended after {len(data)} of {size} bytes")
+        return data
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(1024)
+            size_text = line.split(b";", 1)[0].strip()
+            if not line.endswith(b"\n") or not _HEX.fullmatch(size_text):
+                raise BadRequest(400, "invalid_chunk", f"bad chunk size line {line[:40]!r}")
+            size = int(size_text, 16)
+            if size == 0:
+                for _ in range(100):  # trailers, then the empty line
+                    if self.rfile.readline(8192) in (b"\r\n", b"\n", b""):
+                        return b"".join(chunks)
+                raise BadRequest(400, "invalid_chunk", "too many trailer lines")
+            total += size
+            if total > MAX_EVENT_BYTES:
+                raise BadRequest(413, "body_too_large", "the chunked body exceeds 6 MB")
+            chunks.append(self._read_exactly(size))
+            if self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise BadRequest(400, "invalid_chunk", "a chunk is not followed by CRLF")
+
     def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("transfer-encoding", "").lower():
-            chunks: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("content-length") or 0)
-        return self.rfile.read(length) if length else b""
+        """The body as the framing headers describe it; hand-written because http.server leaves
+        bodies to its handlers, and every malformed framing must end in a 400, never a hang."""
+        self.connection.settimeout(BODY_TIMEOUT_S)
+        try:
+            if "chunked" in self.headers.get("transfer-encoding", "").lower():
+                return self._read_chunked()
+            lengths = {v.strip() for v in self.headers.get_all("content-length") or []}
+            if not lengths:
+                return b""
+            if len(lengths) > 1 or not _DIGITS.fullmatch(text := next(iter(lengths)).encode()):
+                raise BadRequest(400, "invalid_content_length", f"bad Content-Length {sorted(lengths)}")
+            length = int(text)
+            if length * 4 // 3 > MAX_EVENT_BYTES:
+                raise BadRequest(413, "body_too_large", "the body exceeds 6 MB")
+            return self._read_exactly(length) if length else b""
+        except TimeoutError:
+            raise BadRequest(
+                400, "incomplete_body", f"the body did not arrive within {BODY_TIMEOUT_S:g}s"
+            ) from None
+        finally:
+            self.connection.settimeout(self.timeout)
 
     def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         self.send_response(status)
@@ -129,22 +191,38 @@ class _Handler(BaseHTTPRequestHandler):
             if name.lower() not in _HOP_BY_HOP:
                 self.send_header(name, value)
         self.send_header("content-length", str(len(body)))
+        if self.close_connection:
+            self.send_header("connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
 
     def _handle(self) -> None:
         started = time.monotonic()
-        body = self._read_body()
-        split = urlsplit(self.path)
-        headers: dict[str, str] = {}
-        for name, value in self.headers.items():
-            key = name.lower()
-            # API Gateway joins repeated headers with commas.
-            headers[key] = f"{headers[key]},{value}" if key in headers else value
-        request = Request(self.command, split.path or "/", split.query, headers, body, self.client_address[0])
-        status, headers_out, payload = self.server.dispatch(request)
-        self._send(status, headers_out, payload)
+        try:
+            body = self._read_body()
+        except BadRequest as exc:
+            self.close_connection = True
+            status, headers_out, payload = _json_body(
+                exc.status, "Bad Request" if exc.status == 400 else "Request Entity Too Large",
+                error=exc.error, code=exc.code,
+            )
+        else:
+            split = urlsplit(self.path)
+            headers: dict[str, str] = {}
+            for name, value in self.headers.items():
+                key = name.lower()
+                # API Gateway joins repeated headers with commas.
+                headers[key] = f"{headers[key]},{value}" if key in headers else value
+            request = Request(
+                self.command, split.path or "/", split.query, headers, body, self.client_address[0]
+            )
+            status, headers_out, payload = self.server.dispatch(request)
+        try:
+            self._send(status, headers_out, payload)
+        except OSError:
+            self.close_connection = True  # the client left; nothing to tell it
+            return
         if self.server.verbose:
             elapsed = (time.monotonic() - started) * 1000
             sys.stderr.write(f"devstack http: {self.command} {self.path} -> {status} ({elapsed:.0f} ms)\n")
@@ -164,13 +242,20 @@ class ApiServer(ThreadingHTTPServer):
         *,
         verbose: bool = False,
         openapi: Path | None = None,
+        tcp_nodelay: bool = True,
     ) -> None:
         super().__init__(address, _Handler)
         self.routes = routes
         self.verbose = verbose
         # The committed OpenAPI document, served at OPENAPI_PATH when the template has one.
         self.openapi = openapi if openapi is not None and openapi.is_file() else None
+        self.tcp_nodelay = tcp_nodelay
         self._thread: threading.Thread | None = None
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            return  # the client reset or left mid-request: nothing to answer, nothing to report
+        super().handle_error(request, client_address)
 
     @property
     def url(self) -> str:

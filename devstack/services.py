@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import redis
@@ -45,6 +46,10 @@ class Service:
     url: str
     process: subprocess.Popen[bytes] | None
     workdir: Path | None = None
+
+    @property
+    def port(self) -> int:
+        return int(urlsplit(self.url).port or 0)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -16,17 +16,22 @@ DEFAULT_STATE_DIR = Path(".devstack")
 STACK_FILE = "stack.json"
 PID_FILE = "devstack.pid"
 LOG_FILE = "devstack.log"
+HEALTH_FILE = "health.json"
+# A running stack rewrites health.json twice a second; older than this, nobody is watching.
+HEALTH_STALE_S = 5.0
 REQUIRED_KEYS = ("apiUrl", "apiKey", "orgId", "envId", "redisUrl", "awsEndpointUrl")
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str, *, sync: bool = True) -> None:
+    """Write via a 0600 temporary file and a rename (mkstemp's mode: stack.json holds the key)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -49,6 +54,31 @@ def read_stack(state_dir: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     return data
+
+
+def write_health(state_dir: Path, health: dict[str, Any]) -> None:
+    write_atomic(state_dir / HEALTH_FILE, json.dumps(health, indent=2) + "\n", sync=False)
+
+
+def read_health(state_dir: Path) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads((state_dir / HEALTH_FILE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+    return data
+
+
+def mask_key(api_key: str | None) -> str | None:
+    """An API key as logs and ``status`` show it: enough to tell keys apart, not to use one."""
+    if not api_key:
+        return api_key
+    prefix = next((p for p in ("sk_dev_", "sk_prod_") if api_key.startswith(p)), "")
+    return f"{prefix}{api_key[len(prefix):][:4]}{'*' * 8}"
+
+
+def masked(info: dict[str, Any]) -> dict[str, Any]:
+    """stack.json with its API key masked (the full key stays in the 0600 file)."""
+    return {**info, "apiKey": mask_key(info.get("apiKey"))}
 
 
 def write_pid(state_dir: Path, pid: int) -> None:
@@ -77,5 +107,5 @@ def clear(state_dir: Path, pid: int | None = None) -> None:
     in the same directory must keep its files)."""
     if pid is not None and read_pid(state_dir) not in (None, pid):
         return
-    for name in (STACK_FILE, PID_FILE):
+    for name in (STACK_FILE, PID_FILE, HEALTH_FILE):
         (state_dir / name).unlink(missing_ok=True)

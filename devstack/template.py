@@ -72,6 +72,9 @@ class Stack:
         if stage is not None:
             self.parameters["Stage"] = stage
         self.stage = self.parameters.get("Stage", "dev")
+        # moto's account; LocalStack's is 000000000000. devstack sets the one its SQS endpoint
+        # reports before it resolves any ARN.
+        self.account = ACCOUNT
 
     # --- names ---------------------------------------------------------------------------------
     def resources_of(self, type_: str) -> dict[str, dict[str, Any]]:
@@ -89,18 +92,18 @@ class Stack:
         return f"sluice-{self.stage}-{logical_id}"
 
     def queue_url(self, logical_id: str, endpoint: str) -> str:
-        return f"{endpoint.rstrip('/')}/{ACCOUNT}/{self.physical_name(logical_id)}"
+        return f"{endpoint.rstrip('/')}/{self.account}/{self.physical_name(logical_id)}"
 
     def arn(self, logical_id: str) -> str:
         type_ = self.resources[logical_id]["Type"]
         name = self.physical_name(logical_id)
         if type_ == "AWS::SQS::Queue":
-            return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+            return f"arn:aws:sqs:{REGION}:{self.account}:{name}"
         if type_ == "AWS::S3::Bucket":
             return f"arn:aws:s3:::{name}"
         if type_ == "AWS::DynamoDB::Table":
-            return f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
-        return f"arn:aws:local:{REGION}:{ACCOUNT}:{logical_id}"
+            return f"arn:aws:dynamodb:{REGION}:{self.account}:table/{name}"
+        return f"arn:aws:local:{REGION}:{self.account}:{logical_id}"
 
     def logical_id_of_arn(self, arn: str) -> str:
         for logical_id in self.resources:
@@ -166,7 +169,7 @@ class Stack:
         if name == "AWS::Region":
             return REGION
         if name == "AWS::AccountId":
-            return ACCOUNT
+            return self.account
         if name in ("AWS::URLSuffix",):
             return "amazonaws.com"
         if name in ("AWS::StackName",):

@@ -25,14 +25,16 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from devstack import environment, stack_file, web_apps
+from devstack import endpoints, environment, stack_file, web_apps
 from devstack.pollers import SqsPoller, SqsSource, stop_all
 from devstack.provision import create_all
+from devstack.run_consumer import CONSUMERS, DEFAULT_CONSUMER, RUN_QUEUE, CountingConsumer
 from devstack.runtime import FunctionRuntime, pool_size
 from devstack.schedules import Scheduler, ScheduleSource
 from devstack.server import ApiServer, BoundRoute, routes_of
-from devstack.services import REDIS_MISSING, start_moto, start_redis
+from devstack.services import REDIS_MISSING, Service, start_moto, start_redis
 from devstack.streams import StreamPoller, StreamSource
+from devstack.supervise import Child
 from devstack.template import REGION, FunctionSpec, Stack
 
 DEV_ORG = "org_dev"
@@ -63,6 +65,9 @@ class UpOptions:
     parameters: dict[str, str] = field(default_factory=dict)
     org_id: str = DEV_ORG
     env_id: str = DEV_ENV
+    tcp_nodelay: bool = True
+    aws: str | None = None
+    run_consumer: str = DEFAULT_CONSUMER
 
 
 def say(text: str) -> None:
@@ -80,7 +85,7 @@ def _port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def aws_clients(endpoint: str, env: dict[str, str], pool: int = 10) -> dict[str, Any]:
+def aws_clients(urls: dict[str, str], env: dict[str, str], pool: int = 10) -> dict[str, Any]:
     # Receives long-poll for a second; the read timeout must outlast them.
     config = Config(
         max_pool_connections=pool, read_timeout=30, retries={"mode": "standard", "max_attempts": 4}
@@ -92,18 +97,25 @@ def aws_clients(endpoint: str, env: dict[str, str], pool: int = 10) -> dict[str,
         region_name=env.get("AWS_DEFAULT_REGION", REGION),
     )
     return {
-        name: session.client(name, endpoint_url=endpoint, config=config)  # type: ignore[call-overload]
-        for name in ("sqs", "dynamodb", "s3", "secretsmanager", "dynamodbstreams")
+        name: session.client(name, endpoint_url=endpoints.url_of(urls, name), config=config)  # type: ignore[call-overload]
+        for name in (*endpoints.SERVICES, *endpoints.COMPANIONS)
     }
 
 
-class LocalStack:
+class StackRunner:
+    """One running devstack: starts its services, provisions the template, serves it, keeps its
+    children alive, and releases everything in reverse order. (Not the LocalStack product, which
+    it can use as its AWS emulation: see devstack.endpoints.)"""
+
     def __init__(self, options: UpOptions, environ: dict[str, str] | None = None) -> None:
         self.options = options
         self.environ = dict(os.environ if environ is None else environ)
         self.stopping = threading.Event()
         self._cleanups: list[tuple[str, Callable[[], None]]] = []
         self.info: dict[str, Any] = {}
+        self.children: dict[str, Child] = {}
+        self.run_consumer: CountingConsumer | None = None
+        self._provisioned: tuple[Stack, dict[str, Any], str] | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
     def _on_stop(self, what: str, action: Callable[[], None]) -> None:
@@ -136,12 +148,14 @@ class LocalStack:
 
         redis_url = self._start_redis()
         self._checkpoint()
-        endpoint = self._start_aws()
+        urls = self._start_aws()
+        endpoint = urls["sqs"]  # queue URLs are built on it
         self._checkpoint()
 
-        aws_env = environment.aws_client_environment(self.environ, endpoint)
-        clients = aws_clients(endpoint, aws_env, pool=max(10, opts.concurrency * 4))
+        aws_env = environment.aws_client_environment(self.environ, urls)
+        clients = aws_clients(urls, aws_env, pool=max(10, opts.concurrency * 4))
         queue_urls = create_all(stack, clients, endpoint)
+        self._provisioned = (stack, clients, endpoint)
         tables = {lid: stack.physical_name(lid) for lid in stack.resources_of("AWS::DynamoDB::Table")}
         buckets = {lid: stack.physical_name(lid) for lid in stack.resources_of("AWS::S3::Bucket")}
         say(f"provisioned  {len(queue_urls)} queues, {len(tables)} tables, {len(buckets)} buckets")
@@ -151,7 +165,7 @@ class LocalStack:
         url_map = environment.local_queue_urls(stack, endpoint, queue_urls)
         envs = {
             spec.logical_id: environment.function_environment(
-                spec, environ=self.environ, redis_url=redis_url, aws_endpoint=endpoint, queue_urls=url_map
+                spec, environ=self.environ, redis_url=redis_url, aws_endpoints=urls, queue_urls=url_map
             )
             for spec in specs
         }
@@ -173,6 +187,7 @@ class LocalStack:
         self._start_web_apps(web_specs, envs, web_urls)
         self._start_pollers(stack, specs, runtimes, queue_urls, clients["sqs"])
         self._start_streams(specs, runtimes, clients)
+        self._start_run_consumer(queue_urls, clients["sqs"])
         self._start_schedules(specs, runtimes)
         self._checkpoint()
 
@@ -186,6 +201,8 @@ class LocalStack:
             # The streamed SSE reader (the mint's readUrl); the HTTP API's read is the long poll.
             "streamUrl": stream_url,
             "webApps": web_urls,
+            "awsEndpoints": urls,
+            "account": stack.account,
             "pid": os.getpid(),
             "stage": stack.stage,
             "template": str(template),
@@ -196,6 +213,7 @@ class LocalStack:
             "buckets": buckets,
             "functions": {spec.logical_id: spec.name for spec in specs},
             "scheduleScale": opts.schedule_scale,
+            "runConsumer": opts.run_consumer if self.run_consumer is not None else "none",
             # What `keys create` and `invoke` need to see the stack as its functions do.
             "overrides": environment.sluice_overrides(self.environ),
             "startedAt": time.time(),
@@ -215,6 +233,13 @@ class LocalStack:
         stack_file.write_pid(state_dir, os.getpid())
         self._on_stop("state files", lambda: stack_file.clear(state_dir, os.getpid()))
 
+    def _supervise(self, what: str, service: Service, start: Callable[[], Service],
+                   after_restart: Callable[[], None] | None = None) -> Child:
+        child = Child(what, service, start, after_restart, log=say)
+        self.children[what] = child
+        self._on_stop(what, child.stop)
+        return child
+
     def _start_redis(self) -> str:
         if url := self.environ.get("REDIS_URL"):
             say(f"redis        {url} (REDIS_URL)")
@@ -222,26 +247,63 @@ class LocalStack:
         if shutil.which("redis-server") is None:
             raise StartupError(REDIS_MISSING)
         service = start_redis()
-        self._on_stop("redis-server", service.stop)
-        pid = service.process.pid if service.process else "?"
-        say(f"redis        {service.url} (redis-server pid {pid})")
+        port = service.port
+        child = self._supervise("redis-server", service, lambda: start_redis(port))
+        say(f"redis        {service.url} (redis-server pid {child.pid})")
         return service.url
 
-    def _start_aws(self) -> str:
-        if endpoint := self.environ.get("AWS_ENDPOINT_URL"):
-            say(f"aws          {endpoint} (AWS_ENDPOINT_URL; moto not started)")
-            return endpoint
+    def _start_aws(self) -> dict[str, str]:
+        try:
+            chosen = endpoints.plan(self.options.aws, self.environ)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
+        moto_url = None
+        if endpoints.MOTO in chosen.values():
+            moto_url = self._start_moto()
+        urls = endpoints.resolve(chosen, moto_url)
+        for service, url in urls.items():
+            origin = "moto" if chosen[service] == endpoints.MOTO else "given"
+            say(f"aws          {service:<8} {url} ({origin})")
+        return urls
+
+    def _start_moto(self) -> str:
         port = self.options.aws_port
         if port is not None and _port_in_use("127.0.0.1", port):
             raise StartupError(
-                f"port {port} is taken (LocalStack or another moto?); set AWS_ENDPOINT_URL to use it, "
+                f"port {port} is taken (LocalStack or another moto?); use it with --aws URL, "
                 "or drop --aws-port for a free port"
             )
         service = start_moto(port)
-        self._on_stop("moto server", service.stop)
-        pid = service.process.pid if service.process else "?"
-        say(f"aws          {service.url} (moto server pid {pid})")
+        port = service.port
+        # A new moto knows nothing: the stack's resources and its dev key go back in. Keys made
+        # with `keys create` are gone and must be made again.
+        child = self._supervise("moto", service, lambda: start_moto(port), self._reprovision)
+        say(f"moto         {service.url} (moto server pid {child.pid})")
         return service.url
+
+    def _reprovision(self) -> None:
+        if self._provisioned is None:
+            return
+        stack, clients, endpoint = self._provisioned
+        create_all(stack, clients, endpoint)
+        if self.info.get("apiKey"):
+            from sluice.auth import provision_key
+
+            provision_key(self.options.org_id, self.options.env_id, api_key=self.info["apiKey"])
+
+    def supervise(self) -> None:
+        """Restart any child that died (called by the main loop)."""
+        for child in self.children.values():
+            if not self.stopping.is_set():
+                child.check()
+
+    def health(self) -> dict[str, Any]:
+        """What ``devstack status`` reports beside stack.json: children and the RunQueue consumer."""
+        return {
+            "updatedAt": time.time(),
+            "children": {what: child.health() for what, child in self.children.items()},
+            "runQueue": self.run_consumer.stats() if self.run_consumer is not None else {"consumer": "none"},
+        }
 
     def _provision_key(self, settings: dict[str, str]) -> str | None:
         if "SLUICE_API_KEYS_TABLE" not in settings:
@@ -250,7 +312,8 @@ class LocalStack:
         from sluice.auth import provision_key
 
         api_key = provision_key(self.options.org_id, self.options.env_id)
-        say(f"api key      {api_key} ({self.options.org_id}/{self.options.env_id})")
+        say(f"api key      {stack_file.mask_key(api_key)} ({self.options.org_id}/{self.options.env_id}; "
+            f"the full key is in stack.json, or `python -m devstack status --show-key`)")
         return api_key
 
     def _start_runtimes(
@@ -286,6 +349,7 @@ class LocalStack:
                 routes,
                 verbose=self.options.verbose,
                 openapi=self.options.template.resolve().parent / "openapi.json",
+                tcp_nodelay=self.options.tcp_nodelay,
             )
         except OSError as exc:
             raise StartupError(f"cannot serve on {self.options.host}:{self.options.port}: {exc}") from exc
@@ -359,6 +423,22 @@ class LocalStack:
                 say(f"stream       {source.table} -> {spec.logical_id} "
                     f"(batch {source.batch_size}{filtered}{flags})")
 
+    def _start_run_consumer(self, queue_urls: dict[str, str], sqs: Any) -> None:
+        make = CONSUMERS[self.options.run_consumer]
+        if make is None or RUN_QUEUE not in queue_urls:
+            say(f"run queue    no consumer: {RUN_QUEUE} keeps what is sent to it")
+            return
+        consumer = make()
+        source = SqsSource(
+            name="consumer", queue_arn=RUN_QUEUE, queue_url=queue_urls[RUN_QUEUE], batch_size=10,
+            window_s=0, max_concurrency=2, report_failures=False,
+        )
+        poller = SqsPoller(source, consumer, sqs, verbose=self.options.verbose)
+        poller.start()
+        self._on_stop("run queue consumer", poller.stop)
+        self.run_consumer = consumer
+        say(f"run queue    {RUN_QUEUE} -> {self.options.run_consumer} consumer (stands in for task workers)")
+
     def _start_schedules(self, specs: list[FunctionSpec], runtimes: dict[str, FunctionRuntime]) -> None:
         scheduler = Scheduler(self.options.schedule_scale, verbose=self.options.verbose)
         for spec in specs:
@@ -393,7 +473,7 @@ def _close_all(runtimes: list[FunctionRuntime]) -> None:
 
 def run(options: UpOptions) -> int:
     """Start the stack and serve until SIGINT/SIGTERM; the exit status."""
-    stack = LocalStack(options)
+    stack = StackRunner(options)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if not stack.stopping.is_set():
@@ -412,8 +492,10 @@ def run(options: UpOptions) -> int:
         except Exception as exc:
             say(f"cannot start: {exc!r}\n{traceback.format_exc()}")
             return 1
+        state_dir = options.state_dir
         while not stack.stopping.wait(0.5):
-            pass
+            stack.supervise()
+            stack_file.write_health(state_dir, stack.health())
         return 0
     finally:
         stack.stop()

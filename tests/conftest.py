@@ -34,13 +34,13 @@ from moto import mock_aws
 
 from devstack.apigw import Route, http_event
 from devstack.handlers import context_for, load_handler
-from devstack.launcher import decode_bodies, receive_all
 from devstack.moto_atomic import serialise_dynamodb
 from devstack.provision import create_all
 from devstack.runtime import Invocation
 from devstack.services import start_redis
 from devstack.streams import StreamReader, StreamSource, in_process_invoke
 from devstack.template import REGION, Stack
+from devstack.testing.queues import decode_bodies, receive_all
 from sluice import aws as sluice_aws
 from sluice.auth import Environment, clear_auth_cache, provision_key
 from sluice.config import reload_settings
@@ -182,7 +182,8 @@ class _MotoWorld:
 
 
 def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+    per_service = ("AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB")
+    for name in ("AWS_ENDPOINT_URL", *per_service, "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

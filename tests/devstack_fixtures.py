@@ -1,4 +1,4 @@
-"""pytest fixtures over devstack.launcher: import them into a conftest.py.
+"""pytest fixtures over devstack.testing.launcher: import them into a conftest.py.
 
 from tests.devstack_fixtures import devstack, devstack_factory
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from devstack.launcher import DevStack, start_devstack
+from devstack.testing.launcher import DevStack, start_devstack
 
 StartDevstack = Callable[..., DevStack]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from devstack.launcher import DevStack
+from devstack.testing.launcher import DevStack
 from sluice.client import Sluice
 from tests.devstack_fixtures import devstack
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from devstack.launcher import DevStack
+from devstack.testing.launcher import DevStack
 from tests.devstack_fixtures import devstack
 
 __all__ = ["devstack"]

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from devstack.launcher import DevStack
+from devstack.testing.launcher import DevStack
 from sluice.client import RetryOptions, Sluice
 from sluice.streams import StreamAddress, StreamStore
 from tests.cutting_proxy import CuttingProxy

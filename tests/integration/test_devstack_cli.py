@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devstack.launcher import DevStack, descendants, run_cli
+from devstack.testing.launcher import DevStack, run_cli
+from devstack.testing.processes import descendants
 
 pytestmark = pytest.mark.devstack
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from devstack.launcher import DevStack, start_devstack
+from devstack.testing.launcher import DevStack, start_devstack
 
 pytestmark = pytest.mark.devstack
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack.launcher import DevStack, start_devstack
+from devstack.testing.launcher import DevStack, start_devstack
 
 pytestmark = pytest.mark.devstack
 
@@ -151,7 +151,11 @@ def test_function_environment(probe: DevStack) -> None:
     assert env["SLUICE_REDIS_URL"] == probe.redis_url  # always the stack's own Redis
     assert env["SLUICE_REDIS_CLUSTER"] == "false"
     assert env["SLUICE_RUN_QUEUE_URL"] == probe.queue_url("WorkQueue")
-    assert env["AWS_ENDPOINT_URL"] == probe.aws_endpoint_url
+    endpoints = {service: probe.aws_endpoint(service.lower()) for service in ("SQS", "S3", "DYNAMODB")}
+    for service, url in endpoints.items():  # per service, as LocalStack hybrids need
+        assert env[f"AWS_ENDPOINT_URL_{service}"] == url
+    # The general variable only when one endpoint serves every service.
+    assert env["AWS_ENDPOINT_URL"] == (probe.aws_endpoint_url if len(set(endpoints.values())) == 1 else None)
     assert env["PROBE_FUNCTION_ONLY"] == "only-here"
     assert env["AWS_LAMBDA_FUNCTION_NAME"] == "HttpProbeFunction"
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from devstack.launcher import ROOT, assert_gone, cmdline, descendants, start_devstack
 from devstack.services import REDIS_MISSING
+from devstack.testing.launcher import ROOT, start_devstack
+from devstack.testing.processes import assert_gone, cmdline, descendants
 
 pytestmark = pytest.mark.devstack
 

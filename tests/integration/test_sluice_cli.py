@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from devstack.launcher import DevStack
+from devstack.testing.launcher import DevStack
 from sluice.cli import app
 from sluice.cli.session import Exit
 

@@ -1,6 +1,7 @@
 """boto3 clients from one place: endpoint, timeouts and retries are decided here only.
 
-``AWS_ENDPOINT_URL`` points every client at moto's server, LocalStack, or (unset) AWS itself.
+``AWS_ENDPOINT_URL_<SERVICE>`` (``_SQS``, ``_S3``, ``_DYNAMODB``) points one service's client at
+moto's server or LocalStack, ``AWS_ENDPOINT_URL`` every other one; unset, clients talk to AWS.
 Clients are cached per process because creating one costs milliseconds on a cold start.
 """
 
@@ -21,8 +22,19 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 
-def endpoint_url() -> str | None:
-    return os.environ.get("AWS_ENDPOINT_URL") or None
+# botocore names a service's endpoint variable after its service id, not its client name.
+_SERVICE_IDS = {"secretsmanager": "SECRETS_MANAGER", "dynamodbstreams": "DYNAMODB_STREAMS"}
+
+
+def endpoint_variable(service: str) -> str:
+    """The per-service endpoint variable botocore reads, e.g. ``AWS_ENDPOINT_URL_SECRETS_MANAGER``."""
+    return f"AWS_ENDPOINT_URL_{_SERVICE_IDS.get(service, service.upper())}"
+
+
+def endpoint_url(service: str) -> str | None:
+    """The service's own endpoint variable first, as botocore ranks them: passing the general one
+    explicitly would override the per-service one."""
+    return os.environ.get(endpoint_variable(service)) or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
 @cache
@@ -35,11 +47,11 @@ def client(service: str) -> Any:
         retries={"mode": "standard", "total_max_attempts": settings.aws_max_attempts},
         # Presigned S3 URLs must name the regional virtual host so that browsers and httpx can
         # PUT to them without a redirect.
-        s3={"addressing_style": "path" if endpoint_url() else "auto"},
+        s3={"addressing_style": "path" if endpoint_url("s3") else "auto"},
         signature_version="s3v4" if service == "s3" else None,
     )
     session = boto3.session.Session()
-    return session.client(service, endpoint_url=endpoint_url(), config=config)  # type: ignore[call-overload]
+    return session.client(service, endpoint_url=endpoint_url(service), config=config)  # type: ignore[call-overload]
 
 
 def dynamodb() -> DynamoDBClient:

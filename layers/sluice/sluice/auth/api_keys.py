@@ -111,13 +111,15 @@ def provision_key(
     *,
     env_type: str = "DEVELOPMENT",
     flags: dict[str, Any] | None = None,
+    api_key: str | None = None,
 ) -> str:
     """Create an API key for ``env_id`` of ``org_id`` and return it (the only time it is seen).
 
-    ``flags`` replaces the organization's feature flags when given.
+    ``flags`` replaces the organization's feature flags when given. ``api_key`` stores a key
+    made earlier instead of a new one (devstack restoring its key into a restarted moto).
     """
     prefix = "sk_prod_" if env_type.upper() == "PRODUCTION" else "sk_dev_"
-    api_key = prefix + secrets.token_urlsafe(24)
+    api_key = api_key or prefix + secrets.token_urlsafe(24)
     aws.dynamodb().put_item(
         TableName=get_settings().api_keys_table,
         Item={

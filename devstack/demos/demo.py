@@ -1,9 +1,9 @@
 """`make demo`: start the local stack, trigger runs, watch them flow, stop.
 
-    python -m devstack.demo
+    python -m devstack.demos.demo
 
 Everything it shows goes through the real HTTP API (the client SDK) and the real queues; the
-"worker" here is the part of the platform Sluice feeds, reading RunQueue as task workers would.
+"worker" is devstack's RunQueue consumer, standing in for the task workers Sluice feeds.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import json
 import sys
 import time
 
-from devstack.demo_burst import run_burst_demo
-from devstack.launcher import DevStack, start_devstack
+from devstack.demos.burst import run_burst_demo
+from devstack.stack_file import mask_key
+from devstack.testing.launcher import DevStack, start_devstack
 from sluice.client import Sluice
 
 # devstack answers tens of triggers a second, not thousands, so the trip is set low and the
@@ -44,24 +45,29 @@ def plain_triggers(client: Sluice) -> list[str]:
 
 
 def worker_reads_run_queue(stack: DevStack, client: Sluice, expected: list[str]) -> None:
-    say("\n== 2. A task worker takes them off RunQueue (one message per run)")
+    say("\n== 2. The stand-in task worker takes them off RunQueue (one message per run)")
     seen: list[str] = []
     deadline = time.monotonic() + 15
-    while len(seen) < len(expected) and time.monotonic() < deadline:
-        for body in stack.bodies("RunQueue", wait=1):
-            run = client.runs.retrieve(body["runId"])
-            seen.append(run["id"])
-            payload = json.dumps(run["payload"])
-            say(f"   RunQueue -> {run['id']}  {run['taskId']:<13} status={run['status']} payload={payload}")
+    while time.monotonic() < deadline:
+        consumed = (stack.health() or {}).get("runQueue", {})
+        seen = [run_id for run_id in expected if run_id in consumed.get("recentRunIds", [])]
+        if len(seen) == len(expected):
+            break
+        time.sleep(0.2)
+    for run_id in seen:
+        run = client.runs.retrieve(run_id)
+        payload = json.dumps(run["payload"])
+        say(f"   RunQueue -> {run['id']}  {run['taskId']:<13} status={run['status']} payload={payload}")
     missing = set(expected) - set(seen)
     note = f"; missing {sorted(missing)}" if missing else ""
-    say(f"   {len(seen)} messages for {len(expected)} runs{note}")
+    say(f"   {len(seen)} of {len(expected)} runs consumed; the consumer has taken "
+        f"{consumed.get('consumed', 0)} messages (`python -m devstack status` shows the count){note}")
 
 
 def main() -> int:
     say("== Starting the local stack: redis-server, moto, and every function of template.yaml")
-    with start_devstack(env=DEMO_ENV, args=["--schedule-scale", "30"]) as stack:
-        say(f"   API {stack.api_url}   key {stack.api_key[:12]}...   AWS {stack.aws_endpoint_url}")
+    with start_devstack(env=DEMO_ENV, args=["--schedule-scale", "30", "--run-consumer", "count"]) as stack:
+        say(f"   API {stack.api_url}   key {mask_key(stack.api_key)}   AWS {stack.aws_endpoint_url}")
         with Sluice(stack.api_url, stack.api_key) as client:
             run_ids = plain_triggers(client)
             worker_reads_run_queue(stack, client, run_ids)

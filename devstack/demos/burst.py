@@ -3,7 +3,7 @@ devstack; watch the decisions, the buffer, the drain, and the light organization
 
     SLUICE_MOLLIFIER_ENABLED=true SLUICE_MOLLIFIER_TRIP_THRESHOLD=2 SLUICE_MOLLIFIER_TRIP_WINDOW_MS=1000 \\
     SLUICE_MOLLIFIER_HOLD_MS=2000 python -m devstack up --state-dir .devstack/demo --detach
-    python -m devstack.demo_burst --state-dir .devstack/demo
+    python -m devstack.demos.burst --state-dir .devstack/demo
 
 The low threshold and long window suit devstack, which answers tens of triggers a second, not
 thousands: the heavy organization's environments trip and buffer, the light one mostly passes.

@@ -1,6 +1,6 @@
 """Start devstack as a subprocess and drive it: for integration and e2e tests and the demo.
 
-    from devstack.launcher import start_devstack
+    from devstack.testing.launcher import start_devstack
 
     with start_devstack(env={"SLUICE_MOLLIFIER_ENABLED": "true"}) as stack:
         httpx.post(f"{stack.api_url}/api/v1/tasks/hello/trigger", headers=stack.headers, json={...})
@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,9 +32,12 @@ import boto3
 import redis
 from botocore.config import Config
 
+from devstack import endpoints, stack_file
 from devstack.services import free_port
+from devstack.testing.processes import stop_devstack
+from devstack.testing.queues import decode_bodies, receive_all
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # What a test run's own environment must not pass on to a stack: the stack decides these itself
 # (tests set SLUICE_* for their in-process code; a stack gets only the ones a test asks for).
 _NOT_INHERITED_PREFIXES = ("SLUICE_",)
@@ -80,6 +82,10 @@ class DevStack:
     def aws_endpoint_url(self) -> str:
         return str(self.info["awsEndpointUrl"])
 
+    def aws_endpoint(self, service: str) -> str:
+        """The endpoint serving one service (sqs, s3, dynamodb): stacks may mix emulators."""
+        return endpoints.of(self.info).get(service, self.aws_endpoint_url)
+
     @property
     def headers(self) -> dict[str, str]:
         """``Authorization`` for the stack's dev key."""
@@ -93,7 +99,7 @@ class DevStack:
         if service not in self._clients:
             self._clients[service] = boto3.client(
                 service,  # type: ignore[call-overload]
-                endpoint_url=self.aws_endpoint_url,
+                endpoint_url=self.aws_endpoint(service),
                 region_name=self.info.get("region", "us-east-1"),
                 aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
                 aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
@@ -153,6 +159,10 @@ class DevStack:
             raise DevstackFailed(f"keys create failed: {done.stderr}")
         return str(json.loads(done.stdout)["apiKey"])
 
+    def health(self) -> dict[str, Any] | None:
+        """What the stack last reported about its children and its RunQueue consumer."""
+        return stack_file.read_health(self.state_dir)
+
     def log(self) -> str:
         """What devstack printed so far (its stderr and the functions' logs)."""
         return self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -162,32 +172,6 @@ class DevStack:
             client.close()
         if "redis" in self.__dict__:
             self.redis.close()
-
-
-def receive_all(sqs: Any, queue_url: str, wait: int = 0) -> list[dict[str, Any]]:
-    """Every currently visible message of a queue, left on it (invisible for its visibility
-    timeout). ``wait`` long-polls for the first."""
-    messages: list[dict[str, Any]] = []
-    while True:
-        got = sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait,
-            AttributeNames=["All"], MessageAttributeNames=["All"],
-        ).get("Messages", [])
-        if not got:
-            return messages
-        messages.extend(got)
-        wait = 0
-
-
-def decode_bodies(messages: list[dict[str, Any]]) -> list[Any]:
-    """Message bodies, JSON-decoded where they are JSON."""
-    out = []
-    for message in messages:
-        try:
-            out.append(json.loads(message["Body"]))
-        except json.JSONDecodeError:
-            out.append(message["Body"])
-    return out
 
 
 def run_cli(*args: str, input: str | None = None, timeout: float = 60,
@@ -208,71 +192,6 @@ def _child_env(extra: Mapping[str, str] | None) -> dict[str, str]:
     return env
 
 
-def descendants(pid: int) -> set[int]:
-    """Every live descendant of ``pid`` (Linux /proc; empty elsewhere)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
-def stop_devstack(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    """SIGTERM, wait, and assert that no process devstack started is still alive."""
-    before = descendants(process.pid)
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise AssertionError(f"devstack did not stop within {timeout:.0f}s of SIGTERM") from None
-    assert_gone(before)
-    assert process.returncode == 0, f"devstack exited with {process.returncode}"
-
-
-def assert_gone(pids: set[int], timeout: float = 10) -> None:
-    """Assert that these processes end (killing any that do not, so that a failure leaks nothing).
-
-    The multiprocessing resource tracker leaves when its last user did: hence the moment's grace.
-    """
-    deadline = time.monotonic() + timeout
-    left = {pid for pid in pids if _alive(pid)}
-    while left and time.monotonic() < deadline:
-        time.sleep(0.1)
-        left = {pid for pid in left if _alive(pid)}
-    commands = {pid: cmdline(pid) for pid in left}
-    for pid in left:
-        os.kill(pid, signal.SIGKILL)
-    assert not left, f"devstack left processes behind: {commands}"
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return "?"
-
-
 @contextmanager
 def start_devstack(
     env: Mapping[str, str] | None = None,
@@ -287,17 +206,23 @@ def start_devstack(
     ``env`` adds to (or overrides) the environment devstack starts with: ``SLUICE_*`` settings
     for every function, ``REDIS_URL`` / ``AWS_ENDPOINT_URL`` to use running services. The test
     process's own ``SLUICE_*`` and ``REDIS_URL`` are not passed on. ``args`` are extra ``up``
-    options, e.g. ``["--schedule-scale", "60", "--concurrency", "4"]``.
+    options, e.g. ``["--schedule-scale", "60", "--concurrency", "4"]``; RunQueue has no consumer
+    unless ``args`` has ``--run-consumer``.
     """
     owned_dir = state_dir is None
     directory = Path(tempfile.mkdtemp(prefix="devstack-")) if state_dir is None else Path(state_dir)
     directory.mkdir(parents=True, exist_ok=True)
     extra = dict(env or {})
     up_args = ["up", "--port", str(free_port()), "--state-dir", str(directory), *args]
+    # Tests read RunQueue themselves: no consumer unless one is asked for.
+    if not any(a.startswith("--run-consumer") for a in args):
+        up_args += ["--run-consumer", "none"]
     if template is not None:
         up_args += ["--template", str(Path(template).resolve())]
     # Against a shared AWS endpoint (LocalStack) each stack needs names of its own.
-    shared_aws = "AWS_ENDPOINT_URL" in extra or "AWS_ENDPOINT_URL" in os.environ
+    shared_aws = "--aws" in args or any(
+        name.startswith("AWS_ENDPOINT_URL") for name in (*extra, *os.environ)
+    )
     if shared_aws and not any(a.startswith("Stage=") for a in args):
         up_args += ["--param", f"Stage=t{uuid.uuid4().hex[:8]}"]
     log_path = directory / "devstack.log"

@@ -1,0 +1,74 @@
+"""Process checks for tests: what a process started, and that all of it ends (Linux /proc)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live descendant of ``pid`` (Linux /proc; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def stop_devstack(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """SIGTERM, wait, and assert that no process devstack started is still alive."""
+    before = descendants(process.pid)
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise AssertionError(f"devstack did not stop within {timeout:.0f}s of SIGTERM") from None
+    assert_gone(before)
+    assert process.returncode == 0, f"devstack exited with {process.returncode}"
+
+
+def assert_gone(pids: set[int], timeout: float = 10) -> None:
+    """Assert that these processes end (killing any that do not, so that a failure leaks nothing).
+
+    The multiprocessing resource tracker leaves when its last user did: hence the moment's grace.
+    """
+    deadline = time.monotonic() + timeout
+    left = {pid for pid in pids if _alive(pid)}
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = {pid for pid in left if _alive(pid)}
+    commands = {pid: cmdline(pid) for pid in left}
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"devstack left processes behind: {commands}"
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "?"

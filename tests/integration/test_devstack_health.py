@@ -1,0 +1,82 @@
+"""devstack keeps itself healthy: children that die come back (with what they held), RunQueue is
+drained by the stand-in consumer, and ``status`` says so."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from devstack.testing.launcher import DevStack
+from tests.devstack_fixtures import StartDevstack
+
+pytestmark = pytest.mark.devstack
+
+
+def _wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := check():
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"{what} not seen within {timeout:.0f}s")
+
+
+def _status(stack: DevStack) -> dict[str, Any]:
+    done = stack.cli("status")
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def _trigger(stack: DevStack, task: str = "health") -> httpx.Response:
+    return httpx.post(
+        stack.url(f"/api/v1/tasks/{task}/trigger"), headers=stack.headers, json={"payload": {}}, timeout=30
+    )
+
+
+def test_killed_children_are_restarted_with_their_state_and_reported(
+    devstack_factory: StartDevstack,
+) -> None:
+    stack = devstack_factory(args=["--no-schedules", "--concurrency", "2"])
+    assert _trigger(stack).status_code == 200
+    before = _status(stack)["health"]
+    assert before["state"] == "up"
+    for child in ("redis-server", "moto"):
+        old_pid = before["children"][child]["pid"]
+        os.kill(old_pid, signal.SIGKILL)
+        restarted = _wait_for(
+            lambda child=child: (c := _status(stack)["health"]["children"][child])["restarts"] == 1 and c,
+            what=f"{child} restarted",
+        )
+        assert restarted["state"] == "up" and restarted["pid"] != old_pid
+    # moto came back empty: the stack put its tables, queues and the dev key back.
+    res = _trigger(stack)
+    assert res.status_code == 200, res.text
+    run = httpx.get(stack.url(f"/api/v1/runs/{res.json()['id']}"), headers=stack.headers, timeout=30)
+    assert run.status_code == 200, run.text
+    assert "exited with status" in stack.log()
+
+
+def test_run_queue_consumer_drains_and_counts(devstack_factory: StartDevstack) -> None:
+    stack = devstack_factory(args=["--no-schedules", "--concurrency", "2", "--run-consumer", "count"])
+    run_ids = [_trigger(stack, "consumed").json()["id"] for _ in range(3)]
+
+    def consumed() -> dict[str, Any] | None:
+        run_queue = (stack.health() or {}).get("runQueue", {})
+        return run_queue if set(run_ids) <= set(run_queue.get("recentRunIds", [])) else None
+
+    stats = _wait_for(consumed, what="the runs consumed")
+    assert stats["consumer"] == "count" and stats["consumed"] >= 3
+    assert stack.queue_depth("RunQueue") == (0, 0)
+    assert _status(stack)["health"]["runQueue"]["consumed"] >= 3
+
+
+def test_without_a_consumer_run_queue_keeps_its_messages(devstack: DevStack) -> None:
+    # The session stack (as every launcher stack unless asked) leaves RunQueue to the tests.
+    assert (devstack.health() or {})["runQueue"] == {"consumer": "none"}
