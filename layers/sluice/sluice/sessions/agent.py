@@ -1,0 +1,192 @@
+"""The chat agent a worker runs for a session: subclass it, implement ``run``, call ``serve``.
+
+    class Echo(ChatAgent):
+        def run(self, messages):
+            yield {"type": "text-start", "id": "t"}
+            yield {"type": "text-delta", "id": "t", "delta": text_of(messages[-1])}
+            yield {"type": "text-end", "id": "t"}
+
+    Echo(channel, SessionRunPayload.model_validate(event), run_id=run_id, attempt=attempt).serve()
+
+Every reply streams to ``out`` as it is produced, between a ``start`` and a ``finish`` that the
+agent writes. A completed turn is committed with a turn-complete record (carrying the ``in``
+cursor) and then a snapshot, so a run that dies at any point leaves the session in a state the
+next run rebuilds: a cut-off reply has no ``finish`` and comes back as the partial.
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+
+from aws_lambda_powertools import Logger
+from pydantic import JsonValue
+
+from sluice.sessions.assemble import MessageAssembler
+from sluice.sessions.channel import SessionChannel
+from sluice.sessions.errors import MalformedSegment
+from sluice.sessions.models import (
+    ChatMessage,
+    SessionRunPayload,
+    TurnCompleteRecord,
+    UserMessageRecord,
+    entry_key,
+    is_control,
+)
+from sluice.sessions.recovery import (
+    Recovery,
+    RecoveryPlan,
+    apply_plan,
+    consumed_cursor,
+    default_plan,
+    recover,
+)
+from sluice.sessions.replay import UserRecord, replay_in
+from sluice.sessions.snapshot import save_snapshot
+
+logger = Logger(service="sluice", child=True)
+
+# What live readers see when ``run`` fails; the exception itself goes to the worker's log only.
+RUN_FAILED_TEXT = "The agent failed while answering."
+_FRAMING_CHUNKS = frozenset({"start", "finish"})
+
+
+def _later(cursor: str | None, candidate: str | None) -> str | None:
+    if candidate is None:
+        return cursor
+    if cursor is None or entry_key(candidate) > entry_key(cursor):
+        return candidate
+    return cursor
+
+
+class ChatAgent(ABC):
+    def __init__(
+        self, channel: SessionChannel, payload: SessionRunPayload, *, run_id: str, attempt: int = 1
+    ) -> None:
+        self.channel = channel
+        self.payload = payload
+        self.session_id = payload.sessionId
+        self.run_id = run_id
+        self.attempt = attempt
+        self.messages: list[ChatMessage] = []
+        self._in_cursor: str | None = None  # durable: the last ``in`` entry a committed turn consumed
+        self._read_cursor: str | None = None  # live: where the next read of ``in`` starts
+
+    @property
+    def could_have_prior_state(self) -> bool:
+        """A continuation, or a retried attempt of any run (an OOM kill retries the same run)."""
+        return self.payload.continuation or self.attempt > 1
+
+    # --- hooks ----------------------------------------------------------------------------------
+
+    def on_boot(self, *, continuation: bool, previous_run_id: str | None) -> None:
+        """First thing in every run that picks the session up, before any state is rebuilt."""
+        return None
+
+    def on_recovery_boot(self, recovery: Recovery) -> RecoveryPlan | None:
+        """Only when the previous run died mid-reply (there is a partial). Return a plan to replace
+        the default chain and/or turns; raising falls back to the defaults."""
+        return None
+
+    @abstractmethod
+    def run(self, messages: list[ChatMessage]) -> Iterable[JsonValue]:
+        """Answer the last message of ``messages``: yield the reply's ``out`` chunks (no ``start``,
+        ``finish`` or control records: the agent writes those)."""
+
+    def on_turn_complete(self, *, messages: list[ChatMessage], response: ChatMessage) -> None:
+        """After a turn is committed; ``messages`` ends with ``response``."""
+        return None
+
+    # --- driving the session --------------------------------------------------------------------
+
+    def write(self, chunk: JsonValue) -> str:
+        """Append one chunk to ``out`` (also for hooks that want to tell the user something)."""
+        return self.channel.append_out(chunk)
+
+    def serve(self) -> list[ChatMessage]:
+        """Boot, answer the recovered turns and then every user message waiting on ``in``; returns
+        the conversation. It returns once ``in`` holds nothing new: waiting for the next message is
+        the caller's (the live subscription)."""
+        self.on_boot(continuation=self.payload.continuation, previous_run_id=self.payload.previousRunId)
+        for user in self._boot():
+            self._answer(user)
+        while users := self._read_users():
+            for user in users:
+                self._answer(user)
+        return self.messages
+
+    def _boot(self) -> list[UserRecord]:
+        if not self.could_have_prior_state:
+            return [UserRecord(None, self.payload.message)] if self.payload.message else []
+        recovery = recover(self.channel, self.payload.message)
+        self._in_cursor = recovery.in_cursor
+        chain, turns = default_plan(recovery)
+        if recovery.partial is not None:
+            chain, turns = apply_plan(recovery, self._recovery_plan(recovery))
+        self.messages = chain
+        # The recovered users are answered from memory (or deliberately not at all): the live read
+        # starts after the last of them.
+        self._read_cursor = recovery.in_cursor
+        for user in recovery.in_flight:
+            self._read_cursor = _later(self._read_cursor, user.record_id)
+        if recovery.partial is not None:
+            # Commit the recovered chain, so a later replay sees the cut-off reply closed as aborted.
+            self._commit(consumed_cursor(recovery, turns))
+        return turns
+
+    def _recovery_plan(self, recovery: Recovery) -> RecoveryPlan:
+        try:
+            return self.on_recovery_boot(recovery) or RecoveryPlan()
+        except Exception:
+            logger.exception("sessions.recovery_hook_failed", extra={"sessionId": self.session_id})
+            return RecoveryPlan()
+
+    def _read_users(self) -> list[UserRecord]:
+        records = self.channel.read("in", self._read_cursor)
+        if records:
+            self._read_cursor = records[-1].id
+        return replay_in(records)
+
+    def _answer(self, user: UserRecord) -> None:
+        self.messages.append(user.message)
+        if user.record_id is None:  # not on ``in``: record it, so that ``out`` can rebuild this turn
+            self.write(UserMessageRecord(message=user.message).model_dump(mode="json"))
+        reply = MessageAssembler(fallback_id="")
+        self._emit(reply, {"type": "start", "messageId": f"msg_{uuid.uuid4().hex}"})
+        try:
+            for chunk in self.run(list(self.messages)):
+                kind = chunk.get("type") if isinstance(chunk, dict) else None
+                if (isinstance(kind, str) and kind in _FRAMING_CHUNKS) or is_control(chunk):
+                    raise MalformedSegment(f"run may not write {kind!r} chunks")
+                self._emit(reply, chunk)
+        except Exception:
+            self._stopped({"type": "error", "errorText": RUN_FAILED_TEXT})
+            raise
+        except BaseException:  # KeyboardInterrupt or SystemExit: the run is being cancelled
+            self._stopped({"type": "abort"})
+            raise
+        self._emit(reply, {"type": "finish"})
+        response = reply.message()
+        self.messages.append(response)
+        self._commit(_later(self._in_cursor, user.record_id))
+        self.on_turn_complete(messages=list(self.messages), response=response)
+
+    def _emit(self, reply: MessageAssembler, chunk: JsonValue) -> None:
+        reply.feed(chunk)  # first, so that a chunk that does not parse never reaches ``out``
+        self.write(chunk)
+
+    def _stopped(self, chunk: JsonValue) -> None:
+        """Tell live readers why the reply stopped. Best effort: without it, the missing ``finish``
+        alone marks the reply as cut off."""
+        try:
+            self.write(chunk)
+        except Exception as exc:
+            logger.warning("sessions.stop_chunk_failed", extra={"error": repr(exc)})
+
+    def _commit(self, in_cursor: str | None) -> None:
+        """The turn-complete record first: it alone makes the turn durable (a later replay reads it
+        even when the snapshot write below fails)."""
+        self._in_cursor = in_cursor
+        record_id = self.write(TurnCompleteRecord(inEventId=in_cursor).model_dump(mode="json"))
+        save_snapshot(self.channel, self.messages, record_id, in_cursor)
