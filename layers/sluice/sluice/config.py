@@ -166,6 +166,11 @@ class Settings(BaseSettings):
     # DynamoDB on every request; a revoked key stops working within this time.
     auth_cache_ttl_s: float = Field(default=30.0, ge=0)
 
+    # --- Sessions (sluice.sessions) ------------------------------------------------------------
+    sessions_table: str = "sluice-sessions"
+    # A conversation snapshot's limit (PUT /api/v1/sessions/{id}/snapshot); larger is a 413.
+    session_snapshot_max_bytes: int = Field(default=5 * MIB, ge=1)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
