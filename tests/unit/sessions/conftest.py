@@ -1,3 +1,4 @@
 from tests.unit.sessions.server import fast_sse, sessions_api
+from tests.unit.streams.conftest import api, stream_app_url
 
-__all__ = ["fast_sse", "sessions_api"]
+__all__ = ["api", "fast_sse", "sessions_api", "stream_app_url"]

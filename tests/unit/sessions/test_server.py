@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
+import httpx
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
 from sluice.engine import store as run_store
 from sluice.sessions import runs, table
@@ -293,3 +296,74 @@ def test_an_invalid_snapshot_is_4xx_and_keeps_the_stored_one(sessions_api: Sessi
     )
     assert res.status == 422 and res.json()["code"] == "invalid_snapshot"
     assert sessions_api.call("GET", path, headers=headers).json() == SNAPSHOT
+
+
+def test_the_streamed_transport_reads_a_channel_with_resume(
+    sessions_api: SessionsApi, stream_app_url: str
+) -> None:
+    session = sessions_api.new(externalId="streamed")
+    token = sessions_api.token(session["id"], "out")
+    ids = [sessions_api.append(session["id"], "out", token, {"n": n}).json()["ids"][0] for n in range(3)]
+    sessions_api.close(session["id"])
+    for ref, bearer in (
+        (session["id"], sessions_api.tenant.api_key),
+        ("streamed", sessions_api.tenant.api_key),
+    ):
+        url = f"{stream_app_url}/realtime/v1/sessions/{ref}/out"
+        headers = {"authorization": f"Bearer {bearer}", "last-event-id": ids[0]}
+        frames = parse_sse(httpx.get(url, headers=headers, timeout=10).text)
+        assert [(f["id"], f["data"]) for f in frames if "id" in f] == [
+            (ids[1], '{"n":1}'),
+            (ids[2], '{"n":2}'),
+        ]
+        assert frames[-1].get("event") == "end"
+    other = make_tenant("org_b", "env_b")
+    url = f"{stream_app_url}/realtime/v1/sessions/{session['id']}/out"
+    assert httpx.get(url, headers=other.headers, timeout=10).status_code == 404
+
+
+def test_a_run_queue_outage_keeps_the_message_and_the_next_append_starts_the_run(
+    sessions_api: SessionsApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = sessions_api.new()
+    sessions_api.end_run(session["currentRunId"])
+    token = sessions_api.token(session["id"], "in")
+
+    class QueueDown:
+        def send_message(self, **_: Any) -> None:
+            raise EndpointConnectionError(endpoint_url="http://sqs.down")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("sluice.engine.service.aws.sqs", QueueDown)
+        kept = sessions_api.append(session["id"], "in", token, {"n": 1})
+    assert kept.status == 200 and kept.json()["runId"] is None and kept.json()["appended"] == 1
+    retried = sessions_api.append(session["id"], "in", token, {"n": 2}).json()
+    assert retried["runId"] == runs.run_id_for(session["id"], 2)
+    assert [m["runId"] for m in sessions_api.run_messages()] == [session["currentRunId"], retried["runId"]]
+    assert [r["data"] for r in sessions_api.records(session["id"], "in").json()["records"]] == [
+        {"n": 1},
+        {"n": 2},
+    ]
+
+
+def test_records_come_in_pages_and_the_client_reads_them_all(
+    sessions_api: SessionsApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sluice.sessions.realtime.RECORDS_MAX", 150)
+    session = sessions_api.new()
+    token = sessions_api.token(session["id"], "in")
+    body = b"".join(json.dumps({"data": n}).encode() + b"\n" for n in range(400))
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/x-ndjson"}
+    sessions_api.call("POST", f"/realtime/v1/sessions/{session['id']}/in/append", body=body, headers=headers)
+    first = sessions_api.records(session["id"], "in").json()
+    assert first["hasMore"] is True and [r["data"] for r in first["records"]] == list(
+        range(len(first["records"]))
+    )
+    seen, after = [], None
+    while True:
+        page = sessions_api.records(session["id"], "in", after=after).json()
+        seen += [r["data"] for r in page["records"]]
+        if not page["hasMore"]:
+            break
+        after = page["records"][-1]["id"]
+    assert seen == list(range(400))
