@@ -367,3 +367,19 @@ def test_records_come_in_pages_and_the_client_reads_them_all(
             break
         after = page["records"][-1]["id"]
     assert seen == list(range(400))
+
+
+def test_a_create_that_failed_on_the_run_queue_is_completed_by_its_retry(
+    sessions_api: SessionsApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class QueueDown:
+        def send_message(self, **_: Any) -> None:
+            raise EndpointConnectionError(endpoint_url="http://sqs.down")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("sluice.engine.service.aws.sqs", QueueDown)
+        failed = sessions_api.create(externalId="retry-me")
+    assert failed.status == 503 and failed.json()["code"] == "service_unavailable"
+    retried = sessions_api.create(externalId="retry-me").json()
+    assert retried["isCached"] is True
+    assert [m["runId"] for m in sessions_api.run_messages()] == [retried["currentRunId"]]
