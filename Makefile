@@ -45,7 +45,7 @@ integration: $(STAMP)
 	$(PY) -m pytest tests/integration tests/e2e
 
 bench: $(STAMP)
-	for b in mollifier_intake mollifier_drain mollifier_fairness batch_ingest; do \
+	for b in mollifier_intake mollifier_drain mollifier_fairness batch_ingest sessions_recovery sessions_appends; do \
 	  echo "== bench/$$b.py"; $(PY) -m bench.$$b || exit 1; done
 
 ## redis-server is a real binary; install it from Debian's packages when it is missing.
