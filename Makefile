@@ -49,7 +49,8 @@ integration: $(STAMP)
 	$(PY) -m pytest tests/integration tests/e2e $(XDIST)
 
 bench: $(STAMP)
-	for b in engine_calls mollifier_intake mollifier_drain mollifier_fairness batch_ingest streams aws_unreachable; do \
+	for b in engine_calls mollifier_intake mollifier_drain mollifier_fairness batch_ingest streams aws_unreachable \
+	         sessions_recovery sessions_appends; do \
 	  echo "== bench/$$b.py"; $(PY) -m bench.$$b || exit 1; done
 
 ## redis-server is a real binary; install it from Debian's packages when it is missing.

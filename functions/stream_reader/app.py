@@ -8,6 +8,8 @@ SLUICE_SSE_MAX_CONNECTION_S with ``retry:``, and EventSource resumes with Last-E
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anyio.to_thread
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
@@ -19,21 +21,33 @@ from sluice import streams
 from sluice.auth import bearer_token
 from sluice.config import get_settings
 from sluice.errors import NotFound, SluiceError
+from sluice.sessions import realtime
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 async def read(request: Request) -> Response:
     run_id, key = request.path_params["run_id"], request.path_params["key"]
+    return await respond(
+        request, lambda token, last_id: streams.open_reader(token, streams.run_stream(run_id, key), last_id)
+    )
+
+
+async def read_channel(request: Request) -> Response:
+    session, io = request.path_params["session"], request.path_params["io"]
+    return await respond(request, lambda token, last_id: realtime.reader(token, session, io, last_id))
+
+
+async def respond(
+    request: Request, open_reader: Callable[[str, str | None], streams.StreamReader]
+) -> Response:
     last_id = streams.parse_last_event_id(
         request.headers.get("last-event-id") or request.query_params.get("lastEventId")
     )
     token = request.query_params.get("token") or bearer_token(dict(request.headers))
     # The cursor is fixed here, before the response's first byte (DynamoDB and Redis calls block,
     # so they run off the event loop).
-    reader = await anyio.to_thread.run_sync(
-        streams.open_reader, token, streams.run_stream(run_id, key), last_id
-    )
+    reader = await anyio.to_thread.run_sync(open_reader, token, last_id)
     return EventSourceResponse(
         streams.stream(reader),
         headers={**SSE_HEADERS, streams.CURSOR_HEADER: reader.start_cursor},
@@ -55,6 +69,7 @@ async def sluice_error(_: Request, exc: Exception) -> Response:
 app = Starlette(
     routes=[
         Route("/realtime/v1/streams/{run_id}/{key}", read, methods=["GET"]),
+        Route("/realtime/v1/sessions/{session}/{io}", read_channel, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
     ],
     exception_handlers={SluiceError: sluice_error, 404: sluice_error},

@@ -171,6 +171,10 @@ class Settings(BaseSettings):
     # Records of one SQS batch handled at once: each is mostly waiting on DynamoDB or Redis, and
     # boto3 and redis-py release the GIL while they wait. 1 handles them one after another.
     sqs_record_concurrency: int = Field(default=10, ge=1, le=100)
+    # --- Sessions (sluice.sessions) ------------------------------------------------------------
+    sessions_table: str = "sluice-sessions"
+    # A conversation snapshot's limit (PUT /api/v1/sessions/{id}/snapshot); larger is a 413.
+    session_snapshot_max_bytes: int = Field(default=5 * MIB, ge=1)
 
 
 @lru_cache(maxsize=1)

@@ -45,6 +45,10 @@ class Unauthorized(SluiceError):
     status, code = 401, "unauthorized"
 
 
+class Forbidden(SluiceError):
+    status, code = 403, "forbidden"
+
+
 class NotFound(SluiceError):
     status, code = 404, "not_found"
 

@@ -20,6 +20,7 @@ from sluice.client.batches import (
 from sluice.client.errors import ApiConnectionError, ApiError
 from sluice.client.runs import Runs, TriggerResponse
 from sluice.client.runs import trigger as _trigger
+from sluice.client.sessions import HttpSessionChannel, SessionInfo, SessionPage, Sessions
 from sluice.client.streams import StreamMessage, Streams, StreamWriter
 from sluice.client.streams_async import AsyncStreams, AsyncStreamWriter
 from sluice.client.transport import RetryOptions, Transport
@@ -43,6 +44,7 @@ class Sluice:
         self.runs = Runs(self.transport)
         self.batches = Batches(self.transport, stage_above_items=stage_above_items)
         self.streams = Streams(self.transport, stream_url=stream_url)
+        self.sessions = Sessions(self.transport, self.streams)
 
     def trigger(self, task_id: str, payload: Any = None, **options: Any) -> TriggerResponse:
         return _trigger(self.transport, task_id, payload, **options)
@@ -67,7 +69,11 @@ __all__ = [
     "BatchTriggerError",
     "BatchTriggerResult",
     "Batches",
+    "HttpSessionChannel",
     "RetryOptions",
+    "SessionInfo",
+    "SessionPage",
+    "Sessions",
     "Sluice",
     "StreamMessage",
     "StreamWriter",

@@ -54,6 +54,16 @@ def run_slot(run_id: str, key: str) -> Slot:
     return ("run", run_id, key)
 
 
+def channel_path(session_id: str, io: str) -> str:
+    return f"/realtime/v1/sessions/{quote(session_id, safe='')}/{quote(io, safe='')}"
+
+
+def slot_path(slot: Slot) -> str:
+    """Where a slot's stream is minted and read: a run's stream, or a session's channel."""
+    scope, owner, key = slot
+    return channel_path(owner, key) if scope == "session" else stream_path(owner, key)
+
+
 def ndjson_chunks(chunks: Iterable[Any]) -> bytes:
     return b"".join(json.dumps({"data": c}).encode() + b"\n" for c in chunks)
 
@@ -134,15 +144,18 @@ class Streams:
         self.cache = CredentialCache(self._mint, refresh_margin_s, clock)
 
     def _mint(self, slot: Slot) -> StreamCredentials:
-        _, run_id, key = slot
-        return StreamCredentials.from_api(self.transport.json("PUT", stream_path(run_id, key)))
+        return StreamCredentials.from_api(self.transport.json("PUT", slot_path(slot)))
 
     def credentials(self, run_id: str, key: str) -> StreamCredentials:
         """The slot's credentials (minted on first use, then cached)."""
         return self.cache.get(run_slot(run_id, key)).result()
 
     def writer(self, run_id: str, key: str) -> StreamWriter:
-        return StreamWriter(self, run_slot(run_id, key))
+        return self.writer_for(run_slot(run_id, key))
+
+    def writer_for(self, slot: Slot) -> StreamWriter:
+        """A writer of any slot (a session channel: ``("session", session_id, io)``)."""
+        return StreamWriter(self, slot)
 
     def pipe(self, run_id: str, key: str, source: Iterable[Any], *, close: bool = False) -> int:
         """Append every chunk of ``source`` in order; how many. ``close`` ends the stream after."""
@@ -174,9 +187,15 @@ class Streams:
             ApiError: the read was refused (401, 404, ...).
             ApiConnectionError: the reader could not reconnect after ``retry.max_attempts``.
         """
+        return self.read_slot(run_slot(run_id, key), last_event_id, retry=retry)
+
+    def read_slot(
+        self, slot: Slot, last_event_id: str | None = None, *, retry: RetryOptions | None = None
+    ) -> Iterator[StreamMessage]:
+        """``read`` for any slot (a session channel: ``("session", session_id, io)``)."""
         options = retry or self.transport.retry
         base = self.stream_url or str(self.transport.http.base_url).rstrip("/")
-        url = base + stream_path(run_id, key)
+        url = base + slot_path(slot)
         cursor = last_event_id
         failures = 0
         while True:

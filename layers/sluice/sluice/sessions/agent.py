@@ -111,10 +111,18 @@ class ChatAgent(ABC):
         self.on_boot(continuation=self.payload.continuation, previous_run_id=self.payload.previousRunId)
         for user in self._boot():
             self._answer(user)
+        self.answer_new()
+        return self.messages
+
+    def answer_new(self) -> int:
+        """Answer every user message that arrived on ``in`` since the last read; how many. A worker
+        that keeps its run alive between turns calls this when ``in`` has news (or on a timer)."""
+        answered = 0
         while users := self._read_users():
             for user in users:
                 self._answer(user)
-        return self.messages
+                answered += 1
+        return answered
 
     def _boot(self) -> list[UserRecord]:
         if not self.could_have_prior_state:

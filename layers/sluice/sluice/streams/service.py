@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -58,14 +59,19 @@ def mint(env: Environment, address: StreamAddress, *, api_base: str) -> Credenti
         RunFinished: the run has finished.
         ServiceUnavailable: DynamoDB, Redis or Secrets Manager cannot be reached.
     """
-    settings = get_settings()
     run = engine.get_run(env, address.owner)
     if is_final(run.status):
         raise RunFinished(f"Run {run.id} has finished ({run.status}); its streams are closed")
     record_stream_key(run.id, address.key)
+    return issue_credentials(env, address, run_stream_path(address), api_base=api_base)
+
+
+def issue_credentials(env: Environment, address: StreamAddress, path: str, *, api_base: str) -> Credentials:
+    """Bind the stream to ``env`` and hand out a token for it, with the URLs under ``path``
+    (the owner's checks are the caller's: a run's mint, a session channel's mint)."""
+    settings = get_settings()
     get_store().register(address, env.env_id)
     expires_at = int(time.time()) + settings.stream_token_ttl_s
-    path = run_stream_path(address)
     read_base = settings.stream_read_url.rstrip("/") or api_base.rstrip("/")
     return Credentials(
         stream_id=address.stream_id,
@@ -152,9 +158,16 @@ def close(token: str, address: StreamAddress) -> bool:
     return get_store().close(address, claims.env_id) is not None
 
 
-def open_reader(bearer: str, address: StreamAddress, last_event_id: str | None) -> StreamReader:
-    """A reader of a run's stream, authorised by an API key of the run's environment or by the
+def open_reader(
+    bearer: str,
+    address: StreamAddress,
+    last_event_id: str | None,
+    check_owner: Callable[[Environment], object] | None = None,
+) -> StreamReader:
+    """A reader of a stream, authorised by an API key of its owner's environment or by the
     stream's own token. The cursor is fixed here, before the response sends anything.
+    ``check_owner`` raises NotFound when the owner is not in the key's environment (default: the
+    owner is a run).
 
     Raises:
         Unauthorized / InvalidStreamToken: neither a valid API key nor a token for this stream.
@@ -168,7 +181,7 @@ def open_reader(bearer: str, address: StreamAddress, last_event_id: str | None) 
     else:
         env = authenticate({"authorization": f"Bearer {bearer}"})
         try:
-            engine.get_run(env, address.owner)
+            (check_owner or (lambda e: engine.get_run(e, address.owner)))(env)
         except NotFound:
             raise NotFound(f"Stream {address.stream_id} not found") from None
     return StreamReader(store, address, last_event_id)

@@ -1,0 +1,62 @@
+"""Durable chat sessions on the HTTP API: create (idempotent on externalId), get, list, close, and
+the conversation snapshot. The channels ``in`` and ``out`` are served by the streams function."""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sluice.api import JSON, current_environment, json_body, json_response, logger, make_resolver
+from sluice.sessions import service
+
+app = make_resolver()
+
+
+@app.post("/api/v1/sessions")
+def create() -> Response[Any]:
+    env = current_environment(app)
+    session, cached = service.create_session(env, service.parse_create(json_body(app)))
+    return json_response(200, {**session.to_api(), "isCached": cached})
+
+
+@app.get("/api/v1/sessions")
+def list_sessions() -> Response[Any]:
+    env = current_environment(app)
+    query = app.current_event.get_query_string_value
+    sessions, cursor = service.list_sessions(
+        env,
+        session_type=query("type") or None,
+        tag=query("tag") or None,
+        status=query("status") or None,
+        limit=service.parse_limit(query("limit")),
+        cursor=query("cursor") or None,
+    )
+    return json_response(200, {"data": [s.to_api() for s in sessions], "nextCursor": cursor})
+
+
+@app.get("/api/v1/sessions/<session>")
+def get(session: str) -> Response[Any]:
+    return json_response(200, service.get_session(current_environment(app), session).to_api())
+
+
+@app.post("/api/v1/sessions/<session>/close")
+def close(session: str) -> Response[Any]:
+    return json_response(200, service.close_session(current_environment(app), session).to_api())
+
+
+@app.put("/api/v1/sessions/<session>/snapshot")
+def put_snapshot(session: str) -> Response[Any]:
+    env = current_environment(app)
+    snapshot = service.put_snapshot(env, session, app.current_event.decoded_body or b"")
+    return json_response(200, {"stored": True, "savedAt": snapshot.savedAt.isoformat()})
+
+
+@app.get("/api/v1/sessions/<session>/snapshot")
+def get_snapshot(session: str) -> Response[Any]:
+    body = service.get_snapshot(current_environment(app), session)
+    return Response(status_code=200, content_type=JSON, body=body.decode("utf-8"))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,135 @@
+"""A session's channels on the stream machinery: ``in`` (user -> agent) and ``out`` (agent -> user)
+are streams addressed ``("session", session id, io)``, so tokens, part-id dedup, the Redis layout
+and the SSE reader are the run streams' own (``sluice.streams``), not a copy.
+
+What sessions add: the session must exist in the caller's environment and be open; only a secret
+API key mints ``out``; a closed channel answers ``session_closed``; an append to ``in`` makes sure a
+run is alive to read it (``runs.ensure_run``); and a drain-and-return read of the records, for a
+worker rebuilding the conversation (it must not wait on a long poll).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from aws_lambda_powertools import Logger
+
+from sluice.auth import Environment, authenticate
+from sluice.errors import NotFound, SluiceError
+from sluice.sessions import runs, table
+from sluice.sessions.errors import SecretKeyRequired, SessionClosed
+from sluice.sessions.records import Session
+from sluice.sessions.service import channel_address, get_session
+from sluice.streams import AppendResult, Credentials, StreamClosed, StreamReader, get_store, parse_chunks
+from sluice.streams.models import START_ID
+from sluice.streams.service import issue_credentials, open_reader
+from sluice.streams.tokens import is_stream_token, verify_token
+
+logger = Logger(service="sluice", child=True)
+
+SECRET_KEY_PREFIX = "sk_"
+RECORDS_MAX = 1000
+
+
+def channel_path(session_id: str, io: str) -> str:
+    return f"/realtime/v1/sessions/{quote(session_id, safe='')}/{quote(io, safe='')}"
+
+
+def mint(env: Environment, api_key: str, ref: str, io: str, *, api_base: str) -> Credentials:
+    """Credentials to write (and read) one channel of an open session.
+
+    Raises:
+        NotFound: no such session in ``env``, or no such channel.
+        SecretKeyRequired: ``out`` with a key that is not a secret key (403).
+        SessionClosed: the session is closed (409).
+    """
+    session = get_session(env, ref)
+    address = channel_address(session.id, io)
+    if io == "out" and not api_key.startswith(SECRET_KEY_PREFIX):
+        raise SecretKeyRequired("Only a secret API key may write a session's out channel")
+    if session.closed:
+        raise SessionClosed(f"Session {session.id} is closed")
+    return issue_credentials(env, address, channel_path(session.id, io), api_base=api_base)
+
+
+@dataclass(frozen=True)
+class ChannelAppend:
+    result: AppendResult
+    run_id: str | None  # ``in``: the session's live run after the append
+
+    def to_api(self) -> dict[str, Any]:
+        return {**self.result.to_api(), "runId": self.run_id}
+
+
+def _session_of_token(env_id: str, session_id: str) -> Session:
+    session = table.get_session_item(session_id)
+    if session is None or session.envId != env_id:
+        raise NotFound(f"Session {session_id} not found", code="session_not_found")
+    return session
+
+
+def append(
+    token: str, session_id: str, io: str, body: bytes, content_type: str, *, part_id: str | None = None
+) -> ChannelAppend:
+    """Append to a channel with a token its mint gave (its URLs name the session by id). An append
+    to ``in`` then starts a continuation run if the session has no live run; that step is best
+    effort: the message is kept either way, and the next append tries again.
+
+    Raises:
+        InvalidStreamToken: the token is not for this channel (401).
+        BadRequest, ChunkTooLarge: the body (nothing appended).
+        SessionClosed: the session is closed (409, nothing appended).
+        ServiceUnavailable: Redis (or, for ``in``, DynamoDB) is down (nothing appended).
+    """
+    address = channel_address(session_id, io)
+    claims = verify_token(token, address)
+    chunks = parse_chunks(body, content_type, part_id)
+    session = _session_of_token(claims.env_id, session_id) if io == "in" else None
+    if session is not None and session.closed:
+        raise SessionClosed(f"Session {session_id} is closed")
+    try:
+        result = get_store().append(address, claims.env_id, chunks)
+    except StreamClosed as exc:
+        raise SessionClosed(f"Session {session_id} is closed") from exc
+    run_id = None
+    if session is not None:
+        try:
+            run_id = runs.ensure_run(session)
+        except SluiceError as exc:
+            logger.warning(
+                "sessions.ensure_run_failed", extra={"sessionId": session_id, "error": exc.message}
+            )
+    return ChannelAppend(result, run_id)
+
+
+def reader(bearer: str, ref: str, io: str, last_event_id: str | None) -> StreamReader:
+    """A reader of one channel: with an API key of the session's environment (the session named
+    by id or externalId), or with a token of the channel (the session named by id, as the mint's
+    URLs do).
+
+    Raises:
+        Unauthorized, InvalidStreamToken: neither authorises this channel.
+        NotFound: no such session in the key's environment, or no such channel.
+    """
+    if is_stream_token(bearer):
+        return open_reader(bearer, channel_address(ref, io), last_event_id)
+    env = authenticate({"authorization": f"Bearer {bearer}"})
+    session = get_session(env, ref)
+    # The key's environment was just checked against the session: nothing more for the reader to do.
+    return open_reader(bearer, channel_address(session.id, io), last_event_id, check_owner=lambda _: None)
+
+
+def records(bearer: str, ref: str, io: str, after: str | None) -> dict[str, Any]:
+    """The channel's records after ``after`` (from the start when None), as far as they go now:
+    it drains and returns, never waits. At most RECORDS_MAX; ``hasMore`` says to ask again."""
+    channel = reader(bearer, ref, io, after or START_ID)
+    found: list[dict[str, Any]] = []
+    while len(found) < RECORDS_MAX and (events := channel.poll(block_ms=None)):
+        found.extend({"id": event.id, "data": event.data} for event in events if not event.end)
+    return {
+        "records": found,
+        "closed": channel.ended,
+        "hasMore": len(found) >= RECORDS_MAX and not channel.ended,
+    }

@@ -1,0 +1,385 @@
+"""The sessions server: create / get / list / close, the snapshot, and the channels in and out."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import httpx
+import pytest
+from botocore.exceptions import EndpointConnectionError
+
+from sluice.engine import store as run_store
+from sluice.sessions import runs, table
+from tests.conftest import make_tenant
+from tests.unit.sessions.server import SessionsApi, parse_sse
+
+SNAPSHOT = {
+    "version": 1,
+    "savedAt": "2026-11-23T10:00:00Z",
+    "messages": [{"id": "u1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}],
+    "lastOutEventId": "1-0",
+    "lastInEventId": None,
+}
+
+
+def run_payload(run_id: str) -> Any:
+    run = run_store.get_run_item(run_id)
+    assert run is not None
+    return run.payload
+
+
+def test_create_starts_the_first_run_through_the_engine(sessions_api: SessionsApi) -> None:
+    res = sessions_api.create(
+        externalId="chat-1",
+        tags=["support"],
+        metadata={"user": "u1"},
+        triggerConfig={"basePayload": {"model": "m"}, "queue": "chats"},
+    )
+    assert res.status == 200, res.body
+    body = res.json()
+    assert body["id"].startswith("session_") and body["externalId"] == "chat-1"
+    assert body["status"] == "ACTIVE" and body["isCached"] is False and body["type"] == "chat"
+    assert [m["runId"] for m in sessions_api.run_messages()] == [body["currentRunId"]]
+    assert run_payload(body["currentRunId"]) == {"model": "m", "sessionId": body["id"]}
+    assert run_store.get_run_item(body["currentRunId"]).queue == "chats"  # type: ignore[union-attr]
+
+
+def test_create_is_idempotent_on_environment_and_external_id(sessions_api: SessionsApi) -> None:
+    first = sessions_api.new(externalId="chat-1")
+    again = sessions_api.create(externalId="chat-1")
+    assert again.json()["id"] == first["id"] and again.json()["isCached"] is True
+    elsewhere = sessions_api.create(tenant=make_tenant("org_b", "env_b"), externalId="chat-1").json()
+    assert elsewhere["id"] != first["id"]
+    assert len(sessions_api.run_messages()) == 2, "one first run per session, none for the repeat"
+
+
+def test_concurrent_creates_with_one_external_id_make_one_session_and_one_run(
+    sessions_api: SessionsApi,
+) -> None:
+    ids: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: ids.append(sessions_api.new(externalId="tab")["id"]))
+        for _ in range(6)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(ids)) == 1 and len(ids) == 6
+    assert len(sessions_api.run_messages()) == 1
+
+
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        ({"type": "chat"}, "invalid_session"),
+        ({"type": "chat", "taskId": "t", "externalId": "session_abc"}, "invalid_session"),
+        ({"type": "chat", "taskId": "t", "bogus": 1}, "invalid_session"),
+        ({"type": "chat", "taskId": "t", "triggerConfig": {"machine": "large"}}, "invalid_session"),
+    ],
+)
+def test_an_invalid_create_is_422_and_creates_nothing(
+    sessions_api: SessionsApi, body: dict[str, Any], code: str
+) -> None:
+    res = sessions_api.call("POST", "/api/v1/sessions", json_body=body, headers=sessions_api.tenant.headers)
+    assert res.status == 422 and res.json()["code"] == code and res.json()["issues"]
+    assert sessions_api.run_messages() == []
+
+
+def test_get_by_id_or_external_id(sessions_api: SessionsApi) -> None:
+    created = sessions_api.new(externalId="chat-1")
+    by_id, by_external = sessions_api.get(created["id"]).json(), sessions_api.get("chat-1").json()
+    assert by_id == by_external and by_id["id"] == created["id"]
+    missing = sessions_api.get("nope")
+    assert missing.status == 404 and missing.json()["code"] == "session_not_found"
+
+
+def test_list_is_newest_first_with_cursor_pagination_and_filters(sessions_api: SessionsApi) -> None:
+    made = [
+        sessions_api.new(type="chat" if i % 2 else "support", tags=["vip"] if i % 3 == 0 else [])["id"]
+        for i in range(7)
+    ]
+    sessions_api.close(made[3])
+    newest_first = list(reversed(made))
+
+    seen: list[str] = []
+    cursor = ""
+    while True:
+        page = sessions_api.list(f"limit=2&cursor={cursor}").json()
+        assert len(page["data"]) <= 2
+        seen += [s["id"] for s in page["data"]]
+        if not (cursor := page["nextCursor"]):
+            break
+    assert seen == newest_first
+
+    def ids(query: str) -> list[str]:
+        result, cursor, out = None, "", []
+        while result is None or cursor:
+            result = sessions_api.list(f"{query}&limit=1&cursor={cursor}").json()
+            out += [s["id"] for s in result["data"]]
+            cursor = result["nextCursor"] or ""
+        return out
+
+    assert ids("type=chat") == [i for n, i in reversed(list(enumerate(made))) if n % 2]
+    assert ids("tag=vip") == [made[6], made[3], made[0]]
+    assert ids("status=CLOSED") == [made[3]]
+    assert ids("type=chat&tag=vip&status=CLOSED") == [made[3]]
+    assert made[3] not in ids("status=ACTIVE")
+
+
+@pytest.mark.parametrize(
+    "query, code",
+    [
+        ("limit=0", "invalid_limit"),
+        ("limit=abc", "invalid_limit"),
+        ("status=OPEN", "invalid_status"),
+        ("cursor=garbage!", "invalid_cursor"),
+    ],
+)
+def test_bad_list_parameters_are_400(sessions_api: SessionsApi, query: str, code: str) -> None:
+    res = sessions_api.list(query)
+    assert res.status == 400 and res.json()["code"] == code
+
+
+def test_a_cursor_from_another_environment_is_400(sessions_api: SessionsApi) -> None:
+    for _ in range(2):
+        sessions_api.new()
+    cursor = sessions_api.list("limit=1").json()["nextCursor"]
+    res = sessions_api.list(f"cursor={cursor}", tenant=make_tenant("org_b", "env_b"))
+    assert res.status == 400 and res.json()["code"] == "invalid_cursor"
+
+
+def test_a_closed_session_refuses_mints_and_appends_with_409(sessions_api: SessionsApi) -> None:
+    session = sessions_api.new()
+    token_in, token_out = sessions_api.token(session["id"], "in"), sessions_api.token(session["id"], "out")
+    closed = sessions_api.close(session["id"])
+    assert closed.status == 200 and closed.json()["status"] == "CLOSED" and closed.json()["closedAt"]
+    for io in ("in", "out"):
+        res = sessions_api.mint(session["id"], io)
+        assert res.status == 409 and res.json()["code"] == "session_closed"
+    for io, token in (("in", token_in), ("out", token_out)):
+        res = sessions_api.append(session["id"], io, token, {"type": "text-delta"})
+        assert res.status == 409 and res.json()["code"] == "session_closed"
+    assert sessions_api.close(session["id"]).status == 200, "closing twice is fine"
+    frames = parse_sse(sessions_api.read(session["id"], "out", headers={"last-event-id": "0-0"}).body)
+    assert frames[-1].get("event") == "end"
+
+
+def test_another_environments_session_is_404_on_every_route(sessions_api: SessionsApi) -> None:
+    session = sessions_api.new(externalId="mine")
+    sessions_api.call(
+        "PUT",
+        f"/api/v1/sessions/{session['id']}/snapshot",
+        json_body=SNAPSHOT,
+        headers=sessions_api.tenant.headers,
+    )
+    other = make_tenant("org_b", "env_b")
+    for ref in (session["id"], "mine"):
+        responses = [
+            sessions_api.get(ref, tenant=other),
+            sessions_api.close(ref, tenant=other),
+            sessions_api.call("GET", f"/api/v1/sessions/{ref}/snapshot", headers=other.headers),
+            sessions_api.call(
+                "PUT", f"/api/v1/sessions/{ref}/snapshot", json_body=SNAPSHOT, headers=other.headers
+            ),
+            sessions_api.mint(ref, "in", tenant=other),
+            sessions_api.mint(ref, "out", tenant=other),
+            sessions_api.read(ref, "out", tenant=other),
+            sessions_api.records(ref, "in", tenant=other),
+        ]
+        assert [r.status for r in responses] == [404] * len(responses), [r.body for r in responses]
+    assert sessions_api.list(tenant=other).json()["data"] == []
+    assert sessions_api.get(session["id"]).json()["status"] == "ACTIVE", (
+        "the other environment closed nothing"
+    )
+
+
+def test_out_is_minted_only_with_a_secret_api_key(sessions_api: SessionsApi) -> None:
+    session = sessions_api.new()
+    token_in = sessions_api.token(session["id"], "in")
+    res = sessions_api.mint(session["id"], "out", bearer=token_in)
+    assert res.status == 401
+    assert sessions_api.mint(session["id"], "out").status == 200
+    assert sessions_api.mint(session["id"], "sideways").json()["code"] == "channel_not_found"
+
+
+def test_a_token_writes_only_its_own_channel(sessions_api: SessionsApi) -> None:
+    session = sessions_api.new()
+    token_in = sessions_api.token(session["id"], "in")
+    res = sessions_api.append(session["id"], "out", token_in, {"type": "text-delta"})
+    assert res.status == 401 and res.json()["code"] == "invalid_stream_token"
+
+
+def test_channel_appends_dedup_by_part_id_and_read_back_in_order(sessions_api: SessionsApi) -> None:
+    session = sessions_api.new()
+    token = sessions_api.token(session["id"], "in")
+    first = sessions_api.append(session["id"], "in", token, {"n": 1}, part_id="p1").json()
+    retried = sessions_api.append(session["id"], "in", token, {"n": 1}, part_id="p1").json()
+    sessions_api.append(session["id"], "in", token, {"n": 2}, part_id="p2")
+    assert retried["ids"] == first["ids"] and retried["deduplicated"] == 1
+    assert first["runId"] == session["currentRunId"], "the first run is alive: no continuation"
+    records = sessions_api.records(session["id"], "in").json()
+    assert [r["data"] for r in records["records"]] == [{"n": 1}, {"n": 2}] and records["closed"] is False
+    after = sessions_api.records(session["id"], "in", after=first["ids"][0])
+    assert [r["data"] for r in after.json()["records"]] == [{"n": 2}]
+    frames = parse_sse(
+        sessions_api.read(session["id"], "in", headers={"last-event-id": first["ids"][0]}).body
+    )
+    assert [f["data"] for f in frames if "id" in f] == ['{"n":2}']
+
+
+def test_an_append_to_in_with_no_live_run_starts_one_continuation(sessions_api: SessionsApi) -> None:
+    session = sessions_api.new(triggerConfig={"basePayload": {"model": "m", "message": "first only"}})
+    first_run = session["currentRunId"]
+    sessions_api.end_run(first_run)
+    token = sessions_api.token(session["id"], "in")
+    results: list[dict[str, Any]] = []
+    barrier = threading.Barrier(8)
+
+    def send(n: int) -> None:
+        barrier.wait()
+        results.append(sessions_api.append(session["id"], "in", token, {"n": n}).json())
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    continuation = {r["runId"] for r in results}
+    assert len(continuation) == 1 and first_run not in continuation
+    (run_id,) = continuation
+    assert [m["runId"] for m in sessions_api.run_messages()] == [first_run, run_id], "exactly one new run"
+    assert run_payload(run_id) == {
+        "model": "m",
+        "sessionId": session["id"],
+        "continuation": True,
+        "previousRunId": first_run,
+    }
+    now = sessions_api.get(session["id"]).json()
+    assert now["currentRunId"] == run_id and now["currentRunVersion"] == 2
+
+
+def test_the_claim_is_atomic_on_the_version(sessions_api: SessionsApi) -> None:
+    session = sessions_api.new()
+    run_id = runs.run_id_for(session["id"], 2)
+    assert table.claim_run(session["id"], 1, run_id) is True
+    assert table.claim_run(session["id"], 1, "run_other") is False
+    assert sessions_api.get(session["id"]).json()["currentRunId"] == run_id
+
+
+def test_snapshot_is_stored_and_read_back(sessions_api: SessionsApi) -> None:
+    session = sessions_api.new(externalId="chat-1")
+    headers = sessions_api.tenant.headers
+    missing = sessions_api.call("GET", "/api/v1/sessions/chat-1/snapshot", headers=headers)
+    assert missing.status == 404 and missing.json()["code"] == "snapshot_not_found"
+    put = sessions_api.call(
+        "PUT", f"/api/v1/sessions/{session['id']}/snapshot", json_body=SNAPSHOT, headers=headers
+    )
+    assert put.status == 200, put.body
+    got = sessions_api.call("GET", "/api/v1/sessions/chat-1/snapshot", headers=headers)
+    assert got.status == 200 and got.json() == SNAPSHOT
+
+
+@pytest.mark.parametrize("body", [{**SNAPSHOT, "version": 2}, {"messages": "no"}, "not json"])
+def test_an_invalid_snapshot_is_4xx_and_keeps_the_stored_one(sessions_api: SessionsApi, body: Any) -> None:
+    session = sessions_api.new()
+    headers = sessions_api.tenant.headers
+    path = f"/api/v1/sessions/{session['id']}/snapshot"
+    sessions_api.call("PUT", path, json_body=SNAPSHOT, headers=headers)
+    res = (
+        sessions_api.call("PUT", path, body=body, headers=headers)
+        if isinstance(body, str)
+        else sessions_api.call("PUT", path, json_body=body, headers=headers)
+    )
+    assert res.status == 422 and res.json()["code"] == "invalid_snapshot"
+    assert sessions_api.call("GET", path, headers=headers).json() == SNAPSHOT
+
+
+def test_the_streamed_transport_reads_a_channel_with_resume(
+    sessions_api: SessionsApi, stream_app_url: str
+) -> None:
+    session = sessions_api.new(externalId="streamed")
+    token = sessions_api.token(session["id"], "out")
+    ids = [sessions_api.append(session["id"], "out", token, {"n": n}).json()["ids"][0] for n in range(3)]
+    sessions_api.close(session["id"])
+    for ref, bearer in (
+        (session["id"], sessions_api.tenant.api_key),
+        ("streamed", sessions_api.tenant.api_key),
+    ):
+        url = f"{stream_app_url}/realtime/v1/sessions/{ref}/out"
+        headers = {"authorization": f"Bearer {bearer}", "last-event-id": ids[0]}
+        frames = parse_sse(httpx.get(url, headers=headers, timeout=10).text)
+        assert [(f["id"], f["data"]) for f in frames if "id" in f] == [
+            (ids[1], '{"n":1}'),
+            (ids[2], '{"n":2}'),
+        ]
+        assert frames[-1].get("event") == "end"
+    other = make_tenant("org_b", "env_b")
+    url = f"{stream_app_url}/realtime/v1/sessions/{session['id']}/out"
+    assert httpx.get(url, headers=other.headers, timeout=10).status_code == 404
+
+
+def test_a_run_queue_outage_keeps_the_message_and_the_next_append_starts_the_run(
+    sessions_api: SessionsApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = sessions_api.new()
+    sessions_api.end_run(session["currentRunId"])
+    token = sessions_api.token(session["id"], "in")
+
+    class QueueDown:
+        def send_message(self, **_: Any) -> None:
+            raise EndpointConnectionError(endpoint_url="http://sqs.down")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("sluice.engine.service.aws.sqs", QueueDown)
+        kept = sessions_api.append(session["id"], "in", token, {"n": 1})
+    assert kept.status == 200 and kept.json()["runId"] is None and kept.json()["appended"] == 1
+    retried = sessions_api.append(session["id"], "in", token, {"n": 2}).json()
+    assert retried["runId"] == runs.run_id_for(session["id"], 2)
+    assert [m["runId"] for m in sessions_api.run_messages()] == [session["currentRunId"], retried["runId"]]
+    assert [r["data"] for r in sessions_api.records(session["id"], "in").json()["records"]] == [
+        {"n": 1},
+        {"n": 2},
+    ]
+
+
+def test_records_come_in_pages_and_the_client_reads_them_all(
+    sessions_api: SessionsApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sluice.sessions.realtime.RECORDS_MAX", 150)
+    session = sessions_api.new()
+    token = sessions_api.token(session["id"], "in")
+    body = b"".join(json.dumps({"data": n}).encode() + b"\n" for n in range(400))
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/x-ndjson"}
+    sessions_api.call("POST", f"/realtime/v1/sessions/{session['id']}/in/append", body=body, headers=headers)
+    first = sessions_api.records(session["id"], "in").json()
+    assert first["hasMore"] is True and [r["data"] for r in first["records"]] == list(
+        range(len(first["records"]))
+    )
+    seen, after = [], None
+    while True:
+        page = sessions_api.records(session["id"], "in", after=after).json()
+        seen += [r["data"] for r in page["records"]]
+        if not page["hasMore"]:
+            break
+        after = page["records"][-1]["id"]
+    assert seen == list(range(400))
+
+
+def test_a_create_that_failed_on_the_run_queue_is_completed_by_its_retry(
+    sessions_api: SessionsApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class QueueDown:
+        def send_message(self, **_: Any) -> None:
+            raise EndpointConnectionError(endpoint_url="http://sqs.down")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("sluice.engine.service.aws.sqs", QueueDown)
+        failed = sessions_api.create(externalId="retry-me")
+    assert failed.status == 503 and failed.json()["code"] == "service_unavailable"
+    retried = sessions_api.create(externalId="retry-me").json()
+    assert retried["isCached"] is True
+    assert [m["runId"] for m in sessions_api.run_messages()] == [retried["currentRunId"]]
