@@ -30,7 +30,7 @@ def ndjson(lines: list[Any]) -> bytes:
 
 
 def new_run(tenant: Tenant, task: str = "agent") -> str:
-    return engine.trigger(tenant.env, task, TriggerBody()).run.id
+    return engine.trigger(tenant.env, task, TriggerBody()).id
 
 
 def parse_sse(text: str) -> list[dict[str, str]]:

@@ -45,7 +45,7 @@ def test_mint_for_a_run_of_another_environment_is_404(api: StreamsApi) -> None:
 
 
 def test_mint_on_a_finished_run_is_400_run_finished(api: StreamsApi) -> None:
-    run = engine.trigger(api.tenant.env, "agent", TriggerBody(), error=RunError(code="x", message="y")).run
+    run = engine.trigger(api.tenant.env, "agent", TriggerBody(), error=RunError(code="x", message="y"))
     res = api.mint(run.id)
     assert res.status == 400
     assert res.json()["code"] == "run_finished"
