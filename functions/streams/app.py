@@ -9,8 +9,15 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import batches, streams
-from sluice.api import current_environment, json_response, logger, make_resolver, public_base_url
+from sluice import streams
+from sluice.api import (
+    current_environment,
+    json_response,
+    logger,
+    make_resolver,
+    public_base_url,
+    request_bytes,
+)
 from sluice.auth import bearer_token
 from sluice.sessions import realtime
 
@@ -31,7 +38,7 @@ def append(run_id: str, key: str) -> Response[Any]:
     result = streams.append(
         bearer_token(event.headers),
         streams.run_stream(run_id, key),
-        batches.request_bytes(event.body, event.is_base64_encoded),
+        request_bytes(app),
         event.headers.get("content-type", ""),
         event.headers.get("x-part-id"),
     )
@@ -81,7 +88,7 @@ def append_channel(session: str, io: str) -> Response[Any]:
         bearer_token(event.headers),
         session,
         io,
-        batches.request_bytes(event.body, event.is_base64_encoded),
+        request_bytes(app),
         event.headers.get("content-type", ""),
         part_id=event.headers.get("x-part-id"),
     )

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import redis
 
-from sluice.engine import store as run_store
 from tests.conftest import AwsStack, HttpResult, Tenant, make_tenant
 from tests.unit.streams.conftest import fast_sse, parse_sse
 
@@ -83,7 +82,13 @@ class SessionsApi:
 
     def end_run(self, run_id: str, status: str = "CRASHED") -> None:
         """What the run lifecycle does when a worker dies (its reaper marks the run final)."""
-        run_store.update_run(run_id, lambda run: run.model_copy(update={"status": status}))
+        self.aws.dynamodb.update_item(
+            TableName=self.aws.stack.physical_name("RunsTable"),
+            Key={"runId": {"S": run_id}},
+            UpdateExpression="SET #s = :s",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": {"S": status}},
+        )
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from botocore.exceptions import EndpointConnectionError
 
 from sluice.engine import store as run_store
+from sluice.errors import ServiceUnavailable
 from sluice.sessions import runs, table
 from tests.conftest import make_tenant
 from tests.unit.sessions.server import SessionsApi, parse_sse
@@ -322,19 +322,19 @@ def test_the_streamed_transport_reads_a_channel_with_resume(
     assert httpx.get(url, headers=other.headers, timeout=10).status_code == 404
 
 
-def test_a_run_queue_outage_keeps_the_message_and_the_next_append_starts_the_run(
+def _run_store_down(*_: Any, **__: Any) -> Any:
+    raise ServiceUnavailable("The run store is unavailable; retry shortly")
+
+
+def test_a_run_store_outage_keeps_the_message_and_the_next_append_starts_the_run(
     sessions_api: SessionsApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     session = sessions_api.new()
     sessions_api.end_run(session["currentRunId"])
     token = sessions_api.token(session["id"], "in")
 
-    class QueueDown:
-        def send_message(self, **_: Any) -> None:
-            raise EndpointConnectionError(endpoint_url="http://sqs.down")
-
     with monkeypatch.context() as patch:
-        patch.setattr("sluice.engine.service.aws.sqs", QueueDown)
+        patch.setattr("sluice.engine.store.create_run", _run_store_down)
         kept = sessions_api.append(session["id"], "in", token, {"n": 1})
     assert kept.status == 200 and kept.json()["runId"] is None and kept.json()["appended"] == 1
     retried = sessions_api.append(session["id"], "in", token, {"n": 2}).json()
@@ -369,15 +369,11 @@ def test_records_come_in_pages_and_the_client_reads_them_all(
     assert seen == list(range(400))
 
 
-def test_a_create_that_failed_on_the_run_queue_is_completed_by_its_retry(
+def test_a_create_whose_run_write_failed_is_completed_by_its_retry(
     sessions_api: SessionsApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    class QueueDown:
-        def send_message(self, **_: Any) -> None:
-            raise EndpointConnectionError(endpoint_url="http://sqs.down")
-
     with monkeypatch.context() as patch:
-        patch.setattr("sluice.engine.service.aws.sqs", QueueDown)
+        patch.setattr("sluice.engine.store.create_run", _run_store_down)
         failed = sessions_api.create(externalId="retry-me")
     assert failed.status == 503 and failed.json()["code"] == "service_unavailable"
     retried = sessions_api.create(externalId="retry-me").json()
