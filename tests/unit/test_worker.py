@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -12,9 +11,10 @@ import pytest
 
 from sluice.client import Sluice, Transport
 from sluice.client.worker import NonRetryableError, TaskRun, Worker
-from sluice.config import get_settings, reload_settings
+from sluice.config import reload_settings
 from sluice.engine import lifecycle
 from tests.conftest import AwsStack, Tenant
+from tests.unit.engine.test_lifecycle import make_due
 
 
 @pytest.fixture
@@ -53,15 +53,6 @@ def _queue_depth(aws: AwsStack) -> int:
     return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
 
-def _make_due(aws: AwsStack, run_id: str) -> None:
-    aws.dynamodb.update_item(
-        TableName=get_settings().runs_table,
-        Key={"runId": {"S": run_id}},
-        UpdateExpression="SET delayUntil = :d",
-        ExpressionAttributeValues={":d": {"S": (datetime.now(UTC) - timedelta(seconds=1)).isoformat()}},
-    )
-
-
 def test_a_handler_result_completes_the_run_and_deletes_the_message(aws: AwsStack, client: Sluice) -> None:
     seen: list[TaskRun] = []
 
@@ -98,7 +89,7 @@ def test_an_exception_fails_the_attempt_and_the_retry_completes(aws: AwsStack, c
     assert run["status"] == "QUEUED"
     assert run["error"] == {"code": "ConnectionResetError", "message": "the mail server hung up"}
 
-    _make_due(aws, run_id)
+    make_due(aws, run_id)
     retry = aws.receive_all("RunQueue", wait=3)
     assert [worker.process(m) for m in retry] == ["completed"]
     assert calls == [1, 2]

@@ -172,7 +172,7 @@ def test_a_stale_lease_cannot_complete_and_changes_nothing(api: Any, finals: lis
     run_id = api.trigger()
     first = api.start(run_id)
     assert lifecycle.reap(datetime.now(UTC) + timedelta(seconds=61))["retried"] == 1
-    _make_due(api, run_id)
+    make_due(api.aws, run_id)
     second = api.start(run_id)
     assert second["attempt"] == 2
     before = api.item(run_id)
@@ -254,7 +254,7 @@ def test_fail_retries_with_backoff_through_the_outbox(api: Any, finals: list[Run
 def test_max_attempts_is_honoured(api: Any, finals: list[Run]) -> None:
     run_id = api.trigger(maxAttempts=2)
     for attempt in (1, 2):
-        _make_due(api, run_id)
+        make_due(api.aws, run_id)
         lease = api.start(run_id)
         assert lease["attempt"] == attempt
         ended = api.post(run_id, "fail", {"leaseToken": lease["leaseToken"], "error": f"failure {attempt}"})
@@ -266,7 +266,7 @@ def test_max_attempts_is_honoured(api: Any, finals: list[Run]) -> None:
     assert run["error"] == {"code": "TASK_ERROR", "message": "failure 2"}
     assert run["completedAt"] is not None
     assert [r.id for r in finals] == [run_id]
-    _make_due(api, run_id)
+    make_due(api.aws, run_id)
     again = api.post(run_id, "start")
     assert (again.status, again.json()["code"]) == (409, "run_finished")
 
@@ -305,7 +305,7 @@ def test_the_reaper_retries_a_lapsed_lease_then_fails_it_as_worker_lost(api: Any
     late = api.post(run_id, "complete", {"leaseToken": lease["leaseToken"]})
     assert (late.status, late.json()["code"]) == (409, "stale_lease")
 
-    _make_due(api, run_id)
+    make_due(api.aws, run_id)
     second = api.start(run_id)
     assert lifecycle.reap(datetime.fromisoformat(second["leaseExpiresAt"]) + timedelta(seconds=1)) == {
         "retried": 0,
@@ -375,9 +375,9 @@ def test_a_delayed_run_is_not_due_until_its_time(api: Any) -> None:
     assert api.get(run_id)["status"] == "DELAYED"
 
 
-def _make_due(api: Any, run_id: str) -> None:
+def make_due(aws: AwsStack, run_id: str) -> None:
     """Skip a retry's backoff (the delay itself is tested above)."""
-    api.aws.dynamodb.update_item(
+    aws.dynamodb.update_item(
         TableName=get_settings().runs_table,
         Key={"runId": {"S": run_id}},
         UpdateExpression="SET delayUntil = :d",
