@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -163,3 +164,19 @@ def test_run_serves_runs_concurrently_until_stopped(aws: AwsStack, client: Sluic
     assert not thread.is_alive()
     assert [r["output"] for r in runs] == [0, 1, 2, 3, 4]
     assert {r["attempt"] for r in runs} == {1}
+
+
+def test_a_run_not_due_is_hidden_until_it_is(aws: AwsStack, client: Sluice) -> None:
+    run_id = client.trigger("later", None, delay="1h").id
+    aws.run_streams()
+    # As SQS would deliver it after its 15-minute maximum delay, long before the run is due.
+    url = aws.queue_urls["RunQueue"]
+    aws.sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"runId": run_id}), MessageGroupId="org")
+    [message] = [m for m in aws.receive_all("RunQueue") if json.loads(m["Body"]) == {"runId": run_id}]
+    worker = _worker(aws, client, {"later": lambda task: "too early"})
+
+    assert worker.process(message) == "deferred"
+
+    assert client.runs.retrieve(run_id)["status"] == "DELAYED"
+    assert aws.receive_all("RunQueue") == []  # hidden for the hour, not deleted
+    assert _queue_depth(aws) >= 1
