@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from devstack.launcher import DevStack
+from devstack.testing.launcher import DevStack
 from examples.chat_demo import replies, run_chat_demo
 from examples.chat_worker import STORY
 from sluice.client import Sluice

@@ -175,6 +175,22 @@ class Settings(BaseSettings):
     sessions_table: str = "sluice-sessions"
     # A conversation snapshot's limit (PUT /api/v1/sessions/{id}/snapshot); larger is a 413.
     session_snapshot_max_bytes: int = Field(default=5 * MIB, ge=1)
+    # --- Run lifecycle (sluice.engine.lifecycle) ----------------------------------------------
+    # A started attempt is the worker's until this long after its last start or heartbeat; then
+    # the run reaper treats it as crashed. Workers heartbeat at a third of it.
+    run_lease_s: int = Field(default=60, ge=1, le=12 * 3600)
+    # Attempts of a run whose trigger gave no maxAttempts (the reference's default retry config).
+    run_default_max_attempts: int = Field(default=3, ge=1, le=100)
+    # A failed or lost attempt is retried after min x 2^(attempt-1), up to max, times 1-2 (jitter).
+    run_retry_min_delay_ms: int = Field(default=1000, ge=0)
+    run_retry_max_delay_ms: int = Field(default=30_000, ge=0)
+    # The largest output a completing worker may report (the payload limit's 3 MiB).
+    run_max_output_bytes: int = Field(default=3 * MIB, ge=1)
+    # Outputs over this go to the payload bucket. Lower than SLUICE_PAYLOAD_OFFLOAD_BYTES: the run
+    # item already holds up to that much payload and must stay under DynamoDB's 400 KB.
+    run_output_offload_bytes: int = Field(default=64 * KIB, ge=1)
+    # Lapsed leases the reaper handles per invocation; the next sweep takes the rest.
+    run_reaper_max_runs: int = Field(default=1000, ge=1)
 
 
 @lru_cache(maxsize=1)

@@ -150,7 +150,14 @@ class Run(BaseModel):
     error: RunError | None = None
     enqueuedAt: datetime | None = None
     buffered: bool = False
+    # The worker lifecycle (sluice.engine.lifecycle): the attempt started last, when the first
+    # attempt started, when the run reached a final status, and what the task returned.
+    attempt: int = 0
+    startedAt: datetime | None = None
+    completedAt: datetime | None = None
+    output: Any = None
+    outputRef: str | None = None
 
     def to_api(self) -> dict[str, Any]:
-        """The public view: the environment's ids stay internal."""
-        return self.model_dump(mode="json", exclude={"orgId", "envId", "payloadRef"})
+        """The public view: the environment's ids and S3 keys stay internal."""
+        return self.model_dump(mode="json", exclude={"orgId", "envId", "payloadRef", "outputRef"})

@@ -9,6 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from sluice import aws
 from sluice.config import get_settings
+from sluice.engine.models import Run
 from sluice.errors import ServiceUnavailable
 
 CONTENT_TYPE = "application/json"
@@ -40,3 +41,18 @@ def load(key: str) -> Any:
         return json.loads(obj["Body"].read())
     except (BotoCoreError, ClientError) as exc:
         raise ServiceUnavailable("The payload store is unavailable; retry shortly") from exc
+
+
+def output_key(env_id: str, run_id: str, lease_token: str) -> str:
+    """Per attempt (its lease): a late upload from a worker that lost its lease never overwrites
+    the output of the attempt that completed the run."""
+    return f"outputs/{env_id}/{run_id}/{lease_token}.json"
+
+
+def load_offloaded(run: Run) -> Run:
+    """``run`` with its payload and output loaded from S3 where they were offloaded."""
+    if run.payloadRef is not None:
+        run.payload = load(run.payloadRef)
+    if run.outputRef is not None:
+        run.output = load(run.outputRef)
+    return run

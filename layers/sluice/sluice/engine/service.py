@@ -151,6 +151,4 @@ def get_run(env: Environment, run_id: str) -> Run:
     run = store.get_run_item(run_id)
     if run is None or run.envId != env.env_id:
         raise NotFound(f"Run {run_id} not found")
-    if run.payloadRef is not None:
-        run.payload = payloads.load(run.payloadRef)
-    return run
+    return payloads.load_offloaded(run)

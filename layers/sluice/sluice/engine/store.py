@@ -21,6 +21,11 @@ The outbox rule (RunsTable's stream, NEW_AND_OLD_IMAGES, feeds the ``dispatcher`
 - ``DelaySeconds`` is computed at send time from ``delayUntil`` (at most SQS's 15 minutes; the
   worker holds a run whose ``delayUntil`` is later).
 
+The worker lifecycle (``engine.lifecycle``) adds top-level ``attempt`` (N), ``leaseToken``,
+``leaseExpiresAt`` (N, epoch ms), ``leaseShard`` (only while EXECUTING: the sparse ``LeaseIndex``
+the run reaper queries), ``startedAt``, ``completedAt``, ``output`` (JSON) or ``outputRef`` (S3
+key) and ``error`` (JSON); like ``status``, each wins over ``doc``.
+
 An idempotency item's key is a hash of (environment, task, key): the raw key may be 2048
 characters, more than a partition key may hold once the other parts are added.
 """
@@ -34,14 +39,14 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sluice import aws
 from sluice.config import get_settings
-from sluice.engine.models import Run
+from sluice.engine.models import Run, RunError
 from sluice.errors import ServiceUnavailable
 
 # Concurrent transactions on one idempotency key cancel each other (TransactionConflict) until one
@@ -73,6 +78,18 @@ def run_from_item(item: Mapping[str, Any]) -> Run:
         run.status = item["status"]["S"]
     if "enqueuedAt" in item:
         run.enqueuedAt = datetime.fromisoformat(item["enqueuedAt"]["S"])
+    # The worker lifecycle's attributes (sluice.engine.lifecycle writes them, one at a time).
+    if "attempt" in item:
+        run.attempt = int(item["attempt"]["N"])
+    for name in ("startedAt", "completedAt"):
+        if name in item:
+            setattr(run, name, datetime.fromisoformat(item[name]["S"]))
+    if "output" in item:
+        run.output = json.loads(item["output"]["S"])
+    if "outputRef" in item:
+        run.outputRef = item["outputRef"]["S"]
+    if "error" in item:
+        run.error = RunError.model_validate_json(item["error"]["S"])
     return run
 
 
@@ -91,7 +108,8 @@ def run_item(run: Run) -> dict[str, Any]:
     if send:
         item["dispatchPending"] = {"BOOL": True}
     if run.delayUntil is not None:
-        item["delayUntil"] = {"S": run.delayUntil.isoformat()}
+        # In UTC: the lifecycle's start compares it with the time as strings, inside its condition.
+        item["delayUntil"] = {"S": run.delayUntil.astimezone(UTC).isoformat()}
     return item
 
 

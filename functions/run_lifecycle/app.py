@@ -1,0 +1,50 @@
+"""Run lifecycle for workers: POST /api/v1/runs/{runId}/start|heartbeat|complete|fail."""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sluice import streams
+from sluice.api import current_environment, json_body, json_response, logger, make_resolver
+from sluice.engine import lifecycle
+
+app = make_resolver()
+# A run that finishes ends its streams: their readers get `event: end`.
+lifecycle.final_listeners.append(lambda run: streams.close_run_streams(run.id))
+
+
+@app.post("/api/v1/runs/<run_id>/start")
+def start(run_id: str) -> Response[Any]:
+    env = current_environment(app)
+    # The body is optional here: a worker that brings no lease token of its own sends none.
+    raw = json_body(app) if app.current_event.decoded_body else {}
+    body = lifecycle.parse_body(lifecycle.StartBody, raw)
+    return json_response(200, lifecycle.start(env, run_id, body).to_api())
+
+
+@app.post("/api/v1/runs/<run_id>/heartbeat")
+def heartbeat(run_id: str) -> Response[Any]:
+    env = current_environment(app)
+    body = lifecycle.parse_body(lifecycle.HeartbeatBody, json_body(app))
+    lease = lifecycle.heartbeat(env, run_id, body.leaseToken)
+    return json_response(200, {"attempt": lease.run.attempt, "leaseExpiresAt": lease.expires_at.isoformat()})
+
+
+@app.post("/api/v1/runs/<run_id>/complete")
+def complete(run_id: str) -> Response[Any]:
+    env = current_environment(app)
+    body = lifecycle.parse_body(lifecycle.CompleteBody, json_body(app))
+    return json_response(200, lifecycle.complete(env, run_id, body).to_api())
+
+
+@app.post("/api/v1/runs/<run_id>/fail")
+def fail(run_id: str) -> Response[Any]:
+    env = current_environment(app)
+    body = lifecycle.parse_body(lifecycle.FailBody, json_body(app))
+    return json_response(200, lifecycle.fail(env, run_id, body).to_api())
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,17 @@
+"""The run reaper, on a schedule: lapsed leases become a retry or FAILED (WORKER_LOST)."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sluice import streams
+from sluice.api import logger
+from sluice.engine import lifecycle
+
+# A run the reaper fails for good ends its streams, as one a worker finishes does.
+lifecycle.final_listeners.append(lambda run: streams.close_run_streams(run.id))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+    return lifecycle.reap()

@@ -1,0 +1,521 @@
+"""A run's life after RunQueue: a worker starts it with a lease, heartbeats, completes or fails it;
+the run reaper treats a lease that lapsed as a crashed attempt.
+
+    QUEUED | DELAYED --start--> EXECUTING --complete--> COMPLETED
+                                    |--fail, or lease lapsed--> QUEUED (retry, re-sent) | FAILED
+
+Every transition is one conditional ``UpdateItem`` on the run item, so two workers (or a worker
+and the reaper) can never both win. A lost condition is explained from the item the failure
+returns (``ALL_OLD``), not from a second read. Ending an attempt (fail, reaper) first reads the
+run for its attempt and ``maxAttempts`` (the retry's backoff and the retry-or-FAILED decision
+need both), and its write is guarded by that attempt's lease token: nothing read can have changed
+unnoticed.
+
+A retry is re-sent to RunQueue by the same write: it raises ``dispatchSeq`` and sets
+``dispatchPending`` and ``delayUntil`` (the backoff) exactly as ``store.request_dispatch`` does,
+so the outbox rule of ``engine.store`` sends it, and a run is never left retrying but unsent.
+
+While a run is EXECUTING its item carries ``leaseShard``: the hash key of the sparse
+``LeaseIndex`` (sorted by ``leaseExpiresAt``) that the reaper queries. Every transition out of
+EXECUTING removes it, so the index holds only runs that may still need reaping.
+
+A run that reaches a final status is passed to ``on_final``, the one place that tells the rest
+of Sluice (its streams end then).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import secrets
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, TypeVar
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sluice import aws
+from sluice.auth import Environment
+from sluice.config import get_settings
+from sluice.engine import payloads, store
+from sluice.engine.models import Run, RunError
+from sluice.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable, issues_from_pydantic
+
+logger = Logger(service="sluice", child=True)
+
+QUEUED, DELAYED, EXECUTING, COMPLETED, FAILED = "QUEUED", "DELAYED", "EXECUTING", "COMPLETED", "FAILED"
+FINAL_STATUSES = frozenset({COMPLETED, FAILED})
+LEASE_INDEX = "LeaseIndex"
+# Heartbeats rewrite the index entry every third of a lease; spreading executing runs over a few
+# hash keys keeps that off a single index partition. The reaper queries each. A constant, not a
+# setting: a run in a shard the reaper no longer queries would never be reaped.
+LEASE_SHARDS = 16
+WORKER_LOST = "WORKER_LOST"
+
+FinalListener = Callable[[Run], None]
+# Called with each run that reached a final status (COMPLETED or FAILED) through this module.
+final_listeners: list[FinalListener] = []
+
+# DynamoDB reserves words such as STATUS and OUTPUT: every attribute goes through a name.
+_NAMES = {
+    f"#{name}": name
+    for name in (
+        "envId", "status", "attempt", "leaseToken", "leaseExpiresAt", "leaseShard", "startedAt",
+        "completedAt", "output", "outputRef", "error", "delayUntil", "dispatchSeq", "dispatchPending",
+    )
+}  # fmt: skip
+_NAME_REF = re.compile(r"#\w+")
+_OWNED = "#envId = :env AND #status = :executing AND #leaseToken = :token"
+
+
+def on_final(run: Run) -> None:
+    """Tell every listener that ``run`` reached a final status. A listener that fails is logged
+    and does not undo the transition, which is already committed."""
+    for listener in list(final_listeners):
+        try:
+            listener(run)
+        except Exception:
+            logger.exception("lifecycle.final_listener_failed", extra={"runId": run.id})
+
+
+# --- request bodies ------------------------------------------------------------------------------
+# Tokens go into S3 keys (an offloaded output), so they are restricted to URL-safe characters.
+LeaseToken = Annotated[str, Field(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class StartBody(BaseModel):
+    """``leaseToken``: the worker's own token, so that a retried start (same token) gets its lease
+    back instead of a 409. Minted by the server when absent."""
+
+    model_config = ConfigDict(extra="forbid")
+    leaseToken: LeaseToken | None = None
+
+
+class HeartbeatBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    leaseToken: LeaseToken
+
+
+class CompleteBody(HeartbeatBody):
+    output: Any = None
+
+
+class FailError(BaseModel):
+    code: Annotated[str, Field(min_length=1, max_length=128)] = "TASK_ERROR"
+    message: Annotated[str, Field(max_length=8192)] = ""
+
+
+class FailBody(HeartbeatBody):
+    error: FailError
+    # False: the failure is final whatever attempts are left (the task said so).
+    retry: bool = True
+
+    @field_validator("error", mode="before")
+    @classmethod
+    def _message_only(cls, value: Any) -> Any:
+        return {"message": value} if isinstance(value, str) else value
+
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+def parse_body(model: type[Body], raw: Any) -> Body:
+    """Validate a decoded request body.
+
+    Raises:
+        Unprocessable: not an object, or an invalid field (with the issues).
+    """
+    if not isinstance(raw, dict):
+        raise Unprocessable("The request body must be a JSON object", code="invalid_body")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise Unprocessable("Invalid request", issues=issues_from_pydantic(exc.errors())) from exc
+
+
+# --- results -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Lease:
+    run: Run
+    token: str
+    expires_at: datetime
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "attempt": self.run.attempt,
+            "leaseToken": self.token,
+            "leaseExpiresAt": self.expires_at.isoformat(),
+            "run": self.run.to_api(),
+        }
+
+
+@dataclass(frozen=True)
+class Ended:
+    """Where an attempt left the run: COMPLETED, FAILED, or QUEUED for a retry at ``retry_at``."""
+
+    run: Run
+    retry_at: datetime | None = None
+
+    def to_api(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"id": self.run.id, "status": self.run.status, "attempt": self.run.attempt}
+        if self.retry_at is not None:
+            body["retryAt"] = self.retry_at.isoformat()
+        return body
+
+
+# --- writes --------------------------------------------------------------------------------------
+class _Lost(Exception):
+    """A transition's condition failed; ``old`` is the item as it was (None: no such run)."""
+
+    def __init__(self, old: Mapping[str, Any] | None) -> None:
+        super().__init__("condition failed")
+        self.old = old
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ms(at: datetime) -> str:
+    return str(int(at.timestamp() * 1000))
+
+
+def _update(run_id: str, update: str, condition: str, values: dict[str, Any]) -> Mapping[str, Any]:
+    """One conditional UpdateItem; returns the new item.
+
+    Raises:
+        _Lost: the condition failed.
+        ServiceUnavailable: DynamoDB could not be reached.
+    """
+    used = {k: _NAMES[k] for k in set(_NAME_REF.findall(update + " " + condition))}
+    try:
+        with store.dynamodb_errors("run"):
+            return aws.dynamodb().update_item(
+                TableName=get_settings().runs_table,
+                Key={"runId": {"S": run_id}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=used,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )["Attributes"]
+    except store.ConditionFailed as exc:
+        cause = exc.__cause__
+        old: Mapping[str, Any] | None = (
+            cause.response.get("Item") if isinstance(cause, ClientError) else None  # type: ignore[assignment]
+        )
+        raise _Lost(old) from None
+
+
+def _s(item: Mapping[str, Any] | None, name: str) -> str | None:
+    value = (item or {}).get(name, {})
+    return value.get("S") if isinstance(value, Mapping) else None
+
+
+def _conflict(env: Environment, run_id: str, old: Mapping[str, Any] | None) -> Exception:
+    """What a lost heartbeat, complete or fail tells its worker."""
+    if old is None or _s(old, "envId") != env.env_id:
+        return NotFound(f"Run {run_id} not found")
+    status = _s(old, "status")
+    if status in FINAL_STATUSES:
+        return Conflict(f"Run {run_id} is already {status}", code="run_finished")
+    return Conflict(
+        f"The lease token is not the current lease of run {run_id} (its status is {status}): "
+        "the lease lapsed and the run was retried or started by another worker",
+        code="stale_lease",
+    )
+
+
+def lease_shard(run_id: str) -> str:
+    return f"lease#{int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16) % LEASE_SHARDS}"
+
+
+def start(env: Environment, run_id: str, body: StartBody) -> Lease:
+    """QUEUED | DELAYED (and due) -> EXECUTING, as attempt + 1, with a lease.
+
+    Raises:
+        NotFound: no such run in the caller's environment.
+        Conflict: ``run_already_started`` (another worker's attempt executes), ``run_finished``,
+            ``run_not_due`` (delayed until later; ``Retry-After`` says when).
+        ServiceUnavailable: DynamoDB or S3 could not be reached.
+    """
+    now = _now()
+    expires = now + timedelta(seconds=get_settings().run_lease_s)
+    token = body.leaseToken or secrets.token_urlsafe(24)
+    values = {
+        ":env": {"S": env.env_id},
+        ":queued": {"S": QUEUED},
+        ":delayed": {"S": DELAYED},
+        ":executing": {"S": EXECUTING},
+        ":token": {"S": token},
+        ":exp": {"N": _ms(expires)},
+        ":shard": {"S": lease_shard(run_id)},
+        ":now": {"S": now.isoformat()},
+        ":one": {"N": "1"},
+    }
+    try:
+        item = _update(
+            run_id,
+            "SET #status = :executing, #leaseToken = :token, #leaseExpiresAt = :exp, #leaseShard = :shard,"
+            " #startedAt = if_not_exists(#startedAt, :now) ADD #attempt :one",
+            "#envId = :env AND #status IN (:queued, :delayed)"
+            " AND (attribute_not_exists(#delayUntil) OR #delayUntil <= :now)",
+            values,
+        )
+    except _Lost as lost:
+        old = lost.old
+        if (
+            _s(old, "status") == EXECUTING
+            and _s(old, "leaseToken") == token
+            and _s(old, "envId") == env.env_id
+        ):
+            # The same worker retrying a start whose answer it never saw: its lease, extended.
+            lease = heartbeat(env, run_id, token)
+            return Lease(payloads.load_offloaded(lease.run), token, lease.expires_at)
+        raise _start_conflict(env, run_id, old, now) from None
+    run = store.run_from_item(item)
+    logger.info("run.started", extra={"runId": run_id, "attempt": run.attempt})
+    return Lease(payloads.load_offloaded(run), token, expires)
+
+
+def _start_conflict(env: Environment, run_id: str, old: Mapping[str, Any] | None, now: datetime) -> Exception:
+    if old is None or _s(old, "envId") != env.env_id:
+        return NotFound(f"Run {run_id} not found")
+    status = _s(old, "status")
+    if status == EXECUTING:
+        return Conflict(f"Run {run_id} is already executing under another lease", code="run_already_started")
+    if status in FINAL_STATUSES:
+        return Conflict(f"Run {run_id} is already {status}", code="run_finished")
+    due = _s(old, "delayUntil")
+    if status in (QUEUED, DELAYED) and due is not None:
+        wait = max(1, int((datetime.fromisoformat(due) - now).total_seconds() + 0.999))
+        return Conflict(
+            f"Run {run_id} is delayed until {due}", code="run_not_due", headers={"Retry-After": str(wait)}
+        )
+    return Conflict(f"Run {run_id} cannot be started from status {status}", code="run_not_startable")
+
+
+def heartbeat(env: Environment, run_id: str, token: str) -> Lease:
+    """Extend the lease of the attempt ``token`` holds by SLUICE_RUN_LEASE_S from now.
+
+    Raises:
+        NotFound: no such run in the caller's environment.
+        Conflict: ``stale_lease`` or ``run_finished``; nothing changed.
+    """
+    expires = _now() + timedelta(seconds=get_settings().run_lease_s)
+    try:
+        item = _update(
+            run_id,
+            "SET #leaseExpiresAt = :exp",
+            _OWNED,
+            {
+                ":env": {"S": env.env_id},
+                ":executing": {"S": EXECUTING},
+                ":token": {"S": token},
+                ":exp": {"N": _ms(expires)},
+            },
+        )
+    except _Lost as lost:
+        raise _conflict(env, run_id, lost.old) from None
+    return Lease(store.run_from_item(item), token, expires)
+
+
+def complete(env: Environment, run_id: str, body: CompleteBody) -> Ended:
+    """EXECUTING under ``body.leaseToken`` -> COMPLETED with the output (to S3 when large).
+
+    A repeated complete of the same attempt answers as the first did.
+
+    Raises:
+        PayloadTooLarge: the output is over SLUICE_RUN_MAX_OUTPUT_BYTES.
+        NotFound: no such run in the caller's environment.
+        Conflict: ``stale_lease`` or ``run_finished`` (by another attempt); nothing changed.
+        ServiceUnavailable: DynamoDB or S3 could not be reached.
+    """
+    settings = get_settings()
+    encoded = payloads.encode(body.output)
+    if len(encoded) > settings.run_max_output_bytes:
+        raise PayloadTooLarge(
+            f"The output is {len(encoded)} bytes; the limit is {settings.run_max_output_bytes}",
+            code="output_too_large",
+        )
+    values: dict[str, Any] = {
+        ":env": {"S": env.env_id},
+        ":executing": {"S": EXECUTING},
+        ":token": {"S": body.leaseToken},
+        ":completed": {"S": COMPLETED},
+        ":now": {"S": _now().isoformat()},
+    }
+    if len(encoded) > settings.run_output_offload_bytes:
+        # Keyed by the lease: a worker whose lease lapsed cannot overwrite the winner's output.
+        key = payloads.output_key(env.env_id, run_id, body.leaseToken)
+        payloads.store(key, encoded)
+        values[":out"] = {"S": key}
+        set_output = "#outputRef = :out"
+    else:
+        values[":out"] = {"S": encoded.decode("utf-8")}
+        set_output = "#output = :out"
+    try:
+        item = _update(
+            run_id,
+            f"SET #status = :completed, #completedAt = :now, {set_output} REMOVE #leaseShard, #error",
+            _OWNED,
+            values,
+        )
+    except _Lost as lost:
+        if _s(lost.old, "status") == COMPLETED and _s(lost.old, "leaseToken") == body.leaseToken:
+            return Ended(store.run_from_item(lost.old or {}))
+        raise _conflict(env, run_id, lost.old) from None
+    run = store.run_from_item(item)
+    logger.info("run.completed", extra={"runId": run_id, "attempt": run.attempt})
+    on_final(run)
+    return Ended(run)
+
+
+def fail(env: Environment, run_id: str, body: FailBody) -> Ended:
+    """End the attempt ``body.leaseToken`` holds with an error: a retry (re-sent to RunQueue after
+    a backoff) while attempts remain and ``retry`` allows it, else FAILED.
+
+    Raises:
+        NotFound: no such run in the caller's environment.
+        Conflict: ``stale_lease`` or ``run_finished``; nothing changed.
+        ServiceUnavailable: DynamoDB could not be reached.
+    """
+    item = _read(run_id)
+    if (
+        item is None
+        or _s(item, "envId") != env.env_id
+        or _s(item, "status") != EXECUTING
+        or _s(item, "leaseToken") != body.leaseToken
+    ):
+        raise _conflict(env, run_id, item)
+    error = RunError(code=body.error.code, message=body.error.message)
+    try:
+        return _end_attempt(item, error, retry=body.retry)
+    except _Lost as lost:
+        raise _conflict(env, run_id, lost.old) from None
+
+
+def _read(run_id: str) -> Mapping[str, Any] | None:
+    with store.dynamodb_errors("run"):
+        item: Mapping[str, Any] | None = (
+            aws.dynamodb()
+            .get_item(TableName=get_settings().runs_table, Key={"runId": {"S": run_id}}, ConsistentRead=True)
+            .get("Item")
+        )
+    return item
+
+
+def retry_delay(attempt: int) -> timedelta:
+    """The backoff before attempt ``attempt + 1``: min x 2^(attempt-1), capped, times 1-2."""
+    settings = get_settings()
+    base = settings.run_retry_min_delay_ms * 2 ** max(0, attempt - 1) * (1 + random.random())
+    return timedelta(milliseconds=min(settings.run_retry_max_delay_ms, base))
+
+
+def _end_attempt(
+    item: Mapping[str, Any], error: RunError, *, retry: bool, lapsed_before: datetime | None = None
+) -> Ended:
+    """One guarded write that ends the attempt ``item`` shows executing: a retry or FAILED.
+
+    ``lapsed_before``: the reaper's guard, the lease must still have lapsed at that instant (a
+    heartbeat that came in since wins).
+
+    Raises:
+        _Lost: the attempt is no longer the one ``item`` showed (or its lease was extended).
+    """
+    run = store.run_from_item(item)
+    now = _now()
+    max_attempts = run.maxAttempts or get_settings().run_default_max_attempts
+    condition = _OWNED + " AND #attempt = :attempt"
+    values: dict[str, Any] = {
+        ":env": {"S": run.envId},
+        ":executing": {"S": EXECUTING},
+        ":token": item["leaseToken"],
+        ":attempt": {"N": str(run.attempt)},
+        ":error": {"S": error.model_dump_json()},
+    }
+    if lapsed_before is not None:
+        condition += " AND #leaseExpiresAt <= :lapsed"
+        values[":lapsed"] = {"N": _ms(lapsed_before)}
+    if retry and run.attempt < max_attempts:
+        retry_at = now + retry_delay(run.attempt)
+        values.update({":queued": {"S": QUEUED}, ":at": {"S": retry_at.isoformat()}})
+        values.update({":one": {"N": "1"}, ":yes": {"BOOL": True}})
+        new = _update(
+            run.id,
+            # The dispatch request of the outbox rule (engine.store), in the same write.
+            "SET #status = :queued, #error = :error, #delayUntil = :at, #dispatchPending = :yes"
+            " ADD #dispatchSeq :one REMOVE #leaseShard",
+            condition,
+            values,
+        )
+        logger.info("run.retrying", extra={"runId": run.id, "attempt": run.attempt, "code": error.code})
+        return Ended(store.run_from_item(new), retry_at=retry_at)
+    values.update({":failed": {"S": FAILED}, ":now": {"S": now.isoformat()}})
+    new = _update(
+        run.id,
+        "SET #status = :failed, #error = :error, #completedAt = :now REMOVE #leaseShard",
+        condition,
+        values,
+    )
+    ended = store.run_from_item(new)
+    logger.info("run.failed", extra={"runId": run.id, "attempt": run.attempt, "code": error.code})
+    on_final(ended)
+    return Ended(ended)
+
+
+# --- the reaper ----------------------------------------------------------------------------------
+def lapsed_leases(now: datetime, limit: int) -> Iterator[str]:
+    """Ids of EXECUTING runs whose lease lapsed before ``now``, at most ``limit``."""
+    found = 0
+    table = get_settings().runs_table
+    for shard in range(LEASE_SHARDS):
+        kwargs: dict[str, Any] = {
+            "TableName": table,
+            "IndexName": LEASE_INDEX,
+            "KeyConditionExpression": "leaseShard = :shard AND leaseExpiresAt <= :now",
+            "ExpressionAttributeValues": {":shard": {"S": f"lease#{shard}"}, ":now": {"N": _ms(now)}},
+        }
+        while True:
+            with store.dynamodb_errors("run"):
+                page = aws.dynamodb().query(**kwargs)
+            for key in page.get("Items", []):
+                yield key["runId"]["S"]
+                found += 1
+                if found >= limit:
+                    return
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def reap(now: datetime | None = None) -> dict[str, int]:
+    """Treat every lapsed lease as a crashed attempt: retry it, or FAILED with WORKER_LOST.
+
+    Safe against a worker that heartbeats or completes meanwhile, and against a concurrent
+    reaper: each write is guarded by the attempt's token and the lapse, so exactly one wins.
+    """
+    now = now or _now()
+    counts = {"retried": 0, "failed": 0}
+    for run_id in lapsed_leases(now, get_settings().run_reaper_max_runs):
+        item = _read(run_id)
+        if item is None or _s(item, "status") != EXECUTING or "leaseToken" not in item:
+            continue
+        attempt = int(item.get("attempt", {}).get("N", "0"))
+        error = RunError(
+            code=WORKER_LOST,
+            message=f"The worker of attempt {attempt} stopped heartbeating: its lease lapsed",
+        )
+        try:
+            ended = _end_attempt(item, error, retry=True, lapsed_before=now)
+        except _Lost:
+            continue  # the worker heartbeated or finished, or another reaper got there first
+        counts["retried" if ended.retry_at else "failed"] += 1
+    if any(counts.values()):
+        logger.info("run_reaper.swept", extra=counts)
+    return counts
