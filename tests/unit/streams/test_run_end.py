@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.unit.streams.conftest import StreamsApi, new_run, parse_sse
 
 
@@ -21,7 +23,7 @@ def test_a_completed_run_ends_its_streams_and_refuses_new_ones(api: StreamsApi) 
     )
     assert done.status == 200, done.body
     frames = parse_sse(api.read(run_id, "out", query="lastEventId=0-0").body)
-    assert [f["data"] for f in frames if f.get("event") != "end" and "data" in f] == ['{"n": 1}']
+    assert [json.loads(f["data"]) for f in frames if f.get("event") != "end" and "data" in f] == [{"n": 1}]
     assert frames[-1].get("event") == "end"
     assert api.append(run_id, "out", token, {"n": 2}).status == 409
     assert api.mint(run_id, "logs").json()["code"] == "run_finished"
