@@ -23,8 +23,8 @@ from typing import IO, Any
 
 import boto3
 
-from devstack.testing.launcher import ROOT
 from devstack.stack_file import DEFAULT_STATE_DIR, read_stack
+from devstack.testing.launcher import ROOT
 from sluice.client import Sluice
 from sluice.client.worker import TaskRun, Worker
 
