@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -227,11 +228,19 @@ def test_bounds_in_flight_item_processing_to_the_configured_concurrency(
     lock, gauge = threading.Lock(), {"now": 0, "peak": 0, "calls": 0}
     real_store = items.payloads.store
 
+    # The first `concurrency` stores wait for each other, so a loaded machine cannot hide the
+    # overlap the setting allows; a pool that never runs that many at once breaks the barrier.
+    first_wave = threading.Barrier(concurrency)
+
     def instrumented_store(key: str, body: bytes) -> None:
         with lock:
             gauge["now"] += 1
             gauge["calls"] += 1
             gauge["peak"] = max(gauge["peak"], gauge["now"])
+            in_first_wave = gauge["calls"] <= concurrency
+        if in_first_wave:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                first_wave.wait(timeout=10)
         time.sleep(0.01)
         real_store(key, body)
         with lock:
