@@ -55,7 +55,7 @@ def test_any_chunking_of_any_lines_gives_the_same_items(
     data = newline.join(encoded) + (newline if trailing else b"")
     cuts = [c for c in cuts if c <= len(data)]
     # A CRLF line's "\r" counts towards its size, when a newline follows it at all.
-    followed = [True] * (len(lines) - 1) + [trailing]
+    followed = [True] * (len(lines) - 1) + [trailing] if lines else []
     expected: list[Any] = [
         line if len(raw) + (newline == b"\r\n" and nl) <= MAX_ITEM else ("oversized", line["index"])
         for line, raw, nl in zip(lines, encoded, followed, strict=True)
