@@ -379,3 +379,40 @@ def test_a_create_whose_run_write_failed_is_completed_by_its_retry(
     retried = sessions_api.create(externalId="retry-me").json()
     assert retried["isCached"] is True
     assert [m["runId"] for m in sessions_api.run_messages()] == [retried["currentRunId"]]
+
+
+def _lifecycle(sessions_api: SessionsApi, run_id: str, action: str, body: Any = None) -> dict[str, Any]:
+    res = sessions_api.call(
+        "POST", f"/api/v1/runs/{run_id}/{action}", json_body=body, headers=sessions_api.tenant.headers
+    )
+    assert res.status == 200, res.body
+    return dict(res.json())
+
+
+def test_a_live_run_takes_the_message_and_a_completed_one_gets_a_continuation(
+    sessions_api: SessionsApi,
+) -> None:
+    session = sessions_api.new()
+    first_run = session["currentRunId"]
+    token = sessions_api.token(session["id"], "in")
+    lease = _lifecycle(sessions_api, first_run, "start")["leaseToken"]
+    assert sessions_api.append(session["id"], "in", token, {"n": 1}).json()["runId"] == first_run
+    _lifecycle(sessions_api, first_run, "complete", {"leaseToken": lease})
+    continuation = sessions_api.append(session["id"], "in", token, {"n": 2}).json()["runId"]
+    assert continuation not in (None, first_run)
+    assert run_payload(continuation)["previousRunId"] == first_run
+
+
+def test_a_run_lost_for_good_gets_a_continuation_on_the_next_message(
+    sessions_api: SessionsApi,
+) -> None:
+    session = sessions_api.new()
+    first_run = session["currentRunId"]
+    token = sessions_api.token(session["id"], "in")
+    lease = _lifecycle(sessions_api, first_run, "start")["leaseToken"]
+    failed = _lifecycle(
+        sessions_api, first_run, "fail", {"leaseToken": lease, "error": "oom", "retry": False}
+    )
+    assert failed["status"] == "FAILED"
+    continuation = sessions_api.append(session["id"], "in", token, {"n": 1}).json()["runId"]
+    assert continuation not in (None, first_run)
