@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice import streams
-from sluice.api import current_environment, json_body, json_response, logger, make_resolver
+from sluice.api import current_environment, json_body, json_response, logger, make_resolver, route_docs
 from sluice.engine import lifecycle
 
 app = make_resolver()
@@ -14,7 +14,17 @@ app = make_resolver()
 lifecycle.final_listeners.append(lambda run: streams.close_run_streams(run.id))
 
 
-@app.post("/api/v1/runs/<run_id>/start")
+# What every lifecycle call can answer; the lease-holding calls add theirs.
+BODY_ERRORS = ("invalid_encoding", "invalid_body", "invalid_request", "not_found", "run_finished")
+LEASE_ERRORS = (*BODY_ERRORS, "stale_lease")
+START_DOCS = route_docs(
+    body=lifecycle.StartBody,
+    errors=(*BODY_ERRORS, "run_already_started", "run_not_due", "run_not_startable"),
+)
+START_DOCS["openapi_extensions"]["requestBody"]["required"] = False  # a start may bring no body
+
+
+@app.post("/api/v1/runs/<run_id>/start", **START_DOCS)
 def start(run_id: str) -> Response[Any]:
     env = current_environment(app)
     # The body is optional here: a worker that brings no lease token of its own sends none.
@@ -23,7 +33,7 @@ def start(run_id: str) -> Response[Any]:
     return json_response(200, lifecycle.start(env, run_id, body).to_api())
 
 
-@app.post("/api/v1/runs/<run_id>/heartbeat")
+@app.post("/api/v1/runs/<run_id>/heartbeat", **route_docs(body=lifecycle.HeartbeatBody, errors=LEASE_ERRORS))
 def heartbeat(run_id: str) -> Response[Any]:
     env = current_environment(app)
     body = lifecycle.parse_body(lifecycle.HeartbeatBody, json_body(app))
@@ -31,14 +41,17 @@ def heartbeat(run_id: str) -> Response[Any]:
     return json_response(200, {"attempt": lease.run.attempt, "leaseExpiresAt": lease.expires_at.isoformat()})
 
 
-@app.post("/api/v1/runs/<run_id>/complete")
+@app.post(
+    "/api/v1/runs/<run_id>/complete",
+    **route_docs(body=lifecycle.CompleteBody, errors=(*LEASE_ERRORS, "output_too_large")),
+)
 def complete(run_id: str) -> Response[Any]:
     env = current_environment(app)
     body = lifecycle.parse_body(lifecycle.CompleteBody, json_body(app))
     return json_response(200, lifecycle.complete(env, run_id, body).to_api())
 
 
-@app.post("/api/v1/runs/<run_id>/fail")
+@app.post("/api/v1/runs/<run_id>/fail", **route_docs(body=lifecycle.FailBody, errors=LEASE_ERRORS))
 def fail(run_id: str) -> Response[Any]:
     env = current_environment(app)
     body = lifecycle.parse_body(lifecycle.FailBody, json_body(app))

@@ -59,6 +59,12 @@ def _class_codes(statement: ast.stmt) -> list[object]:
     ]
 
 
+def _is_model(node: ast.ClassDef) -> bool:
+    """A pydantic model: its ``code`` field is data (a failed run's error code, defaulting to
+    ``TASK_ERROR``), not an error the API answers."""
+    return any(isinstance(base, ast.Name) and base.id == "BaseModel" for base in node.bases)
+
+
 def _codes_in_source() -> set[str]:
     """Every error code the layer and the handlers name: ``code="..."`` arguments and the
     ``code = "..."`` class attributes of error classes."""
@@ -68,7 +74,7 @@ def _codes_in_source() -> set[str]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.keyword) and node.arg == "code" and isinstance(node.value, ast.Constant):
                 found.add(node.value.value)
-            elif isinstance(node, ast.ClassDef):
+            elif isinstance(node, ast.ClassDef) and not _is_model(node):
                 for statement in node.body:
                     found.update(_class_codes(statement))
     return {code for code in found if isinstance(code, str)}

@@ -10,8 +10,12 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         "the body is empty, not UTF-8, not JSON, or holds NaN, Infinity or an out-of-range number",
     ),
     "invalid_encoding": (400, "a base64-encoded body that does not decode"),
-    "empty_body": (400, "a phase-2 request without a body"),
-    "invalid_ndjson": (400, "a phase-2 line that is not UTF-8 or not JSON (`issues` names the line)"),
+    "empty_body": (400, "a phase-2 request or a stream append without a body"),
+    "invalid_ndjson": (
+        400,
+        "a phase-2 line that is not UTF-8 or not JSON, or a stream append line that is not"
+        ' `{"data", "partId"?}` (`issues` names the line; nothing is appended)',
+    ),
     "idempotency_key_too_long": (400, "`idempotencyKey` over `SLUICE_IDEMPOTENCY_KEY_MAX_CHARS` characters"),
     "invalid_run_count": (400, "`runCount` is not a positive integer"),
     "batch_too_large": (400, "`runCount` over the batch limit (`staged: true` takes more)"),
@@ -20,22 +24,69 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         'a `/payloads` body that is not `{"indices": [...]}` of 1-100 indexes of the batch',
     ),
     "invalid_runs_offset": (400, "`runsOffset` that is not a non-negative integer"),
+    "invalid_stream_key": (400, "a stream key that is empty or over 256 characters"),
+    "invalid_part_id": (400, "an `X-Part-Id` that is empty or over 256 characters"),
+    "invalid_last_event_id": (
+        400,
+        "a `Last-Event-ID` (or `?lastEventId=`, `?after=`) that is not a stream entry id such as"
+        " `1700000000000-0`",
+    ),
+    "invalid_limit": (400, "a sessions list `limit` that is not a whole number from 1 to 100"),
+    "invalid_status": (400, "a sessions list `status` other than `ACTIVE` or `CLOSED`"),
+    "invalid_cursor": (
+        400,
+        "a sessions list `cursor` this list did not return (of another environment or filter)",
+    ),
     "bad_request": (400, "any other malformed request"),
     "unauthorized": (401, "no `Bearer` key, or an unknown key"),
+    "invalid_stream_token": (
+        401,
+        "a stream token that is malformed, forged, or made for another stream, channel or environment",
+    ),
+    "stream_token_expired": (401, "a stream token past its expiry: mint a new one"),
+    "secret_key_required": (
+        403,
+        "minting a session's `out` channel with a key that is not a secret (`sk_`) key",
+    ),
+    "forbidden": (403, "any other request the key may not make"),
     "not_found": (404, "no such run in this environment"),
     "batch_not_found": (404, "no such batch in this environment"),
+    "session_not_found": (404, "no such session (by id or `externalId`) in this environment"),
+    "channel_not_found": (404, "a session channel other than `in` and `out`"),
+    "snapshot_not_found": (404, "a session that has no snapshot yet"),
     "route_not_found": (404, "no such route"),
     "batch_not_pending": (
         409,
         "items or uploads for a batch that takes no more (`ABORTED`): create a new batch",
     ),
     "batch_unexpected_state": (409, "a seal that found the batch in a state no retry resolves"),
+    "run_already_started": (409, "a start while another worker's attempt executes the run"),
+    "run_not_due": (409, "a start before the run's `delayUntil` (`Retry-After` says when)"),
+    "run_not_startable": (409, "a start of a run in a status that no start leaves"),
+    "stale_lease": (
+        409,
+        "a heartbeat, complete or fail whose lease token is no longer the run's current attempt;"
+        " nothing changed",
+    ),
+    "run_finished": (
+        409,
+        "a start, heartbeat, complete or fail of a run that is already `COMPLETED` or `FAILED`"
+        " (a stream mint for such a run answers this code with 400)",
+    ),
+    "stream_closed": (409, "an append to a closed stream"),
+    "session_closed": (409, "minting or appending on a closed session"),
     "conflict": (409, "any other conflict"),
     "payload_too_large": (413, "the payload is over `SLUICE_MAX_PAYLOAD_BYTES`"),
     "batch_item_too_large": (
         413,
         "an NDJSON line over the item limit whose first 512 bytes do not name its index",
     ),
+    "chunk_too_large": (
+        413,
+        "a stream chunk over `SLUICE_STREAM_CHUNK_MAX_BYTES` (nothing of the request is appended)",
+    ),
+    "snapshot_too_large": (413, "a session snapshot over `SLUICE_SESSION_SNAPSHOT_MAX_BYTES`"),
+    "output_too_large": (413, "a complete whose `output` is over `SLUICE_RUN_MAX_OUTPUT_BYTES`"),
     "unsupported_media_type": (415, "batch items that are not `application/x-ndjson`"),
     "invalid_request": (422, "valid JSON with invalid fields (`issues` names each)"),
     "invalid_body": (422, "a body that is JSON but not an object"),
@@ -46,6 +97,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         "a batch item that is invalid, out of range, or whose uploaded payload is missing or not JSON"
         " (names the index)",
     ),
+    "invalid_session": (422, "a session create body with invalid fields (`issues` says where)"),
+    "invalid_snapshot": (422, "a snapshot that is not a version 1 snapshot (`issues` says where)"),
     "rate_limited": (429, "too many requests"),
     "batch_rate_limited": (
         429,
@@ -53,7 +106,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     ),
     "service_unavailable": (
         503,
-        "DynamoDB, S3, SQS or (for batches) Redis could not be reached; retry after `Retry-After`",
+        "DynamoDB, S3, SQS, Secrets Manager or (for batches and streams) Redis could not be reached;"
+        " retry after `Retry-After`",
     ),
     "idempotency_claim_timeout": (
         503,
