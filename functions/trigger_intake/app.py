@@ -18,6 +18,7 @@ TRIGGER_ERRORS = (
     "invalid_request",
     "invalid_body",
     "invalid_delay",
+    "payload_too_deep",
     "idempotency_claim_timeout",
     "idempotency_contention",
 )

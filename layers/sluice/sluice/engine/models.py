@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from sluice import strict_json
 from sluice.config import get_settings
 from sluice.engine.durations import parse_duration
 from sluice.errors import BadRequest, Unprocessable, issues_from_pydantic
@@ -98,9 +99,27 @@ def parse_trigger_body(raw: Any) -> TriggerBody:
     options = raw.get("options")
     check_idempotency_key_length(options.get("idempotencyKey") if isinstance(options, dict) else None)
     try:
-        return TriggerBody.model_validate(raw)
+        body = TriggerBody.model_validate(raw)
     except ValidationError as exc:
         raise Unprocessable("Invalid trigger request", issues=issues_from_pydantic(exc.errors())) from exc
+    check_trigger(body)
+    return body
+
+
+def check_trigger(body: TriggerBody) -> None:
+    """What the engine could not make a run from, refused while the caller is listening. Triggers
+    and batch items both pass here, so an item is refused in phase 2 exactly as a trigger is.
+
+    Raises:
+        Unprocessable: ``payload_too_deep`` for a payload or metadata over ``strict_json.MAX_DEPTH``.
+    """
+    for name, value in (("payload", body.payload), ("options.metadata", body.options.metadata)):
+        levels = strict_json.depth(value)
+        if levels > strict_json.MAX_DEPTH:
+            raise Unprocessable(
+                f"{name} nests {levels} levels deep; the limit is {strict_json.MAX_DEPTH}",
+                code="payload_too_deep",
+            )
 
 
 def option_fields(options: TriggerOptions) -> dict[str, Any]:
