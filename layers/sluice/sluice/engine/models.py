@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import unquote
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from sluice import strict_json
 from sluice.config import get_settings
@@ -13,6 +14,35 @@ from sluice.engine.durations import parse_duration
 from sluice.errors import BadRequest, Unprocessable, issues_from_pydantic
 
 TAG_MAX_CHARS = 128  # the reference platform's per-tag limit
+
+# A task id, on the trigger path and in a batch item alike: the SDK percent-encodes it into the
+# URL, so slashes, spaces and non-ASCII are legal; control characters (C0, DEL, C1) are not, as they
+# would corrupt logs and every listing that shows the id.
+TASK_ID_MAX_CHARS = 256
+TaskId = Annotated[
+    str, Field(min_length=1, max_length=TASK_ID_MAX_CHARS, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")
+]
+_TASK_ID: TypeAdapter[str] = TypeAdapter(TaskId)
+
+
+def parse_task_id(path_value: str) -> str:
+    """The task id of a route's path: percent-decoded exactly once, then held to ``TaskId``.
+
+    Raises:
+        Unprocessable: ``invalid_task_id``: escapes that are not UTF-8, or outside the rule.
+    """
+    try:
+        task_id = unquote(path_value, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise Unprocessable("The task id is not percent-encoded UTF-8", code="invalid_task_id") from exc
+    try:
+        return _TASK_ID.validate_python(task_id)
+    except ValidationError as exc:
+        raise Unprocessable(
+            f"Invalid task id: 1-{TASK_ID_MAX_CHARS} characters, no control characters",
+            code="invalid_task_id",
+            issues=issues_from_pydantic(exc.errors()),
+        ) from exc
 
 Duration = str | int | float
 
