@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import unquote
 
@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from sluice import strict_json
 from sluice.config import get_settings
-from sluice.engine.durations import parse_duration
+from sluice.engine.durations import parse_duration, resolve_instant
 from sluice.errors import BadRequest, Unprocessable, issues_from_pydantic
 
 TAG_MAX_CHARS = 128  # the reference platform's per-tag limit
@@ -141,8 +141,14 @@ def check_trigger(body: TriggerBody) -> None:
     and batch items both pass here, so an item is refused in phase 2 exactly as a trigger is.
 
     Raises:
-        Unprocessable: ``payload_too_deep`` for a payload or metadata over ``strict_json.MAX_DEPTH``.
+        Unprocessable: ``payload_too_deep`` for a payload or metadata over ``strict_json.MAX_DEPTH``;
+            ``invalid_delay`` for a delay that is neither a duration nor an ISO-8601 time.
     """
+    if body.options.delay is not None:
+        try:
+            resolve_instant(body.options.delay, datetime.now(UTC))
+        except ValueError as exc:
+            raise Unprocessable(str(exc), code="invalid_delay") from exc
     for name, value in (("payload", body.payload), ("options.metadata", body.options.metadata)):
         levels = strict_json.depth(value)
         if levels > strict_json.MAX_DEPTH:
