@@ -7,17 +7,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice import mollifier
 from sluice.api import current_environment, json_body, json_response, logger, make_resolver, route_docs
-from sluice.engine import TriggerBody
+from sluice.engine import TriggerBody, parse_task_id
 
 app = make_resolver()
 
 
 TRIGGER_ERRORS = (
+    "invalid_task_id",
     "idempotency_key_too_long",
     "payload_too_large",
     "invalid_request",
     "invalid_body",
     "invalid_delay",
+    "payload_too_deep",
     "idempotency_claim_timeout",
     "idempotency_contention",
 )
@@ -26,7 +28,7 @@ TRIGGER_ERRORS = (
 @app.post("/api/v1/tasks/<task_id>/trigger", **route_docs(body=TriggerBody, errors=TRIGGER_ERRORS))
 def trigger(task_id: str) -> Response[Any]:
     env = current_environment(app)
-    return json_response(200, mollifier.trigger(env, task_id, json_body(app)).to_api())
+    return json_response(200, mollifier.trigger(env, parse_task_id(task_id), json_body(app)).to_api())
 
 
 @app.get("/api/v1/runs/<run_id>", **route_docs(errors=("not_found",)))

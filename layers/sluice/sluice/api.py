@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from sluice import strict_json
 from sluice.auth import Environment, authenticate
 from sluice.error_codes import ERROR_CODES
-from sluice.errors import BadRequest, NotFound, SluiceError
+from sluice.errors import BadRequest, NotFound, SluiceError, Unprocessable
 
 logger = Logger(service="sluice")
 
@@ -76,12 +76,15 @@ def json_body(app: APIGatewayHttpResolver) -> Any:
     Raises:
         BadRequest: ``invalid_json`` for an empty body, bytes that are not UTF-8 or not JSON, and
             numbers JSON cannot hold (NaN, Infinity, 1e400, integers over 4300 digits).
+        Unprocessable: ``payload_too_deep`` for a body nested too deep to decode.
     """
     raw = request_bytes(app)
     if not raw:
         raise BadRequest("The request body is empty; expected JSON", code="invalid_json")
     try:
         return strict_json.loads(raw)
+    except strict_json.TooDeep as exc:
+        raise Unprocessable(f"The request body is not usable: {exc}", code="payload_too_deep") from exc
     except ValueError as exc:
         raise BadRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from exc
 

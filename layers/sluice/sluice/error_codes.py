@@ -90,8 +90,18 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "unsupported_media_type": (415, "batch items that are not `application/x-ndjson`"),
     "invalid_request": (422, "valid JSON with invalid fields (`issues` names each)"),
     "invalid_body": (422, "a body that is JSON but not an object"),
+    "invalid_task_id": (
+        422,
+        "a task id (percent-decoded once from the path) that is empty, over 256 characters or holds"
+        " control characters",
+    ),
     "invalid_delay": (422, "a `delay` that is neither a duration nor an ISO-8601 time"),
     "invalid_idempotency_ttl": (422, "an `idempotencyKeyTTL` that is not a duration"),
+    "payload_too_deep": (
+        422,
+        "a payload or `metadata` nested over 128 levels (`strict_json.MAX_DEPTH`: what a stored run"
+        " can be read back with)",
+    ),
     "invalid_batch_item": (
         422,
         "a batch item that is invalid, out of range, or whose uploaded payload is missing or not JSON"

@@ -4,6 +4,8 @@ Python's ``json`` accepts ``NaN``, ``Infinity`` and numbers like ``1e400`` (whic
 none of them survives a round trip through DynamoDB or another JSON parser, so a value holding
 one would be stored and then read back as ``null`` or fail to read at all. Integers over
 Python's 4300-digit conversion limit are refused too (``ValueError`` from ``int``).
+
+Depth is the other thing a stored value must stay within (``MAX_DEPTH``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,17 @@ from __future__ import annotations
 import json
 import math
 from typing import Any
+
+# How deep a client's value (a payload, metadata) may nest: containers inside containers, a
+# scalar being 0. A run lives in DynamoDB as one JSON string that pydantic's JSON parser reads back,
+# and that parser refuses documents nested over 200 levels; the run wraps the payload in one more
+# level, the burst buffer's snapshot in two. 128 keeps every stored copy readable with room to
+# spare, and no real payload comes near it.
+MAX_DEPTH = 128
+
+
+class TooDeep(ValueError):
+    """A document nested deeper than the decoder itself can go (about 1000 levels)."""
 
 
 def _reject_constant(name: str) -> Any:
@@ -28,8 +41,31 @@ def loads(data: bytes | str) -> Any:
     """Decode one JSON document from UTF-8 bytes or text.
 
     Raises:
+        TooDeep: nested too deep to decode at all (far over ``MAX_DEPTH``).
         ValueError: not UTF-8, not JSON, or a number JSON cannot represent (``UnicodeDecodeError``
             and ``json.JSONDecodeError`` are both ``ValueError``).
     """
     text = data.decode("utf-8") if isinstance(data, bytes) else data
-    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    try:
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise TooDeep(f"the document nests deeper than {MAX_DEPTH} levels") from None
+
+
+def depth(value: Any) -> int:
+    """How many containers deep ``value`` nests (a scalar is 0). Iterative, so that a value nested
+    past Python's recursion limit is measured rather than crashing the measurement."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        current, level = stack.pop()
+        if isinstance(current, dict):
+            children: Any = current.values()
+        elif isinstance(current, list | tuple):
+            children = current
+        else:
+            deepest = max(deepest, level)
+            continue
+        deepest = max(deepest, level + 1)
+        stack.extend((child, level + 1) for child in children)
+    return deepest

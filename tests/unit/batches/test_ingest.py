@@ -119,9 +119,12 @@ def test_should_throw_when_batch_is_sealed_but_aborted(api: BatchApi) -> None:
     assert api.items(batch_id, [item(0)]).status == 409
 
 
-def test_should_return_sealed_true_when_batch_is_partial_failed(api: BatchApi) -> None:
+def test_should_return_sealed_true_when_batch_is_partial_failed(
+    api: BatchApi, configure: Callable[..., None]
+) -> None:
+    configure(batch_item_max_bytes=1024)  # index 1 becomes a pre-failed PAYLOAD_TOO_LARGE run
     batch_id = api.create_id(2)
-    api.items(batch_id, [item(0), item(1, delay="not a duration")])
+    api.items(batch_id, [item(0), item(1, payload="x" * 4096)])
     api.run_items()
     assert status(api, batch_id)["status"] == "PARTIAL_FAILED"
     assert api.items(batch_id, [item(0), item(1)]).json()["sealed"] is True

@@ -95,16 +95,6 @@ def test_last_item_processed_before_the_seal_completes_at_the_seal(
     assert status(api, batch_id)["status"] == "COMPLETED"
 
 
-def test_engine_rejection_becomes_a_failed_run_and_partial_failed(api: BatchApi) -> None:
-    batch_id = api.create_id(2)
-    api.items(batch_id, [item(0), item(1, delay="soonish")])
-    assert api.run_items() == []
-    got = status(api, batch_id)
-    assert got["status"] == "PARTIAL_FAILED" and got["failedCount"] == 1
-    run = api.call("GET", f"/api/v1/runs/{got['runs'][1]}", headers=api.tenant.headers).json()
-    assert run["status"] == "FAILED" and run["error"]["code"] == "INVALID_DELAY"
-
-
 def test_engine_unavailable_reports_the_item_for_redelivery(
     api: BatchApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:

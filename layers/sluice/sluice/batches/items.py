@@ -20,8 +20,9 @@ from sluice.batches.errors import InvalidItem
 from sluice.batches.models import PAYLOAD_TOO_LARGE, STORE_PAYLOAD_TYPE, Batch, BatchItem
 from sluice.batches.ndjson import OversizedItem, Parsed
 from sluice.config import get_settings
-from sluice.engine import payloads
-from sluice.errors import ServiceUnavailable, issues_from_pydantic
+from sluice.engine import TriggerBody, payloads
+from sluice.engine.models import check_trigger
+from sluice.errors import ServiceUnavailable, Unprocessable, issues_from_pydantic
 
 Outcome = Literal["accepted", "deduplicated"]
 
@@ -60,6 +61,14 @@ def _validate(batch: Batch, parsed: Parsed) -> BatchItem:
             issues=issues_from_pydantic(exc.errors()),
         ) from exc
     _check_index(batch, item.index)
+    try:
+        check_trigger(TriggerBody(payload=item.payload, options=item.options.trigger_options()))
+    except Unprocessable as exc:
+        raise InvalidItem(
+            f"Invalid item at index {item.index}: {exc.message}",
+            index=item.index,
+            issues=[{"index": item.index, "code": exc.code, "message": exc.message}],
+        ) from exc
     return item
 
 

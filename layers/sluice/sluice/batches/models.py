@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sluice.config import get_settings
 from sluice.engine import TriggerOptions
-from sluice.engine.models import Duration, check_idempotency_key_length
+from sluice.engine.models import Duration, TaskId, check_idempotency_key_length
 from sluice.errors import BadRequest, Unprocessable, issues_from_pydantic
 
 # The object-store marker of the reference SDK: the payload was uploaded before phase 2.
@@ -97,7 +97,7 @@ class BatchItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     index: Annotated[int, Field(ge=0, strict=True)]
-    task: Annotated[str, Field(min_length=1, max_length=256)]
+    task: TaskId
     payload: Any = None
     options: BatchItemOptions = Field(default_factory=BatchItemOptions)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sluice import strict_json
-from sluice.batches.errors import InvalidNdjson, UnindexedItemTooLarge
+from sluice.batches.errors import InvalidItem, InvalidNdjson, UnindexedItemTooLarge
 
 NEWLINE = 0x0A
 # The reference scans this much of an oversized line for its index and task.
@@ -122,6 +122,11 @@ class NdjsonParser:
             return
         try:
             value = strict_json.loads(text)
+        except strict_json.TooDeep as exc:
+            # Valid JSON, only too deep to decode: an invalid item, named by its index if it can be.
+            index, _ = extract_index_and_task(line)
+            where = f"index {index}" if index >= 0 else f"unknown index (line {self._line})"
+            raise InvalidItem(f"Invalid item at {where}: {exc}", index=index if index >= 0 else None) from exc
         except ValueError as exc:
             raise InvalidNdjson(f"Invalid JSON at line {self._line}: {exc}", line=self._line) from exc
         self._emitted += 1

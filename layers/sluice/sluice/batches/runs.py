@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 
 from sluice import engine
 from sluice.auth import Environment
@@ -23,12 +24,22 @@ from sluice.batches import keys, state, store
 from sluice.batches.models import Batch
 from sluice.engine import RunError, TriggerBody, TriggerOptions
 from sluice.errors import SluiceError
+from sluice.redis import UNAVAILABLE_ERRORS
 
 logger = Logger(service="sluice")
+
+# Dependency failures that reach here unmapped: the message is redelivered.
+RETRYABLE: tuple[type[Exception], ...] = (*UNAVAILABLE_ERRORS, BotoCoreError, ClientError)
+# A FAILED run's error code for an item the engine refused with something other than a SluiceError.
+INVALID_ITEM = "INVALID_BATCH_ITEM"
 
 
 def process_message(message: dict[str, Any]) -> str:
     """Create the run of one BatchItemQueue message; returns its run id.
+
+    An item that phase 2 accepted but whose run cannot be made becomes a FAILED run at its index,
+    so that the batch still completes: redelivering it could only fail the same way, until the DLQ
+    took it and left the batch PROCESSING for ever.
 
     Raises:
         ServiceUnavailable: a dependency failed; the message must be redelivered.
@@ -36,9 +47,6 @@ def process_message(message: dict[str, Any]) -> str:
     batch_id, index = message["batchId"], int(message["index"])
     env = Environment(org_id=message["orgId"], env_id=message["envId"])
     run_id = keys.run_id(batch_id, index)
-    options = TriggerOptions.model_validate(message.get("options") or {})
-    error = RunError.model_validate(message["error"]) if message.get("error") else None
-    body = TriggerBody(payload=message.get("payload"), options=options)
 
     def create(body: TriggerBody, error: RunError | None, payload_ref: str | None) -> engine.TriggerResult:
         return engine.trigger(
@@ -52,19 +60,33 @@ def process_message(message: dict[str, Any]) -> str:
         )
 
     try:
+        options = TriggerOptions.model_validate(message.get("options") or {})
+        error = RunError.model_validate(message["error"]) if message.get("error") else None
+        body = TriggerBody(payload=message.get("payload"), options=options)
         result = create(body, error, message.get("payloadRef"))
+    except RETRYABLE:
+        raise
     except SluiceError as exc:
         if exc.status >= 500:
             raise
-        # The item passed phase 2 but the engine cannot apply it (an unparseable delay, say):
-        # it becomes a failed run at its index, so that the batch still completes.
-        logger.info("batch item rejected by the engine", extra={"batchId": batch_id, "code": exc.code})
-        fallback = TriggerBody(options=TriggerOptions(parentRunId=options.parentRunId))
-        result = create(fallback, RunError(code=exc.code.upper(), message=exc.message), None)
+        result = create(*_failed(message, exc.code.upper(), exc.message))
+    except Exception as exc:
+        # Anything else is about the item, not a dependency (those arrive as ServiceUnavailable or
+        # one of RETRYABLE): an option or payload the engine cannot store.
+        result = create(*_failed(message, INVALID_ITEM, f"The item cannot be made into a run: {exc}"))
     processed = state.mark_processed(batch_id, index, failed=result.failed)
     if processed >= int(message["runCount"]):
         complete_if_done(batch_id)
     return result.id
+
+
+def _failed(message: dict[str, Any], code: str, text: str) -> tuple[TriggerBody, RunError, None]:
+    """The body and error of the FAILED run that stands for an item the engine refused."""
+    logger.info("batch item rejected by the engine", extra={"batchId": message["batchId"], "code": code})
+    options = message.get("options")
+    parent = options.get("parentRunId") if isinstance(options, dict) else None
+    body = TriggerBody(options=TriggerOptions(parentRunId=parent if isinstance(parent, str) else None))
+    return body, RunError(code=code, message=text[:1000]), None
 
 
 def complete_if_done(batch_id: str, batch: Batch | None = None) -> bool:

@@ -2,16 +2,47 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import unquote
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from sluice import strict_json
 from sluice.config import get_settings
-from sluice.engine.durations import parse_duration
+from sluice.engine.durations import parse_duration, resolve_instant
 from sluice.errors import BadRequest, Unprocessable, issues_from_pydantic
 
 TAG_MAX_CHARS = 128  # the reference platform's per-tag limit
+
+# A task id, on the trigger path and in a batch item alike: the SDK percent-encodes it into the
+# URL, so slashes, spaces and non-ASCII are legal; control characters (C0, DEL, C1) are not, as they
+# would corrupt logs and every listing that shows the id.
+TASK_ID_MAX_CHARS = 256
+TaskId = Annotated[
+    str, Field(min_length=1, max_length=TASK_ID_MAX_CHARS, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")
+]
+_TASK_ID: TypeAdapter[str] = TypeAdapter(TaskId)
+
+
+def parse_task_id(path_value: str) -> str:
+    """The task id of a route's path: percent-decoded exactly once, then held to ``TaskId``.
+
+    Raises:
+        Unprocessable: ``invalid_task_id``: escapes that are not UTF-8, or outside the rule.
+    """
+    try:
+        task_id = unquote(path_value, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise Unprocessable("The task id is not percent-encoded UTF-8", code="invalid_task_id") from exc
+    try:
+        return _TASK_ID.validate_python(task_id)
+    except ValidationError as exc:
+        raise Unprocessable(
+            f"Invalid task id: 1-{TASK_ID_MAX_CHARS} characters, no control characters",
+            code="invalid_task_id",
+            issues=issues_from_pydantic(exc.errors()),
+        ) from exc
 
 Duration = str | int | float
 
@@ -98,9 +129,33 @@ def parse_trigger_body(raw: Any) -> TriggerBody:
     options = raw.get("options")
     check_idempotency_key_length(options.get("idempotencyKey") if isinstance(options, dict) else None)
     try:
-        return TriggerBody.model_validate(raw)
+        body = TriggerBody.model_validate(raw)
     except ValidationError as exc:
         raise Unprocessable("Invalid trigger request", issues=issues_from_pydantic(exc.errors())) from exc
+    check_trigger(body)
+    return body
+
+
+def check_trigger(body: TriggerBody) -> None:
+    """What the engine could not make a run from, refused while the caller is listening. Triggers
+    and batch items both pass here, so an item is refused in phase 2 exactly as a trigger is.
+
+    Raises:
+        Unprocessable: ``payload_too_deep`` for a payload or metadata over ``strict_json.MAX_DEPTH``;
+            ``invalid_delay`` for a delay that is neither a duration nor an ISO-8601 time.
+    """
+    if body.options.delay is not None:
+        try:
+            resolve_instant(body.options.delay, datetime.now(UTC))
+        except ValueError as exc:
+            raise Unprocessable(str(exc), code="invalid_delay") from exc
+    for name, value in (("payload", body.payload), ("options.metadata", body.options.metadata)):
+        levels = strict_json.depth(value)
+        if levels > strict_json.MAX_DEPTH:
+            raise Unprocessable(
+                f"{name} nests {levels} levels deep; the limit is {strict_json.MAX_DEPTH}",
+                code="payload_too_deep",
+            )
 
 
 def option_fields(options: TriggerOptions) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The trigger route with burst smoothing, and the run read that also sees buffered runs.
 
-Order: validate -> (switch off: the engine, no Redis work at all) -> engine idempotency -> buffer
-idempotency -> pre-gate claim -> gate -> mollify (accept + drain signal) | shadow_log |
-pass_through. A rejected or cached trigger never reaches the gate.
+Order: validate (``engine.parse_trigger_body``: what the drainer's create would refuse is refused
+now, while the caller is listening) -> (switch off: the engine, no Redis work at all) -> engine
+idempotency -> buffer idempotency -> pre-gate claim -> gate -> mollify (accept + drain signal) |
+shadow_log | pass_through. A rejected or cached trigger never reaches the gate.
 
 The run id is minted before the gate and used on both paths, so a buffer write that timed out
 but landed, followed by the fail-open pass-through, still makes one run: the drainer's create with
@@ -25,7 +26,7 @@ from sluice.engine import Run, TriggerBody, parse_duration
 from sluice.engine.durations import resolve_instant
 from sluice.engine.models import option_fields
 from sluice.engine.payloads import encode
-from sluice.errors import NotFound, ServiceUnavailable, Unprocessable
+from sluice.errors import NotFound, ServiceUnavailable
 from sluice.mollifier import idempotency
 from sluice.mollifier.buffer import MollifierBuffer, get_buffer
 from sluice.mollifier.errors import MalformedEntry
@@ -72,7 +73,6 @@ def trigger(env: Environment, task_id: str, raw_body: Any) -> TriggerAnswer:
     if not settings.mollifier_enabled:
         return _pass_through(env, task_id, body, run_id=None)
     now = datetime.now(UTC)
-    _validate_replayable(body, now)
     options = body.options
     key = options.idempotencyKey
     if key is not None and idempotency.engine_binding(env.env_id, task_id, key, now) is not None:
@@ -178,15 +178,6 @@ def _pass_through(
 ) -> TriggerAnswer:
     result = engine.trigger(env, task_id, body, run_id=run_id, created_at=created_at)
     return TriggerAnswer(result.id, result.is_cached)
-
-
-def _validate_replayable(body: TriggerBody, now: datetime) -> None:
-    """What the engine would reject at drain time is rejected now, while the caller is listening."""
-    if body.options.delay is not None:
-        try:
-            resolve_instant(body.options.delay, now)
-        except ValueError as exc:
-            raise Unprocessable(str(exc), code="invalid_delay") from exc
 
 
 def _key_expires(body: TriggerBody, settings: Settings, now: datetime) -> datetime | None:
