@@ -72,11 +72,13 @@ localstack:
 localstack-stop:
 	scripts/localstack.sh stop
 
-## The integration and e2e suites with SQS and S3 on LocalStack, DynamoDB on moto.
+## The integration and e2e suites with SQS and S3 on LocalStack, DynamoDB on moto
+## (LOCALSTACK_TESTS narrows it: CI runs the SQS/S3 paths only, see .ci/run).
+LOCALSTACK_TESTS ?= tests/integration tests/e2e
 test-localstack: $(STAMP) redis-server localstack
 	AWS_ENDPOINT_URL_SQS=http://localhost:4566 AWS_ENDPOINT_URL_S3=http://localhost:4566 \
 	  AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
-	  $(PY) -m pytest tests/integration tests/e2e
+	  $(PY) -m pytest $(XDIST) $(LOCALSTACK_TESTS)
 
 ## `sam build` for this machine's architecture, or exactly what is missing for it.
 build: $(STAMP)
