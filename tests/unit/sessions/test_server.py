@@ -389,13 +389,19 @@ def _lifecycle(sessions_api: SessionsApi, run_id: str, action: str, body: Any = 
     return dict(res.json())
 
 
-def test_a_live_run_takes_the_message_and_a_completed_one_gets_a_continuation(
-    sessions_api: SessionsApi,
-) -> None:
+def _session_with_a_started_run(sessions_api: SessionsApi) -> tuple[dict[str, Any], str, str, str]:
+    """A new session, its first run started by a worker: (session, run id, `in` token, lease)."""
     session = sessions_api.new()
     first_run = session["currentRunId"]
     token = sessions_api.token(session["id"], "in")
     lease = _lifecycle(sessions_api, first_run, "start")["leaseToken"]
+    return session, first_run, token, lease
+
+
+def test_a_live_run_takes_the_message_and_a_completed_one_gets_a_continuation(
+    sessions_api: SessionsApi,
+) -> None:
+    session, first_run, token, lease = _session_with_a_started_run(sessions_api)
     assert sessions_api.append(session["id"], "in", token, {"n": 1}).json()["runId"] == first_run
     _lifecycle(sessions_api, first_run, "complete", {"leaseToken": lease})
     continuation = sessions_api.append(session["id"], "in", token, {"n": 2}).json()["runId"]
@@ -406,10 +412,7 @@ def test_a_live_run_takes_the_message_and_a_completed_one_gets_a_continuation(
 def test_a_run_lost_for_good_gets_a_continuation_on_the_next_message(
     sessions_api: SessionsApi,
 ) -> None:
-    session = sessions_api.new()
-    first_run = session["currentRunId"]
-    token = sessions_api.token(session["id"], "in")
-    lease = _lifecycle(sessions_api, first_run, "start")["leaseToken"]
+    session, first_run, token, lease = _session_with_a_started_run(sessions_api)
     failed = _lifecycle(
         sessions_api, first_run, "fail", {"leaseToken": lease, "error": "oom", "retry": False}
     )
