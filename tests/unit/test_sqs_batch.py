@@ -9,7 +9,7 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from sluice.config import reload_settings
-from sluice.sqs_batch import process_sqs_batch
+from sluice.sqs_batch import process_sqs_batch, process_whole_sqs_batch
 
 
 def event(count: int) -> dict[str, Any]:
@@ -62,4 +62,29 @@ def test_a_batch_whose_every_record_failed_is_answered_not_raised() -> None:
         raise RuntimeError("down")
 
     response = process_sqs_batch(event(3), cast(Any, None), handler)
+    assert len(response["batchItemFailures"]) == 3
+
+
+def test_a_whole_batch_handler_fails_exactly_the_records_it_answers_with_an_error() -> None:
+    seen: list[list[int]] = []
+
+    def handle(numbers: list[int]) -> list[object]:
+        seen.append(numbers)
+        return [RuntimeError("no") if n % 4 == 1 else "ok" for n in numbers]
+
+    def parse(body: str) -> int:
+        if body == "2":
+            raise ValueError("not a signal")
+        return int(body)
+
+    response = process_whole_sqs_batch(event(6), cast(Any, None), parse, handle)
+    assert seen == [[0, 1, 3, 4, 5]], "one call with every record that parsed"
+    assert sorted(f["itemIdentifier"] for f in response["batchItemFailures"]) == ["m1", "m2", "m5"]
+
+
+def test_a_whole_batch_handler_that_raises_fails_every_record() -> None:
+    def handle(numbers: list[int]) -> list[object]:
+        raise RuntimeError("down")
+
+    response = process_whole_sqs_batch(event(3), cast(Any, None), int, handle)
     assert len(response["batchItemFailures"]) == 3
