@@ -124,7 +124,6 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         "another trigger with the same idempotency key held its claim too long; retry",
     ),
     "idempotency_contention": (503, "concurrent triggers kept changing an idempotency binding; retry"),
-    "buffer_contention": (503, "the burst buffer lost too many races; retried internally"),
 }
 
 

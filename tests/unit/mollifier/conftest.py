@@ -13,7 +13,7 @@ import redis
 from devstack.redis_cluster import RedisCluster, start_cluster
 from sluice.config import reload_settings
 from sluice.engine import TriggerBody
-from sluice.mollifier import MollifierBuffer, get_buffer
+from sluice.mollifier import BufferEntry, MollifierBuffer, get_buffer
 from sluice.mollifier.models import Snapshot
 from sluice.redis import RedisClient, get_redis, reset_redis
 
@@ -82,3 +82,10 @@ def accept(
     return buffer.accept(
         run_id=run_id, org_id=org_id, env_id=env_id, snapshot=snapshot(**kwargs), created_at=datetime.now(UTC)
     ).kind
+
+
+def pop_one(buffer: MollifierBuffer) -> BufferEntry | None:
+    """The next entry in fair order (a batch of one), or None when the buffer is empty."""
+    popped = buffer.pop_batch(1)
+    return popped[0] if popped else None
+

@@ -14,7 +14,7 @@ from sluice.engine import RunError
 from sluice.mollifier import BufferEntry, MollifierBuffer
 from sluice.mollifier.keys import ShardKeys
 from sluice.redis import RedisClient
-from tests.unit.mollifier.conftest import accept
+from tests.unit.mollifier.conftest import accept, pop_one
 
 OPS = st.sampled_from(["accept", "accept", "pop", "ack", "requeue", "fail"])
 TENANTS = [("org_a", "env_a1"), ("org_a", "env_a2"), ("org_b", "env_b1"), ("org_c", "env_c1")]
@@ -42,7 +42,7 @@ def caller(buffer: MollifierBuffer, ledger: Ledger, ops: list[tuple[str, int]]) 
             with ledger.lock:
                 ledger.accepted.add(run_id)
         elif op == "pop":
-            entry = buffer.pop_next()
+            entry = pop_one(buffer)
             if entry is not None:
                 with ledger.lock:
                     if entry.runId in ledger.held or entry.runId in ledger.acked | ledger.failed:
@@ -85,7 +85,7 @@ def test_interleavings_never_lose_or_duplicate_an_entry(
     assert ledger.violations == []
 
     rest: list[str] = []
-    while (entry := buffer.pop_next()) is not None:
+    while (entry := pop_one(buffer)) is not None:
         rest.append(entry.runId)
     assert len(rest) == len(set(rest)), "an entry sat in a queue twice"
     assert set(rest) | ledger.acked | ledger.failed == ledger.accepted, "an entry was lost"

@@ -4,20 +4,25 @@ failure, idempotency across redelivery and crashes, fairness; on a single node a
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from devstack.handlers import context_for, load_handler
+from devstack.testing.round_trips import round_trips
+from sluice import aws as sluice_aws
 from sluice.engine import RunError
 from sluice.errors import ServiceUnavailable, Unprocessable
 from sluice.mollifier import MollifierBuffer, get_buffer
 from sluice.mollifier import drain as drain_module
 from sluice.redis import RedisClient
 from tests.conftest import AwsStack, Tenant, make_tenant
+from tests.unit.mollifier.conftest import pop_one
 
 Configure = Callable[..., None]
 
@@ -122,7 +127,7 @@ def test_crash_after_create_before_ack_yields_one_run(
 ) -> None:
     run_id = post(call_api, burst)
     buffer = get_buffer()
-    entry = buffer.pop_next()
+    entry = pop_one(buffer)
     assert entry is not None
     drain_module._create_run(entry, entry.parsed_snapshot())  # the create lands, then the drainer dies
     buffer.client.zadd(buffer.keys_for("org_a").draining, {run_id: 0})  # long ago
@@ -180,9 +185,9 @@ def test_a_requeue_sends_a_replacement_signal_with_the_retry_delay(
     )
     run_id = post(call_api, burst)
     buffer = get_buffer()
-    entry = buffer.pop_next()
+    entry = pop_one(buffer)
     assert entry is not None
-    assert drain_module.process_entry(buffer, entry, drain_module.get_settings()) == "requeued"
+    assert drain_module.process_entries(buffer, [entry], drain_module.get_settings()) == ["requeued"]
     assert sent == [(7, entry.snapshot)], "the replacement signal carries the entry"
     stored = buffer.get_entry("org_a", run_id)
     assert stored is not None and (stored.status, stored.attempts) == ("QUEUED", 1)
@@ -232,7 +237,7 @@ def test_an_expired_idempotency_key_is_dropped_before_replay(
 def test_redis_down_creates_the_signals_own_run_from_the_entry_it_carries(
     aws: AwsStack, burst: Tenant, call_api: Any, configure: Configure
 ) -> None:
-    run_id = post(call_api, burst, payload={"n": 1})
+    run_ids = [post(call_api, burst, payload={"n": n}) for n in range(3)]
     from devstack.services import free_port
     from sluice.mollifier.signals import send_signal
     from sluice.redis import reset_redis
@@ -240,8 +245,9 @@ def test_redis_down_creates_the_signals_own_run_from_the_entry_it_carries(
     configure(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     reset_redis()
     assert run_drainer(aws, rounds=1) == []
-    run = get(call_api, burst, run_id)
-    assert (run["buffered"], run["payload"]) == (False, {"n": 1})
+    for n, run_id in enumerate(run_ids):
+        run = get(call_api, burst, run_id)
+        assert (run["buffered"], run["payload"]) == (False, {"n": n})
 
     send_signal("run_old", "org_a", "env_a")  # a signal of an older release carries no entry
     assert len(run_drainer(aws, rounds=1)) == 1, "it fails, so that SQS redelivers it"
@@ -284,3 +290,113 @@ def test_the_signal_carries_its_entry(
         },
     }
     assert datetime.fromisoformat(body["entry"]["createdAt"]) == entry.createdAt
+
+
+# --- whole batches -----------------------------------------------------------------------------------
+def deliver(aws: AwsStack, messages: list[dict[str, Any]]) -> set[str]:
+    """One drainer invocation on these DrainQueue messages; returns the message ids that failed."""
+    spec = aws.stack.function("drainer")
+    response = load_handler(spec)(sqs_event(aws, messages), context_for(spec))
+    return {f["itemIdentifier"] for f in response["batchItemFailures"]}
+
+
+def signals_by_run(aws: AwsStack) -> dict[str, dict[str, Any]]:
+    return {json.loads(m["Body"])["runId"]: m for m in aws.receive_all("DrainQueue")}
+
+
+def test_a_batch_creates_its_runs_concurrently(
+    aws: AwsStack, burst: Tenant, call_api: Any, configure: Configure, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(sqs_record_concurrency=10)
+    run_ids = [post(call_api, burst, payload=i) for i in range(10)]
+    # Every create waits for all ten: the batch only completes if they run at the same time.
+    barrier = threading.Barrier(10, timeout=10)
+    real_trigger = drain_module.engine.trigger
+
+    def meet(*args: Any, **kwargs: Any) -> Any:
+        barrier.wait()
+        return real_trigger(*args, **kwargs)
+
+    monkeypatch.setattr(drain_module.engine, "trigger", meet)
+    assert deliver(aws, list(signals_by_run(aws).values())) == set()
+    assert sorted(run_queue_ids(aws)) == sorted(run_ids)
+
+
+@pytest.fixture
+def single_redis(aws: AwsStack, redis_client: Any, configure: Configure) -> Tenant:
+    configure(mollifier_enabled=True, mollifier_trip_threshold=0, mollifier_retry_delay_s=0)
+    return make_tenant("org_a", "env_a", mollifierEnabled=True)
+
+
+@pytest.mark.parametrize("batch", [1, 10])
+def test_a_drained_batch_takes_three_redis_round_trips(
+    aws: AwsStack, single_redis: Tenant, call_api: Any, batch: int
+) -> None:
+    post(call_api, single_redis)
+    assert run_drainer(aws) == []  # the scripts are loaded on the server, as in a warm drainer
+    run_ids = [post(call_api, single_redis, payload=i) for i in range(batch)]
+    with round_trips(get_buffer().client) as count:
+        assert deliver(aws, list(signals_by_run(aws).values())) == set()
+    assert count == [3], "organization counts, the pop scripts, the acks"
+    assert all(get(call_api, single_redis, run_id)["buffered"] is False for run_id in run_ids)
+
+
+def test_a_record_fails_only_when_its_own_entry_failure_cannot_be_recorded(
+    aws: AwsStack, burst: Tenant, call_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_ids = [post(call_api, burst, payload=i) for i in range(4)]
+    doomed = run_ids[1]
+    real_trigger = drain_module.engine.trigger
+
+    def store_down_for_doomed(*args: Any, **kwargs: Any) -> Any:
+        if kwargs["run_id"] == doomed:
+            raise ServiceUnavailable("the run store is unavailable")
+        return real_trigger(*args, **kwargs)
+
+    buffer = get_buffer()
+    real_requeue = buffer.requeue
+
+    def requeue(entry: Any, **kwargs: Any) -> int:
+        if entry.runId == doomed:
+            raise RedisConnectionError("Redis went away")
+        return real_requeue(entry, **kwargs)
+
+    monkeypatch.setattr(drain_module.engine, "trigger", store_down_for_doomed)
+    monkeypatch.setattr(buffer, "requeue", requeue)
+    signals = signals_by_run(aws)
+    assert deliver(aws, list(signals.values())) == {signals[doomed]["MessageId"]}
+    assert sorted(run_queue_ids(aws)) == sorted(set(run_ids) - {doomed})
+    stored = buffer.get_entry("org_a", doomed)
+    assert stored is not None and stored.status == "DRAINING", "the stale sweep reclaims it"
+
+
+def test_a_record_fails_only_when_its_own_entry_cannot_be_settled(
+    aws: AwsStack,
+    buffer_redis: RedisClient,
+    configure: Configure,
+    call_api: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    configure(mollifier_enabled=True, mollifier_trip_threshold=0)
+    tenant_a = make_tenant("org_a", "env_a", mollifierEnabled=True)
+    tenant_b = make_tenant("org_b", "env_b", mollifierEnabled=True)
+    a1, a2 = post(call_api, tenant_a), post(call_api, tenant_a)
+    b1, _ = post(call_api, tenant_b), post(call_api, tenant_b)
+    signals = signals_by_run(aws)
+    # org_a's two signals: a fair pop of two serves a1 and b1, so a2's signal settles a2 (still
+    # buffered: it sends a fresh signal carrying it), and that send fails.
+    sqs = sluice_aws.sqs()
+    real_send_batch = sqs.send_message_batch
+
+    def refuse_a2(**kwargs: Any) -> Any:
+        refused = [e for e in kwargs["Entries"] if json.loads(e["MessageBody"])["runId"] == a2]
+        kept = [e for e in kwargs["Entries"] if e not in refused]
+        response = real_send_batch(**{**kwargs, "Entries": kept}) if kept else {"Successful": []}
+        failed = [{"Id": e["Id"], "SenderFault": False, "Code": "InternalError"} for e in refused]
+        return {**response, "Failed": failed}
+
+    monkeypatch.setattr(sqs, "send_message_batch", refuse_a2)
+    assert deliver(aws, [signals[a1], signals[a2]]) == {signals[a2]["MessageId"]}
+    assert sorted(run_queue_ids(aws)) == sorted([a1, b1])
+    stored = get_buffer().get_entry("org_a", a2)
+    assert stored is not None and stored.status == "QUEUED", "its own signal, redelivered, carries it"

@@ -4,6 +4,7 @@ not Redis, is the durable copy of a buffered trigger."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from devstack.handlers import context_for, load_handler
 from devstack.services import Service, start_redis
 from sluice.config import reload_settings
+from sluice.mollifier import drain as drain_module
 from sluice.mollifier import get_buffer
 from sluice.redis import RedisClient, reset_redis
 from tests.conftest import AwsStack, Tenant, make_tenant
@@ -32,11 +34,16 @@ def fire(call_api: Any, tenant: Tenant, start: int, count: int) -> list[tuple[st
     return answers
 
 
-def assert_each_is_exactly_one_run(aws: AwsStack, call_api: Any, tenant: Tenant, ids: list[str]) -> None:
+def assert_each_is_exactly_one_run(
+    aws: AwsStack, call_api: Any, tenant: Tenant, ids: list[str], *others: tuple[Tenant, list[str]]
+) -> None:
+    """Every id (of ``tenant``, then of each of ``others``) is exactly one run, on RunQueue."""
     for _ in range(5):  # re-signals carry entries that waited their fair turn
         run_drainer(aws, rounds=50)
-    for run_id in ids:
-        res = call_api("GET", f"/api/v1/runs/{run_id}", headers=tenant.headers)
+    owners = [(tenant, ids), *others]
+    ids = [run_id for _, owned in owners for run_id in owned]
+    for owner, run_id in ((owner, run_id) for owner, owned in owners for run_id in owned):
+        res = call_api("GET", f"/api/v1/runs/{run_id}", headers=owner.headers)
         assert res.status == 200, f"{run_id}: {res.body}"
         assert res.json()["buffered"] is False
     table = aws.stack.physical_name("RunsTable")
@@ -60,6 +67,52 @@ def test_flushall_halfway_through_a_burst_loses_no_accepted_run(
     buffer_redis.flushall()
     second = fire(call_api, tripped, 15, 15)
     assert_each_is_exactly_one_run(aws, call_api, tripped, [rid for rid, _ in first + second])
+
+
+def test_flushall_while_a_batch_creates_its_runs_loses_no_accepted_run(
+    aws: AwsStack,
+    buffer_redis: RedisClient,
+    configure: Configure,
+    call_api: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch of one organization's signals pops in fair order, so it works the other
+    organization's entries too and leaves some of its own buffered; Redis loses everything while
+    the batch creates its runs. The acks find nothing, the signals whose entries were not popped
+    create them from their carried copies, and the other organization's signals, still queued,
+    find their runs made."""
+    configure(mollifier_enabled=True, mollifier_trip_threshold=0, mollifier_retry_delay_s=0)
+    busy = make_tenant("org_a", "env_a", mollifierEnabled=True)
+    other = make_tenant("org_b", "env_b", mollifierEnabled=True)
+    busy_ids = [rid for rid, _ in fire(call_api, busy, 0, 6)]
+    other_ids = [rid for rid, _ in fire(call_api, other, 6, 3)]
+    messages = aws.receive_all("DrainQueue")
+    busy_signals = [m for m in messages if json.loads(m["Body"])["orgId"] == "org_a"]
+    real_trigger = drain_module.engine.trigger
+    lost = threading.Event()
+
+    def flush_then_create(*args: Any, **kwargs: Any) -> Any:
+        if not lost.is_set():
+            lost.set()
+            buffer_redis.flushall()
+        return real_trigger(*args, **kwargs)
+
+    monkeypatch.setattr(drain_module.engine, "trigger", flush_then_create)
+    spec = aws.stack.function("drainer")
+    response = load_handler(spec)(sqs_event(aws, busy_signals), context_for(spec))
+    assert response == {"batchItemFailures": []}
+    assert lost.is_set()
+    table = aws.stack.physical_name("RunsTable")
+    made = aws.dynamodb.scan(TableName=table, Select="COUNT")["Count"]
+    assert made == 9, "3 + 3 popped, and the 3 own entries not popped made from their signals' copies"
+    url = aws.queue_urls["DrainQueue"]
+    for m in messages:  # the batch's signals are deleted; the others go back on the queue
+        handle = m["ReceiptHandle"]
+        if m in busy_signals:
+            aws.sqs.delete_message(QueueUrl=url, ReceiptHandle=handle)
+        else:
+            aws.sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
+    assert_each_is_exactly_one_run(aws, call_api, busy, busy_ids, (other, other_ids))
 
 
 @pytest.fixture

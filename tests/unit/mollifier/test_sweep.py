@@ -14,7 +14,7 @@ from sluice.mollifier import MollifierBuffer, get_buffer
 from sluice.mollifier.keys import SWEEP_CURSOR, shard_of
 from sluice.redis import RedisClient
 from tests.conftest import AwsStack
-from tests.unit.mollifier.conftest import accept
+from tests.unit.mollifier.conftest import accept, pop_one
 
 Configure = Callable[..., None]
 
@@ -36,8 +36,8 @@ def test_reclaims_entries_abandoned_in_draining_and_resignals_them(
 ) -> None:
     accept(swept, "run_1")
     accept(swept, "run_2")
-    old = swept.pop_next()
-    fresh = swept.pop_next()
+    old = pop_one(swept)
+    fresh = pop_one(swept)
     assert old is not None and fresh is not None
     swept.client.zadd(swept.keys_for("org_a").draining, {old.runId: 1})
     report = mollifier.sweep()
@@ -71,7 +71,7 @@ def test_does_not_resignal_while_signals_are_in_flight(aws: AwsStack, swept: Mol
 def test_reports_depth_oldest_age_and_draining(aws: AwsStack, swept: MollifierBuffer) -> None:
     for i in range(4):
         accept(swept, f"run_{i}", env_id=f"env_{i % 2}")
-    popped = swept.pop_next()
+    popped = pop_one(swept)
     for i in range(4):
         if popped is not None and f"run_{i}" != popped.runId:
             age(swept, f"run_{i}", seconds=120)

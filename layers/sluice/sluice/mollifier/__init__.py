@@ -2,13 +2,14 @@
 rate, buffers triggers in Redis and answers at once; an SQS-fed drainer creates their runs fairly.
 
 - ``trigger`` / ``read_run``: the HTTP routes' entry points (``intake``).
-- ``drain_signal``: one DrainQueue signal (``drain``); ``sweep``: the scheduled repair and metrics pass.
+- ``drain_batch``: a batch of DrainQueue signals (``drain``); ``sweep``: the scheduled repair and
+  metrics pass.
 - ``gate``, ``trip``, ``buffer``, ``keys``: the parts, each named after what DESIGN.md section 4 calls it.
 """
 
 from sluice.config import get_settings
 from sluice.mollifier.buffer import MollifierBuffer, get_buffer
-from sluice.mollifier.drain import drain_signal
+from sluice.mollifier.drain import drain_batch
 from sluice.mollifier.intake import TriggerAnswer, read_run, trigger
 from sluice.mollifier.models import BufferEntry, Decision, DrainSignal, Outcome, Reason
 from sluice.mollifier.sweep import SweepReport, run_sweep
@@ -28,7 +29,7 @@ __all__ = [
     "Reason",
     "SweepReport",
     "TriggerAnswer",
-    "drain_signal",
+    "drain_batch",
     "get_buffer",
     "read_run",
     "sweep",

@@ -7,45 +7,61 @@ Entries have no TTL while QUEUED or DRAINING: the drainer is the only way out, a
 watches for a drainer that stopped.
 
 Fair order. Each shard keeps a ring of organizations with queued entries and, per organization, a
-ring of its environments. A pop rotates the organization ring by one (``LMOVE`` tail -> head, atomic,
+ring of its environments. A pop step rotates the organization ring by one (``LMOVE`` tail -> head,
 so concurrent drainers each get the next organization), then that organization's environment ring,
 then pops the environment's oldest entry. An organization with fifty environments therefore gets
 one turn per rotation, the same as an organization with one, and its environments share that turn.
 
-Across shards, ``pop_next`` probes shards from a per-process cursor and pops from the first
-non-empty one, then moves the cursor past it (round robin), so every non-empty shard gets an equal
-share of a drainer's pops whatever order the drain signals arrive in. A signal is a token meaning
-"one entry waits", not a pointer to its entry: fairness then does not depend on the order in which
-SQS delivers signals (SQS fair queues help in AWS; devstack's emulation has none). The cost is up
-to ``shards`` empty probes of one round trip each when the buffer is nearly empty.
+``pop_batch(n)`` pops a drainer's whole batch in three round trips: one pipeline reads every
+shard's organization count (``LLEN`` of its ring), one pipeline runs ``pop_batch.lua`` once per
+non-empty shard with its share of ``n`` (a cluster pipeline sends each node its part), and the
+drain acks in a third. Shares follow the organization counts: the shards' rings, laid end to end,
+are walked ``n`` steps from a per-process offset that moves on by ``n``, so every organization gets
+an equal turn whichever shard holds it. A shard that runs dry before its share hands the rest to
+the shards that did not, in one more pipeline. A signal is a token meaning "one entry waits", not a
+pointer to its entry: fairness then does not depend on the order in which SQS delivers signals
+(SQS fair queues help in AWS; devstack's emulation has none).
 
-Cluster safety. Every script declares every key it touches in KEYS, and they share the shard's
-hash tag. The two keys a script cannot know in advance (the run at the head of a queue, the run an
-idempotency key is bound to) are read first, passed in, and re-checked inside the script, which
-answers ``moved`` / ``retry`` when they changed in between (optimistic concurrency).
+Cluster safety. Every key of a shard carries the shard's hash tag, so each Lua call touches one
+slot. Scripts declare their keys in KEYS, with one exception: ``pop_batch.lua`` learns which
+environment, queue and entry keys it needs only as it rotates the rings, so it builds them from
+prefixes of the shard (``ShardKeys.script_prefixes``) instead; the reference platform's scripts
+built keys from prefixes too, which is why its port note assumes a single node. Here the prefixes
+carry the hash tag, so the built keys share the declared keys' slot, and the script also declares
+``slot_guard``, a key that never exists: while the slot migrates between nodes, Redis answers
+ASK / TRYAGAIN for it rather than run a script whose built keys may be half moved. The one key
+``accept.lua`` cannot know in advance (the entry of the run an idempotency key is bound to) is read
+first, passed in, and re-checked inside the script, which answers ``retry`` when the binding
+changed in between (optimistic concurrency).
 """
 
 from __future__ import annotations
 
 import random
 import threading
+from bisect import bisect_right
+from collections import Counter
 from datetime import datetime
 from functools import lru_cache
+from itertools import accumulate, zip_longest
 from typing import Any, cast
 
+from aws_lambda_powertools import Logger
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from sluice.config import get_settings
 from sluice.engine import RunError
-from sluice.mollifier.errors import AcceptContention, BufferContention
+from sluice.mollifier.errors import AcceptContention, MalformedEntry
 from sluice.mollifier.keys import ShardKeys, shard_of
 from sluice.mollifier.models import AcceptResult, BufferEntry, Snapshot, TripResult
 from sluice.redis import RedisClient, get_redis, load_script
 
+logger = Logger(service="sluice", child=True)
+
 SCRIPTS = (
     "accept",
-    "pop",
-    "prune",
+    "pop_batch",
     "requeue",
     "ack",
     "fail",
@@ -55,12 +71,9 @@ SCRIPTS = (
     "del_if_equals",
     "evaluate_trip",
 )
-# A pop step that finds an orphan or an emptied ring consumes it; the bound keeps one call short when
-# a shard is full of orphans (the next signal continues from there).
+# A pop step that finds an orphan or an emptied ring consumes it; the bound keeps one pop_batch.lua
+# call short when a shard is full of orphans (the next batch continues from there).
 MAX_POP_STEPS = 64
-# A step that loses a race to another drainer retries without counting as a step: another drainer
-# made progress. This cap only stops a pathological livelock, as a retryable error.
-MAX_POP_RACES = 1024
 MAX_ACCEPT_RETRIES = 16
 DUPLICATE_IDEMPOTENCY = "duplicate_idempotency:"
 
@@ -82,6 +95,28 @@ def _micros(at: datetime) -> int:
     return int(at.timestamp() * 1_000_000)
 
 
+def _entry_or_error(reply: object) -> BufferEntry | Exception | None:
+    if isinstance(reply, Exception):
+        return reply
+    fields = text_map(reply)
+    try:
+        return BufferEntry.from_hash(fields) if fields else None
+    except MalformedEntry as exc:
+        return exc
+
+
+def _popped_entry(flat: object) -> BufferEntry | None:
+    """A popped entry's hash; None when it does not parse. It stays DRAINING then: its own signal
+    finds it unreadable and creates its run from the copy it carries (see ``drain``)."""
+    pairs = iter(texts(flat))
+    fields = dict(zip(pairs, pairs, strict=True))
+    try:
+        return BufferEntry.from_hash(fields)
+    except MalformedEntry:
+        logger.exception("mollifier.popped_entry_malformed", extra={"runId": fields.get("runId")})
+        return None
+
+
 class MollifierBuffer:
     """The buffer over one Redis (single node or cluster). Thread-safe; build it once per process."""
 
@@ -93,11 +128,37 @@ class MollifierBuffer:
         self._scripts: dict[str, Script] = {
             name: load_script(client, "sluice.mollifier", name) for name in SCRIPTS
         }
-        self._next_shard = random.randrange(shards)
+        # Drainer instances start at different organizations rather than all at the first one.
+        self._offset = random.randrange(1 << 30)
         self._rotation_lock = threading.Lock()
 
     def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         return self._scripts[name](keys=keys, args=args)
+
+    def _run_pipelined(self, name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """One script's calls in one pipeline (a round trip per node); each reply is the script's
+        answer or the error that call raised. Raises a Redis error when the pipeline could not be
+        sent. By hand rather than through redis-py's ``Script``, which sends ``SCRIPT EXISTS``
+        before every pipeline (one more round trip) and does not work in a cluster pipeline: here
+        a script the server lost (a restart, a failover) is loaded on its ``NOSCRIPT`` answer, and
+        only those calls, which did not run, are sent again."""
+        script = self._scripts[name]
+        replies: list[Any] = [NoScriptError()] * len(calls)
+        for attempt in range(2):
+            lost = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+            if not lost:
+                break
+            if attempt:
+                script.sha = str(self.client.script_load(script.script))
+            pipe = self.client.pipeline(transaction=False)
+            for i in lost:
+                keys, args = calls[i]
+                # A command, not ``pipe.evalsha``: redis-py blocks that method in cluster pipelines
+                # (for the script loading it cannot do there), and the routing works.
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            for i, reply in zip(lost, pipe.execute(raise_on_error=False), strict=True):
+                replies[i] = reply
+        return replies
 
     def keys_for(self, org_id: str) -> ShardKeys:
         return ShardKeys(shard_of(org_id, self.shards))
@@ -149,6 +210,14 @@ class MollifierBuffer:
         fields = text_map(self.client.hgetall(self.keys_for(org_id).entry(run_id)))
         return BufferEntry.from_hash(fields) if fields else None
 
+    def get_entries(self, refs: list[tuple[str, str]]) -> list[BufferEntry | Exception | None]:
+        """``get_entry`` of each (orgId, runId) in one pipeline; an entry that could not be read or
+        does not parse is its error. Raises a Redis error when the pipeline could not be sent."""
+        pipe = self.client.pipeline(transaction=False)
+        for org_id, run_id in refs:
+            pipe.hgetall(self.keys_for(org_id).entry(run_id))
+        return [_entry_or_error(reply) for reply in pipe.execute(raise_on_error=False)]
+
     def lookup_idempotency(self, org_id: str, env_id: str, task_id: str, key: str) -> BufferEntry | None:
         """The buffered run that owns the key; a binding whose entry is gone is dropped (self-heal)."""
         keys = self.keys_for(org_id)
@@ -165,54 +234,68 @@ class MollifierBuffer:
         return bool(self._run("del_if_equals", [key], [value]))
 
     # --- draining ---------------------------------------------------------------------------------
-    def pop_next(self) -> BufferEntry | None:
-        """The next entry in fair order across all shards, marked DRAINING; None when empty."""
-        with self._rotation_lock:
-            start = self._next_shard
-        for step in range(self.shards):
-            shard = (start + step) % self.shards
-            entry = self.pop_from_shard(shard)
-            if entry is not None:
-                # Round robin: the next pop starts after the shard that served this one.
-                with self._rotation_lock:
-                    self._next_shard = (shard + 1) % self.shards
-                return entry
-        return None
+    def pop_batch(self, count: int) -> list[BufferEntry]:
+        """Up to ``count`` entries in fair order across all shards, each marked DRAINING.
 
-    def pop_from_shard(self, shard: int) -> BufferEntry | None:
-        """The next entry of one shard in fair order (organizations, then environments)."""
+        Shards whose pop failed are left out (logged) when others popped: their entries are
+        DRAINING already and must be worked. Raises a Redis error when nothing could be read."""
+        if count <= 0:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(self.shards):
+            pipe.llen(ShardKeys(shard).orgs)
+        orgs = {shard: int(n) for shard, n in enumerate(pipe.execute()) if int(n)}
+        by_shard: list[list[BufferEntry]] = []
+        failures: list[Exception] = []
+        wanted = count
+        while wanted and orgs:
+            shares = self._deal(wanted, orgs)
+            replies = self._run_pipelined("pop_batch", [self._pop_call(*share) for share in shares.items()])
+            # Next round, if one is needed: the shards not asked yet, and those that gave their
+            # whole share and may hold more (one that ran dry, or lost a race, is done).
+            orgs = {shard: n for shard, n in orgs.items() if shard not in shares}
+            for (shard, share), reply in zip(shares.items(), replies, strict=True):
+                if isinstance(reply, Exception):
+                    logger.warning("mollifier.pop_failed", extra={"shard": shard, "error": str(reply)})
+                    failures.append(reply)
+                    continue
+                orgs_left, *hashes = reply
+                entries = [entry for entry in map(_popped_entry, hashes) if entry is not None]
+                by_shard.append(entries)
+                wanted -= len(hashes)
+                if len(hashes) == share and orgs_left:
+                    orgs[shard] = int(orgs_left)
+        if failures and not by_shard:
+            raise failures[0]
+        # Interleaved, so that the shards' entries take turns in the drainer's pool too.
+        return [entry for turn in zip_longest(*by_shard) for entry in turn if entry is not None]
+
+    def _deal(self, count: int, orgs: dict[int, int]) -> dict[int, int]:
+        """``count`` pops over the shards in proportion to their organization counts (see the
+        module docstring); every shard in ``orgs`` has at least one organization."""
+        shards = sorted(orgs)
+        ends = list(accumulate(orgs[shard] for shard in shards))
+        with self._rotation_lock:
+            start = self._offset % ends[-1]
+            self._offset = start + count
+        return dict(Counter(shards[bisect_right(ends, (start + step) % ends[-1])] for step in range(count)))
+
+    def _pop_call(self, shard: int, count: int) -> tuple[list[str], list[Any]]:
         keys = ShardKeys(shard)
-        steps = races = 0
-        while steps < MAX_POP_STEPS:
-            steps += 1
-            org_id = text(self.client.lmove(keys.orgs, keys.orgs, "RIGHT", "LEFT"))
-            if org_id is None:
-                return None
-            org_envs = keys.org_envs(org_id)
-            env_id = text(self.client.lmove(org_envs, org_envs, "RIGHT", "LEFT"))
-            if env_id is None:
-                self._run("prune", [org_envs, keys.orgs], [org_id])
-                continue
-            queue = keys.queue(env_id)
-            run_id = text(self.client.lindex(queue, -1))
-            if run_id is None:
-                self._run("prune", [org_envs, keys.orgs, queue], [org_id, env_id])
-                continue
-            pop_keys = [queue, keys.entry(run_id), keys.draining, org_envs, keys.orgs]
-            reply = self._run("pop", pop_keys, [run_id, env_id, org_id])
-            if reply[0] == "popped":
-                flat = iter(reply[1:])
-                return BufferEntry.from_hash(dict(zip(flat, flat, strict=True)))
-            if reply[0] == "moved":
-                races += 1
-                if races >= MAX_POP_RACES:
-                    raise BufferContention(f"lost {races} pop races in shard {shard}")
-                steps -= 1
-        return None
+        return [keys.orgs, keys.draining, keys.slot_guard], [count, MAX_POP_STEPS, *keys.script_prefixes()]
 
     def ack(self, entry: BufferEntry) -> bool:
         """The run exists in the engine: keep the entry ``SLUICE_MOLLIFIER_ACK_GRACE_S`` for reads."""
-        return bool(self._run("ack", self._terminal_keys(entry), [entry.runId, self.ack_grace_s]))
+        return bool(self._run("ack", *self._ack_call(entry)))
+
+    def ack_all(self, entries: list[BufferEntry]) -> list[bool | Exception]:
+        """``ack`` of every entry in one pipeline; each answer is its ack's, or the error it raised.
+        Raises a Redis error when the pipeline could not be sent."""
+        replies = self._run_pipelined("ack", [self._ack_call(entry) for entry in entries])
+        return [reply if isinstance(reply, Exception) else bool(reply) for reply in replies]
+
+    def _ack_call(self, entry: BufferEntry) -> tuple[list[str], list[Any]]:
+        return self._terminal_keys(entry), [entry.runId, self.ack_grace_s]
 
     def fail(self, entry: BufferEntry, error: RunError) -> bool:
         """Keep the entry as FAILED (readable) when the engine cannot record the failed run."""

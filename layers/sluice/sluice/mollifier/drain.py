@@ -1,4 +1,5 @@
-"""The drain step: one drain signal -> pop the next entry in fair order -> create its run -> ack.
+"""The drain step: a batch of drain signals -> pop as many entries in fair order -> create their
+runs concurrently -> ack them together.
 
 The run is created with the entry's run id and original creation time, and the engine is
 idempotent on run id: a redelivered signal, or a drainer that dies after the create and before
@@ -9,20 +10,30 @@ Failures: a retryable error (a dependency down) requeues the entry, which pops n
 the entry becomes a FAILED run that the user can GET. If even that cannot be recorded (the
 snapshot does not parse, or the engine rejects it), the buffer keeps the entry as FAILED.
 
+Batches: ``drain_batch`` pops up to one entry per signal in one go (``MollifierBuffer.pop_batch``),
+creates their runs on up to ``SLUICE_SQS_RECORD_CONCURRENCY`` threads, acks them in one pipeline
+and answers one result per signal. A signal works its own entry when the pop served it, else one
+of the others (or none, when the buffer held fewer entries than signals). Its SQS record fails
+only for its own work: the entry it worked failed and that failure could not be recorded
+(requeue or fail raised), or its own entry could not be settled.
+
 Signal accounting: every entry not yet materialised has a live signal carrying it (the entry's
 own, or one sent in its place), so SQS, not Redis, is the durable copy of an accepted trigger.
-After its pop, a signal settles its own entry when the pop served another one: still buffered ->
-a fresh signal carries it on (before this one is deleted); materialised or FAILED -> nothing;
-unknown to Redis (FLUSHALL, a failover to an empty replica, an eviction) -> its run is created
-from the carried copy (the engine is idempotent on the run id, so a run that exists stays one).
-With Redis unreachable, the signal creates its own entry's run straight away. A requeue sends a
-fresh (delayed) signal for the entry it returns; any error that escapes ``drain`` fails the SQS
-record, so SQS redelivers that signal instead.
+A signal whose own entry the pop did not serve settles it: still buffered -> a fresh signal
+carries it on (sent before this one is deleted); materialised or FAILED -> nothing; unknown to
+Redis (FLUSHALL, a failover to an empty replica, an eviction) -> its run is created from the
+carried copy (the engine is idempotent on the run id, so a run that exists stays one). With Redis
+unreachable, every signal creates its own entry's run straight away. A requeue sends a fresh
+(delayed) signal for the entry it returns; a signal whose record fails is redelivered by SQS and
+still carries its own entry.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Literal
 
 from aws_lambda_powertools import Logger
@@ -38,12 +49,15 @@ from sluice.mollifier import metrics
 from sluice.mollifier.buffer import MollifierBuffer, get_buffer
 from sluice.mollifier.errors import MalformedEntry
 from sluice.mollifier.models import BufferEntry, DrainSignal, Snapshot
-from sluice.mollifier.signals import carried, carried_snapshot, send_signal
+from sluice.mollifier.signals import carried, carried_snapshot, resend_signals, send_signal
 from sluice.redis import UNAVAILABLE_ERRORS
+from sluice.sqs_batch import run_concurrently
 
 logger = Logger(service="sluice", child=True)
 
 DrainOutcome = Literal["drained", "requeued", "failed", "empty", "recovered"]
+# One signal's answer: its outcome, or the error that fails its SQS record.
+DrainResult = DrainOutcome | Exception
 RETRYABLE = (ServiceUnavailable, BotoCoreError, ClientError, *UNAVAILABLE_ERRORS)
 UNREADABLE: tuple[type[Exception], ...] = (*UNAVAILABLE_ERRORS, MalformedEntry)
 TERMINAL_CODE = "MOLLIFIER_DRAIN_FAILED"
@@ -53,46 +67,79 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, RETRYABLE)
 
 
-def drain_signal(signal: DrainSignal) -> DrainOutcome:
-    """Handle one drain signal. Raises when the outcome could not be recorded (SQS redelivers)."""
-    outcome: DrainOutcome
+def drain_batch(signals: Sequence[DrainSignal]) -> list[DrainResult]:
+    """Handle a batch of drain signals at once; one result per signal, in order."""
     try:
         # A cluster client connects when it is built, so getting the buffer can fail too.
         buffer = get_buffer()
-        entry = buffer.pop_next()
-    except UNAVAILABLE_ERRORS:
-        if signal.entry is None:
-            raise
-        logger.warning("mollifier.drain_redis_down", extra={"runId": signal.runId})
-        outcome = _materialise_carried(signal)
-        metrics.count("MollifierDrain", outcome=outcome)
-        return outcome
-    if entry is None:
-        logger.debug("mollifier.drain_empty", extra={"signalRunId": signal.runId})
-        outcome = "empty"
-    else:
-        outcome = process_entry(buffer, entry, get_settings())
-    settled = None
-    if signal.entry is not None and (entry is None or entry.runId != signal.runId):
-        settled = _settle_carried(buffer, signal)
-    if settled == "recovered" and outcome == "empty":
-        outcome = "recovered"
-    metrics.count("MollifierDrain", outcome=outcome)
-    return outcome
+        popped = buffer.pop_batch(len(signals))
+    except UNAVAILABLE_ERRORS as exc:
+        logger.warning("mollifier.drain_redis_down", extra={"signals": len(signals), "error": str(exc)})
+        return _counted(run_concurrently(partial(_redis_down, exc), signals))
+    processed = process_entries(buffer, popped, get_settings())
+    outcomes = {entry.runId: result for entry, result in zip(popped, processed, strict=True)}
+    results = [outcomes[entry.runId] if entry else "empty" for entry in _pair(signals, popped)]
+    # A failing record needs no settling: SQS redelivers it, still carrying its own entry.
+    unsettled = [
+        i
+        for i, (signal, result) in enumerate(zip(signals, results, strict=True))
+        if signal.entry is not None and signal.runId not in outcomes and not isinstance(result, Exception)
+    ]
+    settlements = _settle_own_entries(buffer, [signals[i] for i in unsettled])
+    for i, settled in zip(unsettled, settlements, strict=True):
+        if isinstance(settled, Exception) or (settled == "recovered" and results[i] == "empty"):
+            results[i] = settled
+    return _counted(results)
 
 
-def _settle_carried(buffer: MollifierBuffer, signal: DrainSignal) -> DrainOutcome | None:
-    """Keep the signal's own entry alive, or create it when Redis no longer knows it."""
-    assert signal.entry is not None
+def _pair(signals: Sequence[DrainSignal], popped: list[BufferEntry]) -> list[BufferEntry | None]:
+    """The entry each signal works: its own when the pop served it, else one of the others."""
+    by_run = {entry.runId: entry for entry in popped}
+    own = [by_run.pop(signal.runId, None) for signal in signals]
+    others = iter(by_run.values())
+    return [entry if entry is not None else next(others, None) for entry in own]
+
+
+def _counted(results: list[DrainResult]) -> list[DrainResult]:
+    """One metric line per outcome of the batch, not per signal: a line costs a drainer about as
+    much CPU as popping and acking a run."""
+    for outcome, value in Counter(r for r in results if not isinstance(r, Exception)).items():
+        metrics.count("MollifierDrain", value=value, outcome=outcome)
+    return results
+
+
+def _redis_down(exc: Exception, signal: DrainSignal) -> DrainOutcome:
+    if signal.entry is None:
+        raise exc  # a signal of an older release carries nothing: SQS redelivers it
+    return _materialise_carried(signal)
+
+
+def _settle_own_entries(
+    buffer: MollifierBuffer, signals: list[DrainSignal]
+) -> list[DrainOutcome | Exception | None]:
+    """Keep each signal's own entry alive, or create it when Redis no longer knows it."""
+    if not signals:
+        return []
     try:
-        known = buffer.get_entry(signal.orgId, signal.runId)
-    except UNREADABLE:
-        known = None  # unreadable is as good as lost: the carried copy is the entry
-    if known is None:
-        return _materialise_carried(signal)
-    if known.status in ("QUEUED", "DRAINING") and not known.materialised:
-        send_signal(signal.runId, signal.orgId, signal.envId, entry=signal.entry)
-    return None
+        known = buffer.get_entries([(signal.orgId, signal.runId) for signal in signals])
+    except UNAVAILABLE_ERRORS as exc:
+        known = [exc] * len(signals)
+    settled: list[DrainOutcome | Exception | None] = [None] * len(signals)
+    lost: list[int] = []
+    waiting: list[int] = []
+    for i, entry in enumerate(known):
+        if entry is None or isinstance(entry, UNREADABLE):
+            lost.append(i)  # unreadable is as good as lost: the carried copy is the entry
+        elif isinstance(entry, Exception):
+            settled[i] = entry
+        elif entry.status in ("QUEUED", "DRAINING") and not entry.materialised:
+            waiting.append(i)
+    for i, sent in zip(waiting, resend_signals([signals[i] for i in waiting]), strict=True):
+        settled[i] = sent
+    recovered = run_concurrently(_materialise_carried, [signals[i] for i in lost])
+    for i, outcome in zip(lost, recovered, strict=True):
+        settled[i] = outcome
+    return settled
 
 
 def _materialise_carried(signal: DrainSignal) -> DrainOutcome:
@@ -115,21 +162,37 @@ def _materialise_carried(signal: DrainSignal) -> DrainOutcome:
     return "recovered"
 
 
-def process_entry(buffer: MollifierBuffer, entry: BufferEntry, settings: Settings) -> DrainOutcome:
-    """Materialise one popped (DRAINING) entry and ack, requeue or fail it."""
+def process_entries(
+    buffer: MollifierBuffer, entries: list[BufferEntry], settings: Settings
+) -> list[DrainResult]:
+    """Materialise popped (DRAINING) entries concurrently, ack them in one pipeline, and requeue
+    or fail those that failed; one result per entry."""
+    created = run_concurrently(lambda entry: _create_run(entry, entry.parsed_snapshot()), entries)
+    done = [entry for entry, result in zip(entries, created, strict=True) if result is None]
     try:
-        snapshot = entry.parsed_snapshot()
-        _create_run(entry, snapshot)
-        # An ack that fails after the create is handled like a handler error: the retry finds the run.
-        buffer.ack(entry)
-        return "drained"
-    except Exception as exc:
-        attempts = entry.attempts + 1
-        if is_retryable(exc) and attempts < settings.mollifier_max_attempts:
-            logger.warning("mollifier.drain_retry", extra={"runId": entry.runId, "attempts": attempts})
-            return _requeue(buffer, entry, settings)
-        cause = "max_attempts_exhausted" if is_retryable(exc) else "non_retryable"
-        return _terminal(buffer, entry, settings, exc, cause)
+        acks = buffer.ack_all(done)
+    except UNAVAILABLE_ERRORS as exc:
+        acks = [exc] * len(done)
+    # An ack that fails after the create is handled like a handler error: the retry finds the run.
+    ack_errors = {e.runId: ack for e, ack in zip(done, acks, strict=True) if isinstance(ack, Exception)}
+    errors = [
+        create_error if create_error is not None else ack_errors.get(entry.runId)
+        for entry, create_error in zip(entries, created, strict=True)
+    ]
+    failed = [(entry, error) for entry, error in zip(entries, errors, strict=True) if error is not None]
+    recorded = iter(run_concurrently(lambda pair: _after_failure(buffer, *pair, settings), failed))
+    return [next(recorded) if error is not None else "drained" for error in errors]
+
+
+def _after_failure(
+    buffer: MollifierBuffer, entry: BufferEntry, exc: Exception, settings: Settings
+) -> DrainOutcome:
+    attempts = entry.attempts + 1
+    if is_retryable(exc) and attempts < settings.mollifier_max_attempts:
+        logger.warning("mollifier.drain_retry", extra={"runId": entry.runId, "attempts": attempts})
+        return _requeue(buffer, entry, settings)
+    cause = "max_attempts_exhausted" if is_retryable(exc) else "non_retryable"
+    return _terminal(buffer, entry, settings, exc, cause)
 
 
 def _create_run(entry: BufferEntry, snapshot: Snapshot, error: RunError | None = None) -> None:

@@ -11,12 +11,6 @@ class ClaimTimedOut(ServiceUnavailable):
     code = "idempotency_claim_timeout"
 
 
-class BufferContention(ServiceUnavailable):
-    """A pop kept losing races to other drainers; the signal is retried."""
-
-    code = "buffer_contention"
-
-
 class AcceptContention(ServiceUnavailable):
     """An accept kept finding the idempotency binding changed by concurrent triggers; retry."""
 

@@ -17,6 +17,12 @@ Per shard ``S`` (``T = {mollifier:S}``):
 - ``T:idempotency:<env>:<task>:<key>`` STRING, the buffered run that owns an idempotency key.
 - ``T:claim:<env>:<task>:<key>`` STRING, ``pending:<token>`` then the winning run id (with TTL).
 - ``T:rate:<env>`` / ``T:tripped:<env>`` STRING, the trip evaluator's window counter and hold.
+- ``T:slot-guard`` never written: ``pop_batch.lua`` declares it so that Redis refuses the script
+  while the shard's slot migrates (see ``MollifierBuffer.pop_batch``).
+
+``pop_batch.lua`` builds the entry, queue and org-envs keys itself, as ``prefix .. base64url(id)``
+with the prefixes from ``ShardKeys.script_prefixes`` (its ``b64`` is this module's ``b64``; a
+test holds them to the same output).
 
 Outside the shards, single-key state of the stale sweep (no script touches it):
 ``mollifier:sweep:cursor`` (next shard) and ``mollifier:sweep:stats`` (HASH shard -> last figures).
@@ -57,14 +63,25 @@ class ShardKeys:
     def draining(self) -> str:
         return f"{self.tag}:draining"
 
+    @property
+    def slot_guard(self) -> str:
+        return f"{self.tag}:slot-guard"
+
+    def _prefix(self, kind: str) -> str:
+        return f"{self.tag}:{kind}:"
+
     def entry(self, run_id: str) -> str:
-        return f"{self.tag}:entry:{b64(run_id)}"
+        return self._prefix("entry") + b64(run_id)
 
     def queue(self, env_id: str) -> str:
-        return f"{self.tag}:queue:{b64(env_id)}"
+        return self._prefix("queue") + b64(env_id)
 
     def org_envs(self, org_id: str) -> str:
-        return f"{self.tag}:org-envs:{b64(org_id)}"
+        return self._prefix("org-envs") + b64(org_id)
+
+    def script_prefixes(self) -> list[str]:
+        """The entry, queue and org-envs prefixes, for a script that builds those keys itself."""
+        return [self._prefix("entry"), self._prefix("queue"), self._prefix("org-envs")]
 
     def idempotency(self, env_id: str, task_id: str, key: str) -> str:
         return f"{self.tag}:idempotency:{b64(env_id)}:{b64(task_id)}:{b64(key)}"

@@ -16,8 +16,8 @@ def namespace() -> str:
     return os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE
 
 
-def count(name: str, **dimensions: str) -> None:
-    """One count with its own dimensions (a single-metric EMF line)."""
-    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=namespace()) as metric:
-        for key, value in dimensions.items():
-            metric.add_dimension(name=key, value=value)
+def count(name: str, value: int = 1, **dimensions: str) -> None:
+    """A count with its own dimensions (a single-metric EMF line)."""
+    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=namespace()) as metric:
+        for key, dimension in dimensions.items():
+            metric.add_dimension(name=key, value=dimension)

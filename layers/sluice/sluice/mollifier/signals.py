@@ -9,16 +9,23 @@ outlives Redis losing its data: see ``drain``.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from datetime import datetime
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from sluice import aws
 from sluice.config import get_settings
 from sluice.engine import payloads
+from sluice.errors import ServiceUnavailable
 from sluice.mollifier.keys import shard_of
 from sluice.mollifier.models import BufferEntry, CarriedEntry, DrainSignal
 
 # SQS takes 256 KiB per message; a larger snapshot goes to S3 and the signal carries its key.
 SIGNAL_INLINE_BYTES = 192 * 1024
+# SendMessageBatch takes at most 10 messages and 256 KiB in all.
+SEND_BATCH = 10
+SEND_BATCH_BYTES = 256 * 1024
 
 
 def carry(env_id: str, run_id: str, task_id: str, created_at: datetime, snapshot: str) -> CarriedEntry:
@@ -57,6 +64,44 @@ def send_signal(
         MessageGroupId=org_id,
         DelaySeconds=delay_s,
     )
+
+
+def resend_signals(signals: Sequence[DrainSignal]) -> list[Exception | None]:
+    """Send each signal again as it is (still carrying its entry), in ``SendMessageBatch`` calls;
+    one answer per signal: None, or the error that kept it from being sent."""
+    bodies = [signal.model_dump_json() for signal in signals]
+    answers: list[Exception | None] = [None] * len(signals)
+    for chunk in _send_chunks(bodies):
+        entries = [
+            {"Id": str(i), "MessageBody": bodies[i], "MessageGroupId": signals[i].orgId} for i in chunk
+        ]
+        try:
+            response = aws.sqs().send_message_batch(
+                QueueUrl=get_settings().drain_queue_url,
+                Entries=entries,  # type: ignore[arg-type]
+            )
+        except (BotoCoreError, ClientError) as exc:
+            answers[chunk[0] : chunk[-1] + 1] = [exc] * len(chunk)
+            continue
+        for failed in response.get("Failed", []):
+            reason = f"{failed.get('Code')}: {failed.get('Message', '')}"
+            answers[int(failed["Id"])] = ServiceUnavailable(f"DrainQueue refused a signal ({reason})")
+    return answers
+
+
+def _send_chunks(bodies: list[str]) -> Iterator[list[int]]:
+    """Consecutive indexes of ``bodies`` that fit one SendMessageBatch."""
+    chunk: list[int] = []
+    size = 0
+    for i, body in enumerate(bodies):
+        length = len(body.encode("utf-8"))
+        if chunk and (len(chunk) == SEND_BATCH or size + length > SEND_BATCH_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(i)
+        size += length
+    if chunk:
+        yield chunk
 
 
 def signals_in_flight() -> int:
