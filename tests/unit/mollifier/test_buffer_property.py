@@ -1,5 +1,5 @@
-"""Property: random interleavings of accept / pop / ack / requeue / fail by concurrent callers never
-lose an entry and never hand one entry to two callers at once."""
+"""Property: random interleavings of accept / pop (batches of 1 to 3) / ack / requeue / fail by
+concurrent callers never lose an entry and never hand one entry to two callers at once."""
 
 from __future__ import annotations
 
@@ -42,8 +42,7 @@ def caller(buffer: MollifierBuffer, ledger: Ledger, ops: list[tuple[str, int]]) 
             with ledger.lock:
                 ledger.accepted.add(run_id)
         elif op == "pop":
-            entry = pop_one(buffer)
-            if entry is not None:
+            for entry in buffer.pop_batch(1 + pick % 3):
                 with ledger.lock:
                     if entry.runId in ledger.held or entry.runId in ledger.acked | ledger.failed:
                         ledger.violations.append(f"{entry.runId} delivered twice")

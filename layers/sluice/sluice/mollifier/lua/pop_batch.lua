@@ -41,7 +41,8 @@ local want, wasted_left = tonumber(ARGV[1]), tonumber(ARGV[2])
 local entry_prefix, queue_prefix, envs_prefix = ARGV[3], ARGV[4], ARGV[5]
 local now = redis.call('TIME')
 local score = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local popped = {}
+-- {orgsLeft, entry, entry, ...}: built in place (unpack has a stack limit, a batch may be large).
+local result = {0}
 
 -- Drop an environment whose queue is empty from its organization's ring, and the organization
 -- from the shard's ring when it has no environment left.
@@ -54,7 +55,7 @@ local function prune(org, org_envs, env, queue)
   end
 end
 
-while #popped < want and wasted_left > 0 do
+while #result - 1 < want and wasted_left > 0 do
   local org = redis.call('LMOVE', orgs, orgs, 'RIGHT', 'LEFT')
   if not org then
     break
@@ -74,11 +75,12 @@ while #popped < want and wasted_left > 0 do
     if state[1] == 'QUEUED' and state[2] ~= 'true' then
       redis.call('HSET', entry, 'status', 'DRAINING')
       redis.call('ZADD', draining, score, run)
-      popped[#popped + 1] = redis.call('HGETALL', entry)
+      result[#result + 1] = redis.call('HGETALL', entry)
     else
       wasted_left = wasted_left - 1
     end
     prune(org, org_envs, env, queue)
   end
 end
-return {redis.call('LLEN', orgs), unpack(popped)}
+result[1] = redis.call('LLEN', orgs)
+return result
