@@ -19,9 +19,9 @@ BODY_ERRORS = ("invalid_encoding", "invalid_body", "invalid_request", "not_found
 LEASE_ERRORS = (*BODY_ERRORS, "stale_lease")
 START_DOCS = route_docs(
     body=lifecycle.StartBody,
+    body_required=False,  # a start may bring no body
     errors=(*BODY_ERRORS, "run_already_started", "run_not_due", "run_not_startable"),
 )
-START_DOCS["openapi_extensions"]["requestBody"]["required"] = False  # a start may bring no body
 
 
 @app.post("/api/v1/runs/<run_id>/start", **START_DOCS)
