@@ -172,8 +172,13 @@ class Param:
         schema: dict[str, Any] = {"type": "string"}
         if self.pattern:
             schema["pattern"] = self.pattern
-        return {"name": self.name, "in": self.where, "required": False, "description": self.description,
-                "schema": schema}
+        return {
+            "name": self.name,
+            "in": self.where,
+            "required": False,
+            "description": self.description,
+            "schema": schema,
+        }
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
