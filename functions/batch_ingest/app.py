@@ -62,7 +62,7 @@ def create_batch() -> Response[Any]:
 
 @app.post(
     "/api/v3/batches/<batch_id>/items",
-    **route_docs(ok_model=IngestResult, body=BatchItem, body_type=NDJSON, errors=ITEMS_ERRORS),
+    **route_docs(ok_model=IngestResult, body={NDJSON: BatchItem}, errors=ITEMS_ERRORS),
 )
 def stream_items(batch_id: str) -> Response[Any]:
     event = app.current_event

@@ -6,7 +6,15 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice import streams
-from sluice.api import current_environment, json_body, json_response, logger, make_resolver, route_docs
+from sluice.api import (
+    current_environment,
+    json_body,
+    json_response,
+    logger,
+    make_resolver,
+    request_bytes,
+    route_docs,
+)
 from sluice.engine import lifecycle
 
 app = make_resolver()
@@ -19,16 +27,17 @@ BODY_ERRORS = ("invalid_encoding", "invalid_body", "invalid_request", "not_found
 LEASE_ERRORS = (*BODY_ERRORS, "stale_lease")
 START_DOCS = route_docs(
     body=lifecycle.StartBody,
+    body_required=False,  # a start may bring no body
     errors=(*BODY_ERRORS, "run_already_started", "run_not_due", "run_not_startable"),
 )
-START_DOCS["openapi_extensions"]["requestBody"]["required"] = False  # a start may bring no body
 
 
 @app.post("/api/v1/runs/<run_id>/start", **START_DOCS)
 def start(run_id: str) -> Response[Any]:
     env = current_environment(app)
-    # The body is optional here: a worker that brings no lease token of its own sends none.
-    raw = json_body(app) if app.current_event.decoded_body else {}
+    # The body is optional here: a worker that brings no lease token of its own sends none. (The
+    # raw bytes: Powertools' decoded_body decodes them as UTF-8 and raises on anything else.)
+    raw = json_body(app) if request_bytes(app) else {}
     body = lifecycle.parse_body(lifecycle.StartBody, raw)
     return json_response(200, lifecycle.start(env, run_id, body).to_api())
 

@@ -6,7 +6,16 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice.api import JSON, current_environment, json_body, json_response, logger, make_resolver, route_docs
+from sluice.api import (
+    JSON,
+    current_environment,
+    json_body,
+    json_response,
+    logger,
+    make_resolver,
+    request_bytes,
+    route_docs,
+)
 from sluice.sessions import service
 from sluice.sessions.models import ChatSnapshot
 from sluice.sessions.records import CreateSession
@@ -58,7 +67,7 @@ def close(session: str) -> Response[Any]:
 @app.put("/api/v1/sessions/<session>/snapshot", **SNAPSHOT_DOCS)
 def put_snapshot(session: str) -> Response[Any]:
     env = current_environment(app)
-    snapshot = service.put_snapshot(env, session, app.current_event.decoded_body or b"")
+    snapshot = service.put_snapshot(env, session, request_bytes(app))
     return json_response(200, {"stored": True, "savedAt": snapshot.savedAt.isoformat()})
 
 

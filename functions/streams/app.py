@@ -1,9 +1,11 @@
-"""Realtime streams on the HTTP API: mint write credentials, append, close, and the long-poll read.
+"""Realtime streams on the HTTP API: mint write credentials, append, close, and two reads of run
+streams and session channels alike: the long poll (SSE) and the drained records (JSON, never waits).
 
 The streamed read (the mint's ``readUrl``) is the ``stream_reader`` function behind a Function URL;
 this long poll is the fallback for clients that can only reach the HTTP API.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -11,6 +13,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice import streams
 from sluice.api import (
+    API_KEY,
+    JSON,
+    STREAM_TOKEN,
+    STREAM_TOKEN_QUERY,
+    Param,
     current_environment,
     json_response,
     logger,
@@ -21,15 +28,18 @@ from sluice.api import (
 )
 from sluice.auth import bearer_token
 from sluice.sessions import realtime
+from sluice.streams.models import START_ID
 from sluice.streams.service import NDJSON, NdjsonChunk
 
 app = make_resolver()
+SSE = "text/event-stream"
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+# Opens the reader of one stream for a bearer (API key or stream token) from a cursor.
+OpenReader = Callable[[str, str | None], streams.StreamReader]
 
 TOKEN_ERRORS = ("invalid_stream_token", "stream_token_expired")
 BODY_ERRORS = (
     "invalid_encoding",
-    "invalid_json",
     "invalid_ndjson",
     "empty_body",
     "invalid_part_id",
@@ -51,30 +61,68 @@ CHANNEL_APPEND_ERRORS = (
 )
 CHANNEL_READ_ERRORS = ("session_not_found", "channel_not_found", "invalid_last_event_id", *TOKEN_ERRORS)
 
+# Reads take the API key or the stream's token, as a Bearer or (EventSource cannot set headers)
+# as ``?token=``; writes take the token only.
+READ_AUTH = (API_KEY, STREAM_TOKEN, STREAM_TOKEN_QUERY)
+TOKEN = Param("token", "query", "The stream's token, for a client that cannot set Authorization")
+ENTRY_ID = streams.ENTRY_ID_PATTERN
+LONG_POLL_PARAMS = (
+    Param("Last-Event-ID", "header", "Resume after this entry id", pattern=ENTRY_ID),
+    Param("lastEventId", "query", "Last-Event-ID, for a client that cannot set it", pattern=ENTRY_ID),
+    TOKEN,
+)
+RECORDS_PARAMS = (
+    Param("after", "query", "The records after this entry id (default: from the start)", pattern=ENTRY_ID),
+    TOKEN,
+)
+PART_ID = Param(
+    "X-Part-Id",
+    "header",
+    "A retried append with the same part id lands once (an NDJSON line without `partId` gets "
+    "`<X-Part-Id>:<n>`, its position)",
+)
 
-def append_docs(errors: tuple[str, ...]) -> dict[str, Any]:
-    """An append takes a JSON body (one chunk, any JSON) or NDJSON (one ``NdjsonChunk`` a line)."""
-    docs = route_docs(body=NdjsonChunk, body_type=NDJSON, errors=errors)
-    docs["openapi_extensions"]["requestBody"]["content"]["application/json"] = {"schema": {}}
-    return docs
+
+def append_docs(ok_model: type[streams.AppendAnswer], errors: tuple[str, ...]) -> dict[str, Any]:
+    """A JSON body is one chunk (any JSON); an NDJSON body is one ``NdjsonChunk`` a line."""
+    return route_docs(
+        ok_model=ok_model,
+        body={JSON: None, NDJSON: NdjsonChunk},
+        params=(PART_ID,),
+        security=(STREAM_TOKEN,),
+        errors=errors,
+    )
 
 
 def long_poll_docs(errors: tuple[str, ...]) -> dict[str, Any]:
-    """A long-poll read answers Server-Sent Events, not JSON."""
-    docs = route_docs(errors=errors)
-    sse = {"text/event-stream": {"schema": {"type": "string"}}}
-    docs["responses"][200] = {"description": "Server-Sent Events, then `retry:`", "content": sse}
-    return docs
+    return route_docs(
+        ok_type=SSE,
+        ok_description="Server-Sent Events: `id:` and `data:` a chunk, `event: end` once closed, "
+        "then `retry:` unless the stream ended",
+        ok_headers={streams.CURSOR_HEADER: "The entry id this response started after: resume from it"},
+        params=LONG_POLL_PARAMS,
+        security=READ_AUTH,
+        errors=errors,
+    )
 
 
-@app.put("/realtime/v1/streams/<run_id>/<key>", **route_docs(errors=MINT_ERRORS))
+def records_docs(errors: tuple[str, ...]) -> dict[str, Any]:
+    return route_docs(
+        ok_model=streams.RecordsAnswer, params=RECORDS_PARAMS, security=READ_AUTH, errors=errors
+    )
+
+
+@app.put(
+    "/realtime/v1/streams/<run_id>/<key>",
+    **route_docs(ok_model=streams.MintAnswer, errors=MINT_ERRORS),
+)
 def mint(run_id: str, key: str) -> Response[Any]:
     env = current_environment(app)
     credentials = streams.mint(env, streams.run_stream(run_id, key), api_base=public_base_url(app))
     return json_response(200, credentials.to_api())
 
 
-@app.post("/realtime/v1/streams/<run_id>/<key>/append", **append_docs(APPEND_ERRORS))
+@app.post("/realtime/v1/streams/<run_id>/<key>/append", **append_docs(streams.AppendAnswer, APPEND_ERRORS))
 def append(run_id: str, key: str) -> Response[Any]:
     event = app.current_event
     result = streams.append(
@@ -87,25 +135,49 @@ def append(run_id: str, key: str) -> Response[Any]:
     return json_response(200, result.to_api())
 
 
-@app.post("/realtime/v1/streams/<run_id>/<key>/close", **route_docs(errors=CLOSE_ERRORS))
+@app.post(
+    "/realtime/v1/streams/<run_id>/<key>/close",
+    **route_docs(ok_model=streams.CloseAnswer, security=(STREAM_TOKEN,), errors=CLOSE_ERRORS),
+)
 def close(run_id: str, key: str) -> Response[Any]:
     closed = streams.close(bearer_token(app.current_event.headers), streams.run_stream(run_id, key))
-    return json_response(200, {"closed": True, "alreadyClosed": not closed})
+    return json_response(200, streams.CloseAnswer(closed=True, alreadyClosed=not closed).model_dump())
 
 
 @app.get("/realtime/v1/streams/<run_id>/<key>", **long_poll_docs(READ_ERRORS))
 def read(run_id: str, key: str) -> Response[Any]:
+    return long_poll(run_reader(run_id, key))
+
+
+@app.get("/realtime/v1/streams/<run_id>/<key>/records", **records_docs(READ_ERRORS))
+def records(run_id: str, key: str) -> Response[Any]:
+    return drained(run_reader(run_id, key))
+
+
+def run_reader(run_id: str, key: str) -> OpenReader:
+    return lambda bearer, cursor: streams.open_reader(bearer, streams.run_stream(run_id, key), cursor)
+
+
+def channel_reader(session: str, io: str) -> OpenReader:
+    return lambda bearer, cursor: realtime.reader(bearer, session, io, cursor)
+
+
+def long_poll(open_reader: OpenReader) -> Response[Any]:
+    """One long-poll response of the reader from ``Last-Event-ID`` (or ``?lastEventId=``)."""
     event = app.current_event
     last_id = streams.parse_last_event_id(
         event.headers.get("last-event-id") or event.get_query_string_value("lastEventId")
     )
-    return long_poll_response(streams.open_reader(read_bearer(), streams.run_stream(run_id, key), last_id))
-
-
-def long_poll_response(reader: streams.StreamReader) -> Response[Any]:
+    reader = open_reader(read_bearer(), last_id)
     body = b"".join(frame.encode() for frame in streams.long_poll(reader)).decode("utf-8")
     headers = {**SSE_HEADERS, streams.CURSOR_HEADER: reader.start_cursor}
-    return Response(status_code=200, content_type="text/event-stream", body=body, headers=headers)
+    return Response(status_code=200, content_type=SSE, body=body, headers=headers)
+
+
+def drained(open_reader: OpenReader) -> Response[Any]:
+    """The records after ``?after=`` (from the start without it) as far as they go now."""
+    after = streams.parse_last_event_id(app.current_event.get_query_string_value("after"))
+    return json_response(200, streams.drain(open_reader(read_bearer(), after or START_ID)).model_dump())
 
 
 def read_bearer() -> str:
@@ -115,7 +187,10 @@ def read_bearer() -> str:
 # --- session channels: ``in`` (user -> agent) and ``out`` (agent -> user) ------------------------
 
 
-@app.put("/realtime/v1/sessions/<session>/<io>", **route_docs(errors=CHANNEL_MINT_ERRORS))
+@app.put(
+    "/realtime/v1/sessions/<session>/<io>",
+    **route_docs(ok_model=streams.MintAnswer, errors=CHANNEL_MINT_ERRORS),
+)
 def mint_channel(session: str, io: str) -> Response[Any]:
     env = current_environment(app)
     api_key = bearer_token(app.current_event.headers)
@@ -123,7 +198,10 @@ def mint_channel(session: str, io: str) -> Response[Any]:
     return json_response(200, credentials.to_api())
 
 
-@app.post("/realtime/v1/sessions/<session>/<io>/append", **append_docs(CHANNEL_APPEND_ERRORS))
+@app.post(
+    "/realtime/v1/sessions/<session>/<io>/append",
+    **append_docs(realtime.ChannelAppendAnswer, CHANNEL_APPEND_ERRORS),
+)
 def append_channel(session: str, io: str) -> Response[Any]:
     event = app.current_event
     result = realtime.append(
@@ -139,17 +217,12 @@ def append_channel(session: str, io: str) -> Response[Any]:
 
 @app.get("/realtime/v1/sessions/<session>/<io>", **long_poll_docs(CHANNEL_READ_ERRORS))
 def read_channel(session: str, io: str) -> Response[Any]:
-    event = app.current_event
-    last_id = streams.parse_last_event_id(
-        event.headers.get("last-event-id") or event.get_query_string_value("lastEventId")
-    )
-    return long_poll_response(realtime.reader(read_bearer(), session, io, last_id))
+    return long_poll(channel_reader(session, io))
 
 
-@app.get("/realtime/v1/sessions/<session>/<io>/records", **route_docs(errors=CHANNEL_READ_ERRORS))
+@app.get("/realtime/v1/sessions/<session>/<io>/records", **records_docs(CHANNEL_READ_ERRORS))
 def channel_records(session: str, io: str) -> Response[Any]:
-    after = streams.parse_last_event_id(app.current_event.get_query_string_value("after"))
-    return json_response(200, realtime.records(read_bearer(), session, io, after))
+    return drained(channel_reader(session, io))
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -120,3 +120,21 @@ def test_runs_offset_pages_the_run_ids(
     res = call_api("GET", f"/api/v3/batches/{batch_id}?runsOffset=1", headers=tenant.headers)
     assert res.status == 200, res.body
     assert res.json()["runsOffset"] == 1 and len(res.json()["runs"]) == 1
+
+
+@pytest.mark.parametrize("body", [b"M,\xff\xfe", b"\xff"])
+def test_a_start_whose_optional_body_is_not_utf8_is_400_not_a_crash(
+    aws: AwsStack, tenant: Tenant, call_api: Any, body: bytes
+) -> None:
+    """Found by the schemathesis fuzz test: the start route tested for a body by decoding it as
+    text, which raised on bytes that are not UTF-8."""
+    assert_error(post(call_api, tenant, "/api/v1/runs/run_any/start", body), 400, "invalid_json")
+
+
+def test_a_snapshot_that_is_not_utf8_is_422_not_a_crash(aws: AwsStack, tenant: Tenant, call_api: Any) -> None:
+    """As the start's: the snapshot was read as text (and its size limit counted characters)."""
+    session = {"type": "chat", "taskId": "agent"}
+    created = call_api("POST", "/api/v1/sessions", json_body=session, headers=tenant.headers)
+    path = f"/api/v1/sessions/{created.json()['id']}/snapshot"
+    res: HttpResult = call_api("PUT", path, body=b"\xff", headers={**tenant.headers, **JSON})
+    assert_error(res, 422, "invalid_snapshot")

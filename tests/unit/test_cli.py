@@ -28,9 +28,13 @@ class Api:
         self.requests: list[httpx.Request] = []
         self.respond: Responder = lambda _: httpx.Response(200, json={})
         self.clients: list[tuple[str, str]] = []
+        self.stream_urls: list[str | None] = []
 
-    def sluice(self, api_url: str, api_key: str, *, retry: RetryOptions | None = None) -> Sluice:
+    def sluice(
+        self, api_url: str, api_key: str, *, retry: RetryOptions | None = None, stream_url: str | None = None
+    ) -> Sluice:
         self.clients.append((api_url, api_key))
+        self.stream_urls.append(stream_url)
 
         def handle(request: httpx.Request) -> httpx.Response:
             self.requests.append(request)
@@ -41,7 +45,7 @@ class Api:
             headers={"authorization": f"Bearer {api_key}"},
         )
         transport = Transport(api_url, api_key, retry=retry, http=http, sleep=lambda _: None)
-        sluice = Sluice(api_url, api_key, transport=transport)
+        sluice = Sluice(api_url, api_key, transport=transport, stream_url=stream_url)
         sluice.batches._uploads = httpx.Client(transport=httpx.MockTransport(handle))
         return sluice
 
@@ -241,3 +245,91 @@ def test_batch_status_prints_the_batch(api: Api) -> None:
     api.respond = lambda r: httpx.Response(200, json={"id": "batch_1", "offset": r.url.params["runsOffset"]})
     done = sluice(*FLAGS, "batch", "status", "batch_1", "--runs-offset", "5")
     assert done.exit_code == 0 and json.loads(done.stdout) == {"id": "batch_1", "offset": "5"}
+
+
+# --- sluice stream tail ----------------------------------------------------------------------------
+
+
+def sse(*frames: str) -> httpx.Response:
+    return httpx.Response(200, text="".join(f"{frame}\n\n" for frame in frames),
+                          headers={"content-type": "text/event-stream"})
+
+
+def data(entry_id: str, value: Any) -> str:
+    return f"id: {entry_id}\ndata: {json.dumps(value)}"
+
+
+END = "event: end\ndata: "
+
+
+def test_stream_tail_prints_each_chunk_from_the_start_until_the_stream_ends(api: Api) -> None:
+    api.respond = lambda _: sse(": keep-alive", data("1-0", {"delta": "Hel"}), data("1-1", "lo"), END)
+    done = sluice(*FLAGS, "stream", "tail", "run_1", "ai out")
+    assert done.exit_code == 0, done.output
+    assert done.stdout.splitlines() == ['{"delta": "Hel"}', '"lo"']
+    [request] = api.requests
+    assert str(request.url) == "http://api.test/realtime/v1/streams/run_1/ai%20out"
+    assert request.headers["last-event-id"] == "0-0" and request.headers["authorization"] == "Bearer sk_flag"
+
+
+def test_stream_tail_resumes_after_the_last_id_across_reconnects_and_prints_ids_with_json(api: Api) -> None:
+    answers = iter([sse(data("1-0", 1), data("1-1", 2), "retry: 10"), sse(data("2-0", 3), END)])
+    api.respond = lambda _: next(answers)
+    done = sluice(*FLAGS, "stream", "tail", "run_1", "out", "--json", "--last-event-id", "0-5")
+    assert done.exit_code == 0, done.output
+    assert [json.loads(line) for line in done.stdout.splitlines()] == [
+        {"id": "1-0", "data": 1}, {"id": "1-1", "data": 2}, {"id": "2-0", "data": 3},
+    ]
+    assert [r.headers["last-event-id"] for r in api.requests] == ["0-5", "1-1"]
+
+
+def test_stream_tail_no_follow_prints_what_is_there_page_by_page_without_waiting(api: Api) -> None:
+    pages = {
+        "0-0": {"records": [{"id": "1-0", "data": "a"}, {"id": "1-1", "data": "b"}], "hasMore": True},
+        "1-1": {"records": [{"id": "1-2", "data": "c"}], "hasMore": False},
+    }
+    api.respond = lambda r: httpx.Response(200, json=pages[r.url.params["after"]])
+    done = sluice(*FLAGS, "stream", "tail", "run_1", "out", "--no-follow")
+    assert done.exit_code == 0, done.output
+    assert done.stdout.splitlines() == ['"a"', '"b"', '"c"']
+    assert [r.url.path for r in api.requests] == ["/realtime/v1/streams/run_1/out/records"] * 2
+
+
+def test_stream_tail_reads_from_the_stacks_streamed_reader_only_with_the_stacks_api(
+    api: Api, tmp_path: Path
+) -> None:
+    stack = tmp_path / "stack.json"
+    stack.write_text(json.dumps({"apiUrl": "http://d.test", "apiKey": "sk_d", "streamUrl": "http://s.test"}))
+    api.respond = lambda _: sse(END)
+    env = {"SLUICE_STACK_FILE": str(stack)}
+    assert sluice("stream", "tail", "r", "k", env=env).exit_code == 0
+    assert sluice("--api-url", "http://other.test", "stream", "tail", "r", "k", env=env).exit_code == 0
+    assert sluice("--stream-url", "http://mine.test/", "stream", "tail", "r", "k", env=env).exit_code == 0
+    assert api.stream_urls == ["http://s.test", None, "http://mine.test/"]
+    assert [r.url.host for r in api.requests] == ["s.test", "other.test", "mine.test"]
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "shown"),
+    [(404, "not_found", "404 not_found: Stream runs/r/k not found"), (401, "unauthorized", "--api-key")],
+)
+def test_stream_tail_of_an_unknown_run_or_with_a_bad_key_exits_rejected(
+    api: Api, status: int, code: str, shown: str
+) -> None:
+    api.respond = lambda _: httpx.Response(status, json={"error": "Stream runs/r/k not found", "code": code})
+    for follow in ("--follow", "--no-follow"):
+        done = sluice(*FLAGS, "stream", "tail", "r", "k", follow)
+        assert done.exit_code == Exit.REJECTED and shown in done.stderr and done.stdout == ""
+
+
+def test_stream_tail_stops_on_ctrl_c_with_what_it_printed(api: Api) -> None:
+    answers = iter([sse(data("1-0", "before"), "retry: 10")])
+
+    def respond(_: httpx.Request) -> httpx.Response:
+        for answer in answers:
+            return answer
+        raise KeyboardInterrupt
+
+    api.respond = respond
+    done = sluice(*FLAGS, "stream", "tail", "r", "k")
+    assert done.exit_code == Exit.INTERRUPTED and done.stdout == '"before"\n'

@@ -7,9 +7,14 @@ import json
 import re
 from pathlib import Path
 
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from pydantic import BaseModel
+
 from devstack.openapi import render
 from devstack.template import Stack
+from sluice.api import JSON, STREAM_TOKEN, Param, route_docs
 from sluice.error_codes import ERROR_CODES, readme_table
+from sluice.openapi import document
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,6 +40,71 @@ def test_every_http_route_of_the_template_is_documented() -> None:
         if event.type == "HttpApi"
     }
     assert routes and routes <= documented
+
+
+class Line(BaseModel):
+    data: int
+
+
+def test_route_docs_describes_an_optional_body_of_two_media_types_with_its_parameters() -> None:
+    app = APIGatewayHttpResolver()
+    docs = route_docs(
+        body={JSON: None, "application/x-ndjson": Line},
+        body_required=False,
+        params=(Param("X-Part-Id", "header", "dedup"), Param("after", "query", "cursor", pattern="^[0-9]+$")),
+        security=(STREAM_TOKEN,),
+        errors=("invalid_part_id",),
+    )
+    app.post("/things/<thing_id>/lines", **docs)(lambda thing_id: None)
+    operation = document([app])["paths"]["/things/{thing_id}/lines"]["post"]
+    assert operation["requestBody"] == {
+        "required": False,
+        "content": {
+            "application/json": {"schema": {}},
+            "application/x-ndjson": {"schema": {"$ref": "#/components/schemas/Line"}},
+        },
+    }
+    assert [(p["name"], p["in"]) for p in operation["parameters"]] == [
+        ("thing_id", "path"), ("X-Part-Id", "header"), ("after", "query"),
+    ]
+    assert operation["parameters"][2]["schema"] == {"type": "string", "pattern": "^[0-9]+$"}
+    assert operation["security"] == [{"streamToken": []}]
+    assert "invalid_json" in operation["responses"]["400"]["description"]  # a JSON body can be invalid JSON
+
+
+def test_every_security_requirement_names_a_scheme_of_the_document() -> None:
+    document = json.loads((ROOT / "openapi.json").read_text(encoding="utf-8"))
+    schemes = set(document["components"]["securitySchemes"])
+    required = {name for requirement in document["security"] for name in requirement}
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            required |= {name for requirement in operation.get("security", []) for name in requirement}
+    assert required == schemes
+
+
+def test_the_streams_routes_are_described_as_they_answer() -> None:
+    paths = json.loads((ROOT / "openapi.json").read_text(encoding="utf-8"))["paths"]
+    stream = "/realtime/v1/streams/{run_id}/{key}"
+    append = paths[f"{stream}/append"]["post"]
+    assert set(append["requestBody"]["content"]) == {"application/json", "application/x-ndjson"}
+    assert append["security"] == [{"streamToken": []}]
+    assert "X-Part-Id" in [p["name"] for p in append["parameters"]]
+    read = paths[stream]["get"]
+    assert set(read["responses"]["200"]["content"]) == {"text/event-stream"}
+    assert "x-stream-cursor" in read["responses"]["200"]["headers"]
+    assert {"Last-Event-ID", "lastEventId", "token"} <= {p["name"] for p in read["parameters"]}
+    answers = {
+        (stream, "put"): "MintAnswer",
+        (f"{stream}/append", "post"): "AppendAnswer",
+        (f"{stream}/close", "post"): "CloseAnswer",
+        (f"{stream}/records", "get"): "RecordsAnswer",
+        ("/realtime/v1/sessions/{session}/{io}/append", "post"): "ChannelAppendAnswer",
+    }
+    for (path, method), model in answers.items():
+        schema = paths[path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": f"#/components/schemas/{model}"}, (path, method)
+    start = paths["/api/v1/runs/{run_id}/start"]["post"]
+    assert start["requestBody"]["required"] is False
 
 
 def test_readme_error_table_is_the_catalogue() -> None:

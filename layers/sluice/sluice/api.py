@@ -10,7 +10,9 @@ import base64
 import binascii
 import json
 import re
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -97,6 +99,8 @@ def public_base_url(app: APIGatewayHttpResolver) -> str:
     scheme = event.headers.get("x-forwarded-proto") or default_scheme
     stage = event.request_context.stage
     return f"{scheme}://{host}" + ("" if stage in ("", "$default") else f"/{stage}")
+
+
 def json_object(app: APIGatewayHttpResolver, code: str) -> dict[str, Any]:
     """The request body, which must be a JSON object; ``code`` names the 400 otherwise."""
     body = json_body(app)
@@ -141,6 +145,40 @@ class ErrorBody(BaseModel):
 DOCUMENTED_MODELS: dict[str, type[BaseModel]] = {"ErrorBody": ErrorBody}
 # Every route can answer these.
 COMMON_ERRORS = ("unauthorized", "route_not_found", "service_unavailable")
+# The security schemes a route may name (``sluice.openapi`` defines them); the document's default
+# is the API key.
+API_KEY = "apiKey"
+STREAM_TOKEN = "streamToken"
+STREAM_TOKEN_QUERY = "streamTokenQuery"
+# Where route_docs leaves the query and header parameters for ``sluice.openapi`` to add: Powertools
+# writes an operation's ``parameters`` itself (the path's), over anything declared beside them.
+PARAMETERS_EXTENSION = "x-sluice-parameters"
+
+# What a request body of one media type is: a model, or None for any JSON value.
+BodySchema = type[BaseModel] | None
+
+
+@dataclass(frozen=True)
+class Param:
+    """A query or header parameter that a handler reads itself (the handlers parse their own
+    input, so Powertools sees only the path's parameters)."""
+
+    name: str
+    where: Literal["query", "header"]
+    description: str
+    pattern: str | None = None
+
+    def to_openapi(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "string"}
+        if self.pattern:
+            schema["pattern"] = self.pattern
+        return {
+            "name": self.name,
+            "in": self.where,
+            "required": False,
+            "description": self.description,
+            "schema": schema,
+        }
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -148,35 +186,67 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
+def _error_responses(codes: tuple[str, ...]) -> dict[int, Any]:
+    by_status: dict[int, list[str]] = {}
+    for code in codes:
+        by_status.setdefault(ERROR_CODES[code][0], []).append(code)
+    error_ref = _ref(ErrorBody)
+    responses: dict[int, Any] = {}
+    for status, listed in sorted(by_status.items()):
+        schema = {"allOf": [error_ref, {"properties": {"code": {"enum": listed}}}]}
+        description = "; ".join(f"`{c}`: {ERROR_CODES[c][1]}" for c in listed)
+        responses[status] = {"description": description, "content": {JSON: {"schema": schema}}}
+    return responses
+
+
 def route_docs(
     *,
     ok: int = 200,
     ok_model: type[BaseModel] | None = None,
+    ok_type: str = JSON,
     ok_description: str = "OK",
-    body: type[BaseModel] | None = None,
-    body_type: str = JSON,
+    ok_headers: Mapping[str, str] | None = None,
+    body: BodySchema | Mapping[str, BodySchema] = None,
+    body_required: bool = True,
+    params: tuple[Param, ...] = (),
+    security: tuple[str, ...] = (),
     errors: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Keyword arguments for a Powertools route decorator that document it in OpenAPI: the request
-    body and success models, and each error status with the codes (``sluice.error_codes``) it
-    answers, in the API's error shape. Runtime parsing stays in the handlers (strict JSON, the
-    API's own codes); this only describes it.
+    """Keyword arguments for a Powertools route decorator that document it in OpenAPI. Runtime
+    parsing stays in the handlers (strict JSON, the API's own codes); this only describes it.
+
+    Args:
+        ok, ok_model, ok_type, ok_description, ok_headers: the success status, its body's model
+            (else any object, or a string when ``ok_type`` is not JSON), media type, description,
+            and response headers (name -> description).
+        body: a model (a JSON body), or media type -> model, where None is any JSON value: a route
+            that takes JSON or NDJSON names both. A JSON body adds ``invalid_json`` to the errors.
+        body_required: False for a route that also takes no body.
+        params: the query and header parameters the handler reads.
+        security: the schemes (``API_KEY``, ``STREAM_TOKEN``, ...) of which any one authorises the
+            call; empty for the document's default, the API key.
+        errors: each error code (``sluice.error_codes``) the route answers besides COMMON_ERRORS.
 
         @app.post("/api/v1/things", **route_docs(body=ThingRequest, errors=("invalid_request",)))
     """
-    ok_content: dict[str, Any] = {"schema": _ref(ok_model)} if ok_model else {"schema": {"type": "object"}}
-    responses: dict[int, Any] = {ok: {"description": ok_description, "content": {JSON: ok_content}}}
-    by_status: dict[int, list[str]] = {}
-    json_errors = ("invalid_json",) if body is not None and body_type == JSON else ()
-    for code in (*json_errors, *COMMON_ERRORS, *errors):
-        by_status.setdefault(ERROR_CODES[code][0], []).append(code)
-    error_ref = _ref(ErrorBody)
-    for status, codes in sorted(by_status.items()):
-        schema = {"allOf": [error_ref, {"properties": {"code": {"enum": codes}}}]}
-        description = "; ".join(f"`{c}`: {ERROR_CODES[c][1]}" for c in codes)
-        responses[status] = {"description": description, "content": {JSON: {"schema": schema}}}
+    ok_schema = _ref(ok_model) if ok_model else {"type": "object" if ok_type == JSON else "string"}
+    success: dict[str, Any] = {"description": ok_description, "content": {ok_type: {"schema": ok_schema}}}
+    if ok_headers:
+        success["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}} for name, text in ok_headers.items()
+        }
+    bodies = body if isinstance(body, Mapping) else ({} if body is None else {JSON: body})
+    json_errors = ("invalid_json",) if JSON in bodies else ()
+    responses = {ok: success, **_error_responses((*json_errors, *COMMON_ERRORS, *errors))}
     docs: dict[str, Any] = {"responses": responses}
-    if body is not None:
-        request = {"required": True, "content": {body_type: {"schema": _ref(body)}}}
-        docs["openapi_extensions"] = {"requestBody": request}
+    extensions: dict[str, Any] = {}
+    if bodies:
+        content = {media: {"schema": _ref(model) if model else {}} for media, model in bodies.items()}
+        extensions["requestBody"] = {"required": body_required, "content": content}
+    if params:
+        extensions[PARAMETERS_EXTENSION] = [param.to_openapi() for param in params]
+    if extensions:
+        docs["openapi_extensions"] = extensions
+    if security:
+        docs["security"] = [{scheme: []} for scheme in security]
     return docs

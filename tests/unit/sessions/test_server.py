@@ -349,7 +349,7 @@ def test_a_run_store_outage_keeps_the_message_and_the_next_append_starts_the_run
 def test_records_come_in_pages_and_the_client_reads_them_all(
     sessions_api: SessionsApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("sluice.sessions.realtime.RECORDS_MAX", 150)
+    monkeypatch.setattr("sluice.streams.reader.RECORDS_MAX", 150)
     session = sessions_api.new()
     token = sessions_api.token(session["id"], "in")
     body = b"".join(json.dumps({"data": n}).encode() + b"\n" for n in range(400))

@@ -99,6 +99,13 @@ class StreamsApi:
         path = f"/realtime/v1/streams/{run_id}/{key}" + (f"?{query}" if query else "")
         return self.call("GET", path, headers=hdrs)
 
+    def records(
+        self, run_id: str, key: str = "out", *, bearer: str | None = None, query: str = ""
+    ) -> HttpResult:
+        hdrs = {"authorization": f"Bearer {bearer or self.tenant.api_key}"}
+        path = f"/realtime/v1/streams/{run_id}/{key}/records" + (f"?{query}" if query else "")
+        return self.call("GET", path, headers=hdrs)
+
 
 @pytest.fixture
 def stream_app_url(api: StreamsApi) -> Iterator[str]:

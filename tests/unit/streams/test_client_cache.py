@@ -275,3 +275,31 @@ def test_the_async_writer_mints_once_for_32_concurrent_tasks() -> None:
     asyncio.run(main())
     assert api.mints == 2
     assert len(api.stored) == 33
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_refused_mint_is_raised_as_it_is_and_not_tried_again_as_a_write(flavour: str) -> None:
+    """A write retries once with fresh credentials after a 401 on the write, never after a 401 on
+    the mint itself (the API key is wrong: a second mint would be refused the same way)."""
+    mints = 0
+
+    def refuse_the_key(request: httpx.Request) -> httpx.Response:
+        nonlocal mints
+        mints += 1
+        return httpx.Response(401, json={"error": "Invalid API key", "code": "unauthorized"})
+
+    if flavour == "sync":
+        http = httpx.Client(base_url="http://api", transport=httpx.MockTransport(refuse_the_key))
+        client = Sluice("http://api", "k", transport=Transport("http://api", "k", http=http))
+        with pytest.raises(AuthenticationError):
+            client.streams.writer("run_a", "out").append(1)
+    else:
+
+        async def main() -> None:
+            http = httpx.AsyncClient(base_url="http://api", transport=httpx.MockTransport(refuse_the_key))
+            async with AsyncStreams("http://api", "k", http=http) as streams:
+                await streams.writer("run_a", "out").append(1)
+
+        with pytest.raises(AuthenticationError):
+            asyncio.run(main())
+    assert mints == 1

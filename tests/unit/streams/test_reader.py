@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from sluice import streams
 from sluice.redis import RedisClient
-from sluice.streams import StreamAddress, StreamEvent, StreamReader, StreamStore, get_store
+from sluice.streams import RecordsAnswer, StreamAddress, StreamEvent, StreamReader, StreamStore, get_store
 from sluice.streams.keys import StreamKeys
 
 ADDRESS = StreamAddress.run("run_reader", "out")
@@ -141,3 +142,57 @@ def test_append_close_and_read_run_on_a_three_node_cluster(cluster_store: Stream
         address = StreamAddress.run(f"run_{n}", "out")
         cluster_store.append(address, "env", [("", "1")])
         assert cluster_store.tail(address) is not None
+
+
+# --- the drained read: what is there now, in pages ------------------------------------------------
+
+
+def pages(store: StreamStore) -> list[RecordsAnswer]:
+    """Every page of a drained read from the start, each asked after the last id of the one before."""
+    found = [streams.drain(StreamReader(store, ADDRESS, "0-0"))]
+    while found[-1].hasMore:
+        found.append(streams.drain(StreamReader(store, ADDRESS, found[-1].records[-1].id)))
+    return found
+
+
+def test_a_drained_read_never_blocks(store: StreamStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[int | None] = []
+    real_read = store.read_after
+
+    def spy(address: StreamAddress, last_id: str, **kwargs: Any) -> list[StreamEvent]:
+        waits.append(kwargs["block_ms"])
+        return real_read(address, last_id, **kwargs)
+
+    monkeypatch.setattr(store, "read_after", spy)
+    assert streams.drain(StreamReader(store, ADDRESS, "0-0")).records == []
+    add(store, 1, 2)
+    assert [r.data for r in streams.drain(StreamReader(store, ADDRESS, "0-0")).records] == [1, 2]
+    assert waits and set(waits) == {None}
+
+
+def test_drained_pages_hold_at_most_records_max(store: StreamStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sluice.streams.reader.RECORDS_MAX", 3)
+    add(store, *range(7))
+    got = pages(store)
+    assert [len(p.records) for p in got] == [3, 3, 1]
+    assert [p.hasMore for p in got] == [True, True, False]
+    assert [r.data for p in got for r in p.records] == list(range(7))
+
+
+def test_drained_pages_hold_at_most_records_max_bytes_but_at_least_one_record(
+    store: StreamStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sluice.streams.reader.RECORDS_MAX_BYTES", 25)
+    add(store, "a" * 10, "b" * 10, "c" * 10, "d" * 40)  # 12, 12, 12 and 42 bytes as JSON
+    got = pages(store)
+    assert [[r.data[0] for r in p.records] for p in got] == [["a", "b"], ["c"], ["d"]]
+
+
+def test_a_drained_read_says_closed_only_when_its_page_reaches_the_end(
+    store: StreamStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sluice.streams.reader.RECORDS_MAX", 2)
+    add(store, 1, 2, 3)
+    store.close(ADDRESS, "env")
+    got = pages(store)
+    assert [(len(p.records), p.closed, p.hasMore) for p in got] == [(2, False, True), (1, True, False)]

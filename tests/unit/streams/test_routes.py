@@ -207,6 +207,28 @@ def test_a_read_is_authorised_by_the_stream_token_too(api: StreamsApi) -> None:
     assert api.read(run_id, bearer="sk_dev_unknown").status == 401
 
 
+def test_records_answer_what_the_stream_holds_now_and_resume_after_an_id(api: StreamsApi) -> None:
+    run_id = new_run(api.tenant)
+    token = api.token(run_id)
+    assert api.records(run_id).json() == {"records": [], "closed": False, "hasMore": False}
+    res = api.append(run_id, "out", token, body=ndjson([{"data": i} for i in range(3)]), headers=NDJSON)
+    ids = res.json()["ids"]
+    page = api.records(run_id).json()
+    assert [(r["id"], r["data"]) for r in page["records"]] == list(zip(ids, range(3), strict=True))
+    assert [r["data"] for r in api.records(run_id, query=f"after={ids[0]}").json()["records"]] == [1, 2]
+    api.close(run_id, "out", token)
+    assert api.records(run_id, bearer=token).json()["closed"] is True
+
+
+def test_records_are_refused_as_the_long_poll_is(api: StreamsApi) -> None:
+    run_id = new_run(api.tenant)
+    api.token(run_id)
+    assert api.records(run_id, query="after=$").json()["code"] == "invalid_last_event_id"
+    assert api.records(run_id, bearer="sk_dev_unknown").status == 401
+    assert api.records(run_id, bearer=make_tenant("org_b", "env_b").api_key).json()["code"] == "not_found"
+    assert api.records("run_nope").status == 404
+
+
 def test_redis_down_is_503_and_the_retry_lands_once(api: StreamsApi, monkeypatch: pytest.MonkeyPatch) -> None:
     run_id = new_run(api.tenant)
     token = api.token(run_id)

@@ -3,7 +3,9 @@
 The endpoint and key come from, in order: ``--api-url``/``--api-key``, ``SLUICE_API_URL``/
 ``SLUICE_API_KEY``, then the ``apiUrl``/``apiKey`` of a running devstack's stack.json
 (``--stack-file``, ``SLUICE_STACK_FILE``, default ``.devstack/stack.json``), so that
-``python -m devstack up`` followed by ``sluice trigger hello`` just works.
+``python -m devstack up`` followed by ``sluice trigger hello`` just works. The streamed reader's URL
+(``--stream-url``, ``SLUICE_STREAM_URL``) comes from stack.json's ``streamUrl`` only when the API
+URL came from there too; without one, stream reads long-poll the API.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Exit(IntEnum):
     UNREACHABLE = 3  # the API could not be reached after the SDK's retries
     REJECTED = 4  # the API answered 4xx: the request, the key or the id is wrong
     SERVER = 5  # the API answered 5xx after the SDK's retries
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 
 @dataclass
@@ -44,10 +47,21 @@ class ConnectionOptions:
     api_key: str | None
     stack_file: Path
     max_attempts: int = RetryOptions.max_attempts
+    stream_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the CLI's client goes."""
+
+    api_url: str
+    api_key: str
+    stream_url: str | None  # the streamed SSE reader; None: stream reads long-poll the API
 
 
 def connection_options(
     ctx: typer.Context,
+    *,
     api_url: Annotated[
         str | None, typer.Option(envvar="SLUICE_API_URL", help="API base URL, e.g. http://127.0.0.1:3030")
     ] = None,
@@ -61,8 +75,12 @@ def connection_options(
     max_attempts: Annotated[
         int, typer.Option(min=1, help="attempts per request (retrying 408, 429, 5xx and connection errors)")
     ] = RetryOptions.max_attempts,
+    stream_url: Annotated[
+        str | None,
+        typer.Option(envvar="SLUICE_STREAM_URL", help="the streamed SSE reader's URL (default: long poll)"),
+    ] = None,
 ) -> None:
-    ctx.obj = ConnectionOptions(api_url, api_key, stack_file, max_attempts)
+    ctx.obj = ConnectionOptions(api_url, api_key, stack_file, max_attempts, stream_url)
 
 
 def fail(code: Exit, message: str) -> NoReturn:
@@ -70,38 +88,43 @@ def fail(code: Exit, message: str) -> NoReturn:
     raise typer.Exit(code)
 
 
-def resolve(options: ConnectionOptions) -> tuple[str, str]:
-    """The API URL and key, or exit with USAGE saying where they can come from."""
-    url, key = options.api_url, options.api_key
+def resolve(options: ConnectionOptions) -> Connection:
+    """The API URL and key (and the stream URL, if any), or exit with USAGE saying where they can
+    come from."""
+    url, key, stream_url = options.api_url, options.api_key, options.stream_url
     if not (url and key) and options.stack_file.is_file():
         try:
             stack: dict[str, Any] = json.loads(options.stack_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             fail(Exit.USAGE, f"cannot read {options.stack_file}: {exc}")
-        url, key = url or stack.get("apiUrl"), key or stack.get("apiKey")
+        if not url:
+            # The stack's streamed reader belongs to the stack's API, not to one named elsewhere.
+            url, stream_url = stack.get("apiUrl"), stream_url or stack.get("streamUrl")
+        key = key or stack.get("apiKey")
     if not url:
         fail(Exit.USAGE, "no API URL: pass --api-url, set SLUICE_API_URL, or start devstack "
              f"(it writes {options.stack_file})")
     if not key:
         fail(Exit.USAGE, "no API key: pass --api-key, set SLUICE_API_KEY, or start devstack "
              f"(it writes {options.stack_file})")
-    return url, key
+    return Connection(url, key, stream_url)
 
 
 @contextmanager
 def client(ctx: typer.Context) -> Iterator[Sluice]:
     """An SDK client for the resolved API; the SDK's errors become messages and exit codes."""
     options = ctx.find_object(ConnectionOptions) or ConnectionOptions(None, None, DEFAULT_STACK_FILE)
-    url, key = resolve(options)
+    to = resolve(options)
+    retry = RetryOptions(max_attempts=options.max_attempts)
     try:
-        with Sluice(url, key, retry=RetryOptions(max_attempts=options.max_attempts)) as sluice:
+        with Sluice(to.api_url, to.api_key, retry=retry, stream_url=to.stream_url) as sluice:
             yield sluice
     except BatchTriggerError as exc:
         if exc.cause is None:
             fail(Exit.FAILED, str(exc))
-        _fail_for(exc.cause, url, prefix=f"batch {exc.phase} failed: ")
+        _fail_for(exc.cause, to.api_url, prefix=f"batch {exc.phase} failed: ")
     except (ApiError, ApiConnectionError) as exc:
-        _fail_for(exc, url)
+        _fail_for(exc, to.api_url)
 
 
 def _fail_for(exc: Exception, url: str, prefix: str = "") -> NoReturn:

@@ -23,7 +23,7 @@ from sluice.client.runs import trigger as _trigger
 from sluice.client.sessions import HttpSessionChannel, SessionInfo, SessionPage, Sessions
 from sluice.client.streams import StreamMessage, Streams, StreamWriter
 from sluice.client.streams_async import AsyncStreams, AsyncStreamWriter
-from sluice.client.transport import RetryOptions, Transport
+from sluice.client.transport import AsyncTransport, RetryOptions, Transport
 
 
 class Sluice:
@@ -65,6 +65,7 @@ __all__ = [
     "ApiError",
     "AsyncStreamWriter",
     "AsyncStreams",
+    "AsyncTransport",
     "BatchNotSealedError",
     "BatchTriggerError",
     "BatchTriggerResult",

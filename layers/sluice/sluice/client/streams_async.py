@@ -1,5 +1,6 @@
 """The asyncio flavour of ``sluice.client.streams``: the same writers and reader on
-``httpx.AsyncClient``, with a credential cache whose in-flight mints are asyncio Tasks.
+``httpx.AsyncClient``, with a credential cache whose in-flight mints are asyncio Tasks. What a
+write or a read does is decided in ``stream_calls``, shared with the sync flavour.
 
     async with AsyncStreams(api_url, api_key) as streams:
         writer = streams.writer(run_id, "ai")
@@ -8,8 +9,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import Any
@@ -18,21 +17,18 @@ import httpx
 from httpx_sse import aconnect_sse
 
 from sluice.client.credentials import AsyncCredentialCache, Slot, StreamCredentials
-from sluice.client.errors import ApiConnectionError, AuthenticationError
-from sluice.client.streams import (
-    CURSOR_HEADER,
+from sluice.client.stream_calls import (
     DEFAULT_REFRESH_MARGIN_S,
-    NDJSON,
+    END_EVENT,
+    ReadCursor,
     StreamMessage,
-    action_url,
-    append_headers,
-    ndjson_chunks,
-    new_part_id,
+    WriteCall,
+    entry_ids,
     run_slot,
-    stream_path,
-    to_message,
+    slot_path,
+    write_attempts,
 )
-from sluice.client.transport import RetryOptions, decode, retry_delay
+from sluice.client.transport import AsyncTransport, RetryOptions, decode
 
 
 class AsyncStreamWriter:
@@ -41,30 +37,23 @@ class AsyncStreamWriter:
         self.slot = slot
 
     async def append(self, chunk: Any, part_id: str | None = None) -> list[str]:
-        body = json.dumps(chunk).encode()
-        return await self._send("append", body, "application/json", part_id or new_part_id())
+        return await self._send(WriteCall.append(chunk, part_id))
 
     async def append_many(self, chunks: Iterable[Any], part_id: str | None = None) -> list[str]:
-        return await self._send("append", ndjson_chunks(chunks), NDJSON, part_id or new_part_id())
+        return await self._send(WriteCall.append_many(chunks, part_id))
 
     async def close(self) -> None:
-        await self._send("close", b"", "application/json", None)
+        await self._send(WriteCall.close())
 
-    async def _send(self, action: str, body: bytes, content_type: str, part_id: str | None) -> list[str]:
-        cache = self._streams.cache
-        for attempt in (1, 2):
-            entry = cache.get(self.slot)
-            credentials = await entry
-            headers = append_headers(credentials, content_type, part_id)
-            try:
-                response = await self._streams.request("POST", action_url(credentials, action), body, headers)
-            except (AuthenticationError, ApiConnectionError):
-                cache.evict_if_same(self.slot, entry)  # see StreamWriter._send
-                if attempt == 2:
-                    raise
-                continue
-            return list(decode(response).get("ids", []))
-        raise AssertionError("unreachable")  # pragma: no cover
+    async def _send(self, call: WriteCall) -> list[str]:
+        for attempt in write_attempts(self._streams.cache, self.slot):
+            credentials = await attempt.entry
+            with attempt:
+                url, headers = call.url(credentials), call.headers(credentials)
+                transport = self._streams.transport
+                response = await transport.request("POST", url, content=call.body, headers=headers)
+                return entry_ids(response)
+        raise AssertionError("unreachable")  # pragma: no cover: the last attempt raises
 
 
 class AsyncStreams:
@@ -82,13 +71,8 @@ class AsyncStreams:
         clock: Callable[[], float] = time.time,
         http: httpx.AsyncClient | None = None,
     ) -> None:
-        self.retry = retry or RetryOptions()
+        self.transport = AsyncTransport(api_url, api_key, retry=retry, timeout_s=timeout_s, http=http)
         self.stream_url = stream_url.rstrip("/") if stream_url else None
-        self.http = http or httpx.AsyncClient(
-            base_url=api_url.rstrip("/"),
-            timeout=timeout_s,
-            headers={"authorization": f"Bearer {api_key}", "user-agent": "sluice-python"},
-        )
         self.cache = AsyncCredentialCache(self._mint, refresh_margin_s, clock)
 
     async def __aenter__(self) -> AsyncStreams:
@@ -98,27 +82,10 @@ class AsyncStreams:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self.http.aclose()
-
-    async def request(
-        self, method: str, url: str, content: bytes | None = None, headers: dict[str, str] | None = None
-    ) -> httpx.Response:
-        """A request with the SDK's retry rules (``Transport.request``'s, for asyncio)."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = await self.http.request(method, url, content=content, headers=headers)
-            except httpx.TransportError as exc:
-                await asyncio.sleep(retry_delay(self.retry, attempt, f"{method} {url}", error=exc))
-                continue
-            if response.is_success:
-                return response
-            await asyncio.sleep(retry_delay(self.retry, attempt, f"{method} {url}", response))
+        await self.transport.aclose()
 
     async def _mint(self, slot: Slot) -> StreamCredentials:
-        _, run_id, key = slot
-        return StreamCredentials.from_api(decode(await self.request("PUT", stream_path(run_id, key))))
+        return StreamCredentials.from_api(decode(await self.transport.request("PUT", slot_path(slot))))
 
     async def credentials(self, run_id: str, key: str) -> StreamCredentials:
         return await self.cache.get(run_slot(run_id, key))
@@ -151,26 +118,21 @@ class AsyncStreams:
         self, run_id: str, key: str, last_event_id: str | None = None
     ) -> AsyncIterator[StreamMessage]:
         """As ``Streams.read``: every chunk once, in order, across reconnects."""
-        base = self.stream_url or str(self.http.base_url).rstrip("/")
-        url = base + stream_path(run_id, key)
-        cursor, failures = last_event_id, 0
+        http, sleep = self.transport.http, self.transport.sleep
+        base = self.stream_url or str(http.base_url).rstrip("/")
+        cursor = ReadCursor(base + slot_path(run_slot(run_id, key)), self.transport.retry, last_event_id)
         while True:
-            headers = {"last-event-id": cursor} if cursor else {}
             try:
-                async with aconnect_sse(self.http, "GET", url, headers=headers) as source:
-                    response = source.response
-                    if not response.is_success:
-                        await response.aread()
-                        failures += 1
-                        await asyncio.sleep(retry_delay(self.retry, failures, f"GET {url}", response))
+                async with aconnect_sse(http, "GET", cursor.url, headers=cursor.headers()) as source:
+                    if not source.response.is_success:
+                        await source.response.aread()
+                        await sleep(cursor.refused(source.response))
                         continue
-                    cursor = cursor or response.headers.get(CURSOR_HEADER)
+                    cursor.opened(source.response)
                     async for sse in source.aiter_sse():
-                        if sse.event == "end":
+                        if sse.event == END_EVENT:
                             return
-                        if message := to_message(sse):
-                            cursor, failures = message.id, 0
+                        if message := cursor.message(sse):
                             yield message
             except httpx.TransportError as exc:
-                failures += 1
-                await asyncio.sleep(retry_delay(self.retry, failures, f"GET {url}", error=exc))
+                await sleep(cursor.lost(exc))

@@ -7,9 +7,10 @@ sets the delay, and only 408, 409 (where the caller allows it), 429 and 5xx are 
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -92,6 +93,15 @@ def retry_delay(
     return options.delay(attempt) if delay is None else min(delay, options.max_delay_s)
 
 
+def client_options(api_url: str, api_key: str, timeout_s: float) -> dict[str, Any]:
+    """What the httpx client of either transport is made with: the API's base URL and key."""
+    return {
+        "base_url": api_url.rstrip("/"),
+        "timeout": timeout_s,
+        "headers": {"authorization": f"Bearer {api_key}", "user-agent": "sluice-python"},
+    }
+
+
 class Transport:
     """An httpx client bound to the API's base URL and key, with retries."""
 
@@ -107,11 +117,7 @@ class Transport:
     ) -> None:
         self.retry = retry or RetryOptions()
         self.sleep = sleep
-        self.http = http or httpx.Client(
-            base_url=api_url.rstrip("/"),
-            timeout=timeout_s,
-            headers={"authorization": f"Bearer {api_key}", "user-agent": "sluice-python"},
-        )
+        self.http = http or httpx.Client(**client_options(api_url, api_key, timeout_s))
 
     def close(self) -> None:
         self.http.close()
@@ -154,3 +160,45 @@ class Transport:
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return decode(self.request(method, path, **kwargs))
+
+
+class AsyncTransport:
+    """``Transport`` for asyncio: the same retry rules (``retry_delay``) on ``httpx.AsyncClient``."""
+
+    def __init__(
+        self,
+        api_url: str,
+        api_key: str,
+        *,
+        retry: RetryOptions | None = None,
+        timeout_s: float = 30.0,
+        http: httpx.AsyncClient | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.retry = retry or RetryOptions()
+        self.sleep = sleep
+        self.http = http or httpx.AsyncClient(**client_options(api_url, api_key, timeout_s))
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """As ``Transport.request``."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self.http.request(method, path, content=content, headers=headers)
+            except httpx.TransportError as exc:
+                await self.sleep(retry_delay(self.retry, attempt, f"{method} {path}", error=exc))
+                continue
+            if response.is_success:
+                return response
+            await self.sleep(retry_delay(self.retry, attempt, f"{method} {path}", response))

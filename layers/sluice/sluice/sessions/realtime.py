@@ -4,8 +4,8 @@ and the SSE reader are the run streams' own (``sluice.streams``), not a copy.
 
 What sessions add: the session must exist in the caller's environment and be open; only a secret
 API key mints ``out``; a closed channel answers ``session_closed``; an append to ``in`` makes sure a
-run is alive to read it (``runs.ensure_run``); and a drain-and-return read of the records, for a
-worker rebuilding the conversation (it must not wait on a long poll).
+run is alive to read it (``runs.ensure_run``). A worker rebuilding the conversation reads the
+records with the streams' drained read (``sluice.streams.drain``: it must not wait on a long poll).
 """
 
 from __future__ import annotations
@@ -22,15 +22,21 @@ from sluice.sessions import runs, table
 from sluice.sessions.errors import SecretKeyRequired, SessionClosed
 from sluice.sessions.records import Session
 from sluice.sessions.service import channel_address, get_session
-from sluice.streams import AppendResult, Credentials, StreamClosed, StreamReader, get_store, parse_chunks
-from sluice.streams.models import START_ID
+from sluice.streams import (
+    AppendAnswer,
+    AppendResult,
+    Credentials,
+    StreamClosed,
+    StreamReader,
+    get_store,
+    parse_chunks,
+)
 from sluice.streams.service import issue_credentials, open_reader
 from sluice.streams.tokens import is_stream_token, verify_token
 
 logger = Logger(service="sluice", child=True)
 
 SECRET_KEY_PREFIX = "sk_"
-RECORDS_MAX = 1000
 
 
 def channel_path(session_id: str, io: str) -> str:
@@ -54,13 +60,17 @@ def mint(env: Environment, api_key: str, ref: str, io: str, *, api_base: str) ->
     return issue_credentials(env, address, channel_path(session.id, io), api_base=api_base)
 
 
+class ChannelAppendAnswer(AppendAnswer):
+    runId: str | None  # ``in``: the session's live run after the append (None if starting one failed)
+
+
 @dataclass(frozen=True)
 class ChannelAppend:
     result: AppendResult
     run_id: str | None  # ``in``: the session's live run after the append
 
     def to_api(self) -> dict[str, Any]:
-        return {**self.result.to_api(), "runId": self.run_id}
+        return ChannelAppendAnswer(**self.result.to_api(), runId=self.run_id).model_dump()
 
 
 def _session_of_token(env_id: str, session_id: str) -> Session:
@@ -120,16 +130,3 @@ def reader(bearer: str, ref: str, io: str, last_event_id: str | None) -> StreamR
     # The key's environment was just checked against the session: nothing more for the reader to do.
     return open_reader(bearer, channel_address(session.id, io), last_event_id, check_owner=lambda _: None)
 
-
-def records(bearer: str, ref: str, io: str, after: str | None) -> dict[str, Any]:
-    """The channel's records after ``after`` (from the start when None), as far as they go now:
-    it drains and returns, never waits. At most RECORDS_MAX; ``hasMore`` says to ask again."""
-    channel = reader(bearer, ref, io, after or START_ID)
-    found: list[dict[str, Any]] = []
-    while len(found) < RECORDS_MAX and (events := channel.poll(block_ms=None)):
-        found.extend({"id": event.id, "data": event.data} for event in events if not event.end)
-    return {
-        "records": found,
-        "closed": channel.ended,
-        "hasMore": len(found) >= RECORDS_MAX and not channel.ended,
-    }

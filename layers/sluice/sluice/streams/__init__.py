@@ -1,17 +1,29 @@
 """Realtime streams: runs (and, next, sessions) write chunks, readers follow them over SSE.
 
 - ``mint`` / ``append`` / ``close`` / ``open_reader``: the HTTP routes' entry points (``service``).
-- ``long_poll`` / ``stream``: the two transports of the one reader core (``reader``).
+- ``long_poll`` / ``stream`` / ``drain``: the ways the one reader core is served (``reader``).
 - ``close_run_streams``: what the run lifecycle calls when a run finishes (``runs``).
 - ``tokens``, ``keys``, ``store``: write tokens, Redis key layout, Redis storage.
 """
 
 from sluice.streams.errors import ChunkTooLarge, InvalidStreamToken, RunFinished, StreamClosed
-from sluice.streams.models import AppendResult, Chunk, Credentials, StreamAddress, StreamEvent
+from sluice.streams.models import (
+    AppendAnswer,
+    AppendResult,
+    Chunk,
+    CloseAnswer,
+    Credentials,
+    MintAnswer,
+    RecordsAnswer,
+    StreamAddress,
+    StreamEvent,
+)
 from sluice.streams.reader import (
     CURSOR_HEADER,
+    ENTRY_ID_PATTERN,
     KEEP_ALIVE,
     StreamReader,
+    drain,
     long_poll,
     parse_last_event_id,
     stream,
@@ -24,12 +36,17 @@ from sluice.streams.tokens import mint_token, verify_token
 
 __all__ = [
     "CURSOR_HEADER",
+    "ENTRY_ID_PATTERN",
     "KEEP_ALIVE",
+    "AppendAnswer",
     "AppendResult",
     "Chunk",
     "ChunkTooLarge",
+    "CloseAnswer",
     "Credentials",
     "InvalidStreamToken",
+    "MintAnswer",
+    "RecordsAnswer",
     "RunFinished",
     "StreamAddress",
     "StreamClosed",
@@ -39,6 +56,7 @@ __all__ = [
     "append",
     "close",
     "close_run_streams",
+    "drain",
     "get_store",
     "is_final",
     "long_poll",

@@ -1,9 +1,14 @@
-"""A stream's identity, its chunks and events, and the mint answer."""
+"""A stream's identity, its chunks and events, and what the routes answer.
+
+The ``*Answer`` models are the JSON bodies the routes send, and what openapi.json documents.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from pydantic import BaseModel, JsonValue
 
 Scope = Literal["run", "session"]
 
@@ -49,17 +54,33 @@ class StreamEvent:
     end: bool = False
 
 
+class AppendAnswer(BaseModel):
+    ids: list[str]  # every chunk's entry id, in order (a deduplicated chunk's: where it first landed)
+    appended: int
+    deduplicated: int  # chunks whose part id had landed before: not appended again
+
+
 @dataclass(frozen=True)
 class AppendResult:
     ids: list[str]
     deduplicated: int
 
     def to_api(self) -> dict[str, Any]:
-        return {
-            "ids": self.ids,
-            "appended": len(self.ids) - self.deduplicated,
-            "deduplicated": self.deduplicated,
-        }
+        appended = len(self.ids) - self.deduplicated
+        return AppendAnswer(ids=self.ids, appended=appended, deduplicated=self.deduplicated).model_dump()
+
+
+class CloseAnswer(BaseModel):
+    closed: Literal[True]
+    alreadyClosed: bool
+
+
+class MintAnswer(BaseModel):
+    streamId: str
+    appendUrl: str
+    readUrl: str  # the streamed reader (a Function URL) when deployed, else this API's long poll
+    token: str  # for ``Authorization: Bearer`` on appends, closes and reads of this stream only
+    expiresAt: int  # Unix seconds
 
 
 @dataclass(frozen=True)
@@ -73,10 +94,23 @@ class Credentials:
     expires_at: int
 
     def to_api(self) -> dict[str, Any]:
-        return {
-            "streamId": self.stream_id,
-            "appendUrl": self.append_url,
-            "readUrl": self.read_url,
-            "token": self.token,
-            "expiresAt": self.expires_at,
-        }
+        return MintAnswer(
+            streamId=self.stream_id,
+            appendUrl=self.append_url,
+            readUrl=self.read_url,
+            token=self.token,
+            expiresAt=self.expires_at,
+        ).model_dump()
+
+
+class StreamRecord(BaseModel):
+    id: str
+    data: JsonValue
+
+
+class RecordsAnswer(BaseModel):
+    """A non-waiting read: the records after a cursor as far as they go now."""
+
+    records: list[StreamRecord]
+    closed: bool  # the stream is closed and every record up to its end is in ``records``
+    hasMore: bool  # a page limit cut ``records`` short: ask again after the last id

@@ -1,4 +1,5 @@
-"""The one SSE reader core, and the two ways it is served (long poll, streamed).
+"""The one reader core, and the ways it is served: long poll and streamed (SSE), and drained
+(the records as far as they go now, as JSON, for readers that must not wait).
 
 The cursor is a concrete entry id from the first moment: ``Last-Event-ID`` when the client
 resumes, else the tail snapshotted once (``XREVRANGE + - COUNT 1``, ``0-0`` when empty) when the
@@ -22,14 +23,19 @@ from sse_starlette import ServerSentEvent
 
 from sluice.config import get_settings
 from sluice.errors import BadRequest
-from sluice.streams.models import START_ID, StreamAddress, StreamEvent
+from sluice.streams.models import START_ID, RecordsAnswer, StreamAddress, StreamEvent, StreamRecord
 from sluice.streams.store import StreamStore
 
-_ENTRY_ID = re.compile(r"\d{1,20}-\d{1,20}")
+ENTRY_ID_PATTERN = r"^\d{1,20}-\d{1,20}$"  # a Redis stream entry id, ``<ms>-<seq>``
+_ENTRY_ID = re.compile(ENTRY_ID_PATTERN)
 KEEP_ALIVE = ServerSentEvent(comment="keep-alive")
 # A response header: the cursor the reader started from, so a client that connected without
 # Last-Event-ID can resume from it even if the response ended before any event.
 CURSOR_HEADER = "x-stream-cursor"
+# What one drained read answers at most: this many records, and this many bytes of chunks, so the
+# reply stays under Lambda's 6 MB response limit even for chunks of SLUICE_STREAM_CHUNK_MAX_BYTES.
+RECORDS_MAX = 1000
+RECORDS_MAX_BYTES = 4 * 1024 * 1024
 
 
 def parse_last_event_id(value: str | None) -> str | None:
@@ -130,3 +136,20 @@ async def stream(
         # The blocking XREAD runs in a worker thread so the event loop keeps serving other readers.
         for event in await anyio.to_thread.run_sync(reader.poll, settings.sse_block_ms):
             yield to_sse(event)
+
+
+def drain(reader: StreamReader) -> RecordsAnswer:
+    """The records after the reader's cursor as far as they go now: it never waits. A page holds
+    at least one record and at most RECORDS_MAX, or RECORDS_MAX_BYTES of chunks; ``hasMore`` says
+    that more are there (ask again after the last id)."""
+    found: list[StreamRecord] = []
+    size = 0
+    while events := reader.poll(block_ms=None):
+        for event in events:
+            if event.end:
+                continue
+            size += len(json.dumps(event.data, separators=(",", ":")))
+            if found and (len(found) >= RECORDS_MAX or size > RECORDS_MAX_BYTES):
+                return RecordsAnswer(records=found, closed=False, hasMore=True)
+            found.append(StreamRecord(id=event.id, data=event.data))
+    return RecordsAnswer(records=found, closed=reader.ended, hasMore=False)

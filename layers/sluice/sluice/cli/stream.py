@@ -1,0 +1,49 @@
+"""``sluice stream tail``: print a run's stream as it is written."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from sluice.cli.session import Exit, client
+
+app = typer.Typer(help="Read realtime streams.", no_args_is_help=True)
+
+# Before every entry: a tail prints the stream from its start unless told where to resume.
+FROM_THE_START = "0-0"
+
+
+@app.command("tail")
+def tail(
+    ctx: typer.Context,
+    *,
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="the run id")],
+    key: Annotated[str, typer.Argument(metavar="KEY", help="the stream's key")],
+    last_event_id: Annotated[
+        str | None, typer.Option(help="resume after this entry id (as --json prints it)")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option(help="wait for chunks until the stream closes (--no-follow: print what is there)")
+    ] = True,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='print {"id", "data"} a line instead of the data')
+    ] = False,
+) -> None:
+    """Print the chunks of RUN's stream KEY from its start, one a line as JSON, until the stream is
+    closed (the run finished, or a writer closed it) or Ctrl-C.
+
+    It follows over Server-Sent Events: the streamed reader when there is one (--stream-url, or
+    devstack's streamUrl), else the API's long poll; reconnects resume where they left off. A key
+    nothing has written yet is waited for.
+    """
+    start = last_event_id or FROM_THE_START
+    with client(ctx) as sluice:
+        streams = sluice.streams
+        messages = streams.read(run_id, key, start) if follow else streams.records(run_id, key, start)
+        try:
+            for message in messages:
+                typer.echo(json.dumps({"id": message.id, "data": message.data} if as_json else message.data))
+        except KeyboardInterrupt:
+            raise typer.Exit(Exit.INTERRUPTED) from None
