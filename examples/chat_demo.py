@@ -1,18 +1,24 @@
 """The chat recovery demo on a running devstack: a worker is killed with SIGKILL in the middle of a
-story, and the continuation run finishes the story and answers what was waiting.
+story; the run reaper sees its lease lapse and retries the run, and the retry, on a fresh worker,
+finishes the story and answers what was waiting. The demo talks to the API only.
 
-    python -m devstack up --detach --run-consumer none
+    SLUICE_RUN_LEASE_S=5 python -m devstack up --detach --run-consumer none --schedule-scale 30
     python examples/chat_demo.py
 
-1. starts ``examples/chat_worker.py`` and opens a session;
-2. says hello, then asks for a story and (while it streams) sends one more message;
-3. kills the worker mid-story; the run is marked CRASHED, standing in for the run lifecycle's
-   reaper (not in this example yet), so that the session has no live run;
-4. sends another message: that append to ``in`` starts the continuation run, which a fresh worker
-   picks up: it rebuilds the conversation (the cut-off story kept, marked aborted), tells the rest
-   of the story, and answers the waiting messages once each.
+(The short lease and the faster schedules make the reaper notice within seconds; with the defaults,
+a 60 s lease and a sweep a minute, step 4 waits a minute or two.)
 
-``run_chat_demo(info)`` is the same from Python; the integration test drives it.
+1. starts ``examples/chat_worker.py`` (the SDK ``Worker``) and opens a session: its first run;
+2. says hello, then asks for a story and, while it streams, sends one more message;
+3. kills the worker mid-story and sends another message: the run still holds its lease, so it is
+   the session's live run and the message waits on ``in``;
+4. starts a fresh worker. Once the lease lapses the reaper retries the run; attempt 2 boots as a
+   continuation, rebuilds the conversation (the cut-off story kept, marked aborted), tells the rest
+   of the story and answers the two waiting messages, once each;
+5. the session goes quiet and the run completes; one more message starts a continuation run, which
+   rebuilds the conversation from the snapshot and answers it.
+
+``run_chat_demo(info, state_dir=...)`` is the same from Python; the integration test drives it.
 """
 
 from __future__ import annotations
@@ -25,53 +31,31 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sluice import aws
 from sluice.client import Sluice
 from sluice.client.sessions import user_message
-from sluice.config import get_settings, reload_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = ROOT / "examples" / "chat_worker.py"
-WAIT_S = 120  # a bound on every wait, so that a broken worker fails the demo instead of hanging it
+# A bound on every wait, so that a broken worker fails the demo instead of hanging it. It covers
+# the reaper on a default stack: a 60 s lease, a sweep a minute, and the retry's backoff.
+WAIT_S = 300
+T = TypeVar("T")
 
 
 @dataclass
 class DemoResult:
     session_id: str
-    first_run_id: str
+    run_id: str  # the session's first run: killed on attempt 1, finished by attempt 2
+    retried_attempt: int
     continuation_run_id: str
     cut_off: str
     killed_returncode: int | None
     worker_output: list[str] = field(default_factory=list)
-
-
-def use_stack(info: dict[str, Any]) -> None:
-    """Point this process's ``sluice`` (the engine's run store) at the stack."""
-    os.environ.update(
-        AWS_ENDPOINT_URL=info["awsEndpointUrl"],
-        AWS_DEFAULT_REGION=info["region"],
-        SLUICE_RUNS_TABLE=info["tables"]["RunsTable"],
-    )
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        os.environ[name] = os.environ.get(name) or "testing"  # moto takes any credentials
-    reload_settings()
-    aws.reset_clients()
-
-
-def mark_run_crashed(run_id: str) -> None:
-    """Stands in for the run reaper, which notices a dead worker only through a lease this example's
-    worker does not take: the run item's top-level status is the one that counts."""
-    aws.dynamodb().update_item(
-        TableName=get_settings().runs_table,
-        Key={"runId": {"S": run_id}},
-        UpdateExpression="SET #s = :s",
-        ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues={":s": {"S": "CRASHED"}},
-    )
 
 
 def start_worker(state_dir: Path, *args: str) -> subprocess.Popen[str]:
@@ -100,7 +84,7 @@ def replies(chunks: list[dict[str, Any]]) -> list[tuple[str, bool]]:
     return found
 
 
-def wait_for(what: str, check: Any, worker: subprocess.Popen[str] | None = None) -> Any:
+def wait_for(what: str, check: Callable[[], T | None], worker: subprocess.Popen[str] | None = None) -> T:
     deadline = time.monotonic() + WAIT_S
     while not (value := check()):
         if worker is not None and worker.poll() is not None:
@@ -115,22 +99,33 @@ def run_chat_demo(
     info: dict[str, Any],
     *,
     state_dir: Path,
-    say: Any = print,
+    say: Callable[[str], None] = print,
     word_delay_s: float = 0.08,
     kill_after_words: int = 12,
+    idle_s: float = 2.0,
 ) -> DemoResult:
-    use_stack(info)
-    worker_args = ["--word-delay", str(word_delay_s)]
+    word_delay = ["--word-delay", str(word_delay_s)]
     with Sluice(info["apiUrl"], info["apiKey"]) as client:
-        worker = start_worker(state_dir, *worker_args, "--idle-s", str(WAIT_S))
+
+        def finished_replies(count: int) -> list[tuple[str, bool]] | None:
+            """The replies once the ``count``-th has finished (replies stream one after another)."""
+            told = replies(out_chunks(client, session.id))
+            return told if len(told) >= count and told[count - 1][1] else None
+
+        def first_run_where(check: Callable[[dict[str, Any]], bool]) -> Callable[[], dict[str, Any] | None]:
+            def probe() -> dict[str, Any] | None:
+                run = client.runs.retrieve(run_id)
+                return run if check(run) else None
+
+            return probe
+
+        doomed = start_worker(state_dir, *word_delay, "--idle-s", str(WAIT_S))
         session = client.sessions.create("chat", "chat-agent", external_id=f"demo-{uuid.uuid4().hex[:8]}")
-        say(f"[demo] session {session.id}, first run {session.currentRunId}")
+        run_id = session.currentRunId or ""
+        say(f"[demo] session {session.id}, first run {run_id}")
 
         client.sessions.send(session.id, user_message("hello"))
-        wait_for(
-            "the first answer", lambda: [r for r in replies(out_chunks(client, session.id)) if r[1]], worker
-        )
-        say(f"[demo] agent: {replies(out_chunks(client, session.id))[0][0]}")
+        say(f"[demo] agent: {wait_for('the first answer', lambda: finished_replies(1), doomed)[0][0]}")
 
         client.sessions.send(session.id, user_message("tell me a story"))
         client.sessions.send(session.id, user_message("and what is a sluice?"))
@@ -139,28 +134,41 @@ def run_chat_demo(
             told = replies(out_chunks(client, session.id))
             return len(told) == 2 and not told[1][1] and len(told[1][0].split()) >= kill_after_words
 
-        wait_for("the story to be under way", story_underway, worker)
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(WAIT_S)
+        wait_for("the story to be under way", story_underway, doomed)
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(WAIT_S)
         cut_off = replies(out_chunks(client, session.id))[1][0]
         say(f"[demo] worker killed mid-story after: {cut_off!r}")
-        output = (worker.stdout.read() if worker.stdout else "").splitlines()
+        output = (doomed.stdout.read() if doomed.stdout else "").splitlines()
 
-        first_run = session.currentRunId or ""
-        mark_run_crashed(first_run)
         client.sessions.send(session.id, user_message("are you still there?"))
-        continuation = client.sessions.get(session.id).currentRunId or ""
-        say(f"[demo] the message started continuation run {continuation}")
+        waiting_for = client.sessions.get(session.id).currentRunId
+        say(f"[demo] the message waits for {waiting_for}, the killed worker's run, whose lease is lapsing")
+        fresh = start_worker(state_dir, *word_delay, "--idle-s", str(idle_s))
+        try:
+            retried = wait_for("the run's retry", first_run_where(lambda r: r["attempt"] > 1), fresh)
+            say(f"[demo] the reaper saw the lease lapse and retried {run_id}: attempt {retried['attempt']}")
+            for text, _ in wait_for("the recovered answers", lambda: finished_replies(4), fresh)[2:]:
+                say(f"[demo] agent: {text}")
 
-        resumed = start_worker(state_dir, *worker_args, "--idle-s", "1", "--once")
-        finished, _ = resumed.communicate(timeout=WAIT_S)
+            completed = wait_for(
+                "the run to complete", first_run_where(lambda r: r["status"] == "COMPLETED"), fresh
+            )
+            client.sessions.send(session.id, user_message("one more thing"))
+            continuation = client.sessions.get(session.id).currentRunId or ""
+            say(f"[demo] {run_id} completed; the next message started continuation run {continuation}")
+            say(f"[demo] agent: {wait_for('the last answer', lambda: finished_replies(5), fresh)[4][0]}")
+        finally:
+            fresh.send_signal(signal.SIGTERM)
+            finished, _ = fresh.communicate(timeout=WAIT_S)
         output += finished.splitlines()
         for line in finished.splitlines():
-            say(line)
-        for text, _done in replies(out_chunks(client, session.id))[2:]:
-            say(f"[demo] agent: {text}")
+            if line.startswith("[worker]"):
+                say(line)
         client.sessions.close(session.id)
-        return DemoResult(session.id, first_run, continuation, cut_off, worker.returncode, output)
+        return DemoResult(
+            session.id, run_id, completed["attempt"], continuation, cut_off, doomed.returncode, output
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

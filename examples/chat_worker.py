@@ -1,37 +1,40 @@
-"""A chat worker for devstack: it consumes RunQueue and answers each session run's turns with a
-scripted model, through ``ChatAgent`` on the HTTP session channel.
+"""A chat worker for devstack: the SDK's ``Worker`` (``sluice.client.worker``) with one task handler,
+which serves a session's run with a ``ChatAgent`` on the HTTP session channel and answers from a
+scripted model.
 
     python -m devstack up --detach --run-consumer none
     python examples/chat_worker.py                 # the stack of .devstack, its dev API key
 
-Each RunQueue message of the task (``--task``, default ``chat-agent``) in the key's environment is
-taken (deleted: a session whose worker dies is picked up by its continuation run, not by a
-redelivery), the run read, and its session served: ``serve()`` boots (rebuilding the conversation
-on a continuation) and answers what waits on ``in``, then the worker polls ``in`` for new messages
-until it has been idle for ``--idle-s``. Messages of other tasks or environments go back on the
-queue at once.
-
-The run lifecycle (start / heartbeat / complete, and the reaper that marks a vanished worker's run
-CRASHED) is not part of this example yet: an idle worker leaves its run as it found it.
+The worker takes each run of its task (``--task``, default ``chat-agent``) off RunQueue under a
+lease, which it heartbeats while the handler runs. The handler boots the agent (a continuation run,
+and any retried attempt, first rebuilds the conversation), answers what waits on ``in``, then reads
+``in`` until the session has been quiet for ``--idle-s`` and returns: the run completes, and the
+session's next message starts a continuation run. A worker that is killed holds on to nothing: its
+lease lapses, the run reaper retries the run, and the next attempt picks the session up where the
+killed one stopped. SIGTERM or Ctrl-C stops the worker after the runs in hand.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
-from pydantic import JsonValue
+from pydantic import JsonValue, ValidationError
 
 from sluice.client import Sluice
+from sluice.client.errors import ConflictError
+from sluice.client.worker import Handler, NonRetryableError, TaskRun, Worker
 from sluice.sessions import ChatAgent, ChatMessage, Recovery, RecoveryPlan, SessionRunPayload
-from sluice.streams.runs import is_final
 
 Say = Callable[[str], None]
 
@@ -42,6 +45,7 @@ STORY = (
     "Nothing was lost, the valley stayed dry, and the river finished its ledger before sunrise."
 )
 SCRIPT = {"story": STORY}
+IDLE_POLL_S = 0.2
 
 
 def scripted_answer(question: str) -> str:
@@ -72,7 +76,12 @@ class ScriptedAgent(ChatAgent):
         self.say = say
 
     def on_boot(self, *, continuation: bool, previous_run_id: str | None) -> None:
-        kind = f"continuation of {previous_run_id}" if continuation else "first run"
+        if self.attempt > 1:
+            kind = f"attempt {self.attempt}: the run's retry after attempt {self.attempt - 1} was lost"
+        elif continuation:
+            kind = f"continuation of {previous_run_id}"
+        else:
+            kind = "first run"
         self.say(f"[worker] {self.run_id} boots for {self.session_id} ({kind})")
 
     def on_recovery_boot(self, recovery: Recovery) -> RecoveryPlan | None:
@@ -103,90 +112,79 @@ class ScriptedAgent(ChatAgent):
         return f"{full[len(told) :]}\n\n" if full.startswith(told) and full != told else ""
 
 
-def serve_run(client: Sluice, run_id: str, *, word_delay_s: float, idle_s: float, say: Say) -> bool:
-    """Serve one run's session until it has been idle for ``idle_s``; False when it is not a live
-    session run."""
-    run = client.runs.retrieve(run_id)
-    payload = run.get("payload")
-    if is_final(str(run.get("status"))) or not isinstance(payload, dict) or "sessionId" not in payload:
-        say(f"[worker] {run_id} is not a live session run; skipped")
-        return False
-    session = SessionRunPayload.model_validate(payload)
-    channel = client.sessions.channel(session.sessionId)
-    agent = ScriptedAgent(channel, session, run_id=run_id, word_delay_s=word_delay_s, say=say)
-    agent.serve()
-    idle_since = time.monotonic()
-    while time.monotonic() - idle_since < idle_s:
-        if agent.answer_new():
-            idle_since = time.monotonic()
-        else:
-            time.sleep(0.2)
-    say(f"[worker] {run_id} idle for {idle_s:g}s; done")
-    return True
+def chat_task(
+    client: Sluice, stop: threading.Event, *, word_delay_s: float, idle_s: float, say: Say
+) -> Handler:
+    """The task handler: serve one attempt of a session run until the session is quiet for
+    ``idle_s`` (or the worker stops); what it returns is the run's output."""
 
+    def handle(task: TaskRun) -> dict[str, Any]:
+        try:
+            payload = SessionRunPayload.model_validate(task.payload)
+        except ValidationError as exc:
+            raise NonRetryableError(f"run {task.id} is not a session run: {exc}") from exc
+        agent = ScriptedAgent(
+            client.sessions.channel(payload.sessionId),
+            payload,
+            run_id=task.id,
+            attempt=task.attempt,
+            word_delay_s=word_delay_s,
+            say=say,
+        )
+        try:
+            agent.serve()
+            quiet_since = time.monotonic()
+            while time.monotonic() - quiet_since < idle_s and not stop.wait(IDLE_POLL_S):
+                if agent.answer_new():
+                    quiet_since = time.monotonic()
+        except ConflictError as exc:
+            if exc.code != "session_closed":
+                raise  # the attempt fails, and the lifecycle retries it
+            say(f"[worker] {task.id}: {payload.sessionId} was closed")
+            return {"sessionId": payload.sessionId, "closed": True}
+        why = "the worker is stopping" if stop.is_set() else f"the session was quiet for {idle_s:g}s"
+        say(f"[worker] {task.id} attempt {task.attempt} done: {why}")
+        return {"sessionId": payload.sessionId, "messages": len(agent.messages)}
 
-def consume(
-    client: Sluice,
-    sqs: Any,
-    queue_url: str,
-    *,
-    task: str,
-    env_id: str,
-    once: bool,
-    word_delay_s: float,
-    idle_s: float,
-    say: Say,
-) -> None:
-    while True:
-        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1)
-        for message in messages.get("Messages", []):
-            body = json.loads(message["Body"])
-            if body.get("taskId") != task or body.get("envId") != env_id:
-                sqs.change_message_visibility(
-                    QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-                )
-                time.sleep(0.2)  # not ours: leave it to its own worker
-                continue
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-            served = serve_run(client, body["runId"], word_delay_s=word_delay_s, idle_s=idle_s, say=say)
-            if served and once:
-                return
+    return handle
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--state-dir", type=Path, default=Path(".devstack"))
     parser.add_argument("--api-key", help="a key of the sessions' environment (default: the stack's dev key)")
-    parser.add_argument("--env-id", help="that key's environment (default: the dev key's)")
     parser.add_argument("--task", default="chat-agent")
+    parser.add_argument("--concurrency", type=int, default=4, help="sessions served at once")
     parser.add_argument("--word-delay", type=float, default=0.05, help="seconds per streamed word")
-    parser.add_argument("--idle-s", type=float, default=30.0, help="serve a run until idle this long")
-    parser.add_argument("--once", action="store_true", help="exit after serving one run")
+    parser.add_argument("--idle-s", type=float, default=30.0, help="complete a run once quiet this long")
     args = parser.parse_args(argv)
     info = json.loads((args.state_dir / "stack.json").read_text())
     sqs = boto3.client(
         "sqs",
         endpoint_url=info["awsEndpointUrl"],
         region_name=info["region"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
     )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
 
     def say(line: str) -> None:
         print(line, flush=True)
 
     with Sluice(info["apiUrl"], args.api_key or info["apiKey"], stream_url=info.get("streamUrl")) as client:
-        consume(
+        handler = chat_task(client, stop, word_delay_s=args.word_delay, idle_s=args.idle_s, say=say)
+        worker = Worker(
             client,
-            sqs,
             info["queueUrls"]["RunQueue"],
-            task=args.task,
-            env_id=args.env_id or info["envId"],
-            once=args.once,
-            word_delay_s=args.word_delay,
-            idle_s=args.idle_s,
-            say=say,
+            {args.task: handler},
+            sqs=sqs,
+            concurrency=args.concurrency,
+            wait_s=1,  # short long-polls, so that a stop is prompt
         )
+        say(f"[worker] {os.getpid()} serving {args.task}")
+        worker.run(stop)
     return 0
 
 

@@ -15,8 +15,9 @@ template.yaml) and one redis-server, and shares them between its tests:
   you assert on.
 
 Under xdist (``make test`` runs ``pytest -n 2``) each worker is such a process. Tests that share
-a stack started once per process (the session ``devstack``, a module's own stack, the Redis
-Cluster) are kept on one worker by ``xdist_group``, so that stack starts once, not per worker.
+a stack started once per process (the session ``devstack`` or ``lifecycle_devstack``, a module's
+own stack, the Redis Cluster) are kept on one worker by ``xdist_group``, so that stack starts
+once, not per worker.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "devstack" in getattr(item, "fixturenames", ()):
             group = "devstack"
+        elif "lifecycle_devstack" in getattr(item, "fixturenames", ()):
+            group = "lifecycle-devstack"
         elif item.get_closest_marker("cluster"):
             group = "redis-cluster"
         elif item.nodeid.startswith(("tests/integration/", "tests/e2e/")):

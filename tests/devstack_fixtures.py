@@ -1,6 +1,6 @@
 """pytest fixtures over devstack.testing.launcher: import them into a conftest.py.
 
-from tests.devstack_fixtures import devstack, devstack_factory
+from tests.devstack_fixtures import devstack, devstack_factory, lifecycle_devstack
 """
 
 from __future__ import annotations
@@ -22,6 +22,22 @@ def devstack() -> Iterator[DevStack]:
     """The session's stack on the default template.yaml, with the dev key of ``org_dev/env_dev``.
     Shared by every test of the session: use your own org/env ids (``devstack.create_key``)."""
     with start_devstack() as stack:
+        yield stack
+
+
+# The stack of the tests that kill workers: a run lease of 3 s and the reaper's rate(1 minute)
+# every 2 s, so that a lost worker's run is retried within seconds.
+LIFECYCLE_LEASE_S = 3
+LIFECYCLE_SCHEDULE_SCALE = 30
+
+
+@pytest.fixture(scope="session")
+def lifecycle_devstack() -> Iterator[DevStack]:
+    """A stack with short run leases and a fast run reaper, shared by the session's run-lifecycle
+    tests (tests/conftest.py keeps them on one xdist worker). Tests run their own workers on it and
+    stop them before they end, so that the next test's workers find RunQueue to themselves."""
+    env = {"SLUICE_RUN_LEASE_S": str(LIFECYCLE_LEASE_S)}
+    with start_devstack(env, args=["--schedule-scale", str(LIFECYCLE_SCHEDULE_SCALE)]) as stack:
         yield stack
 
 

@@ -1,11 +1,13 @@
-"""Durable chat sessions on devstack, over HTTP end to end: the example worker (a real process)
-is killed with SIGKILL mid-reply, and the continuation run that the next message starts rebuilds
-the committed turns plus the cleaned partial and answers each waiting message exactly once."""
+"""Durable chat sessions on devstack, over HTTP end to end, through the chat demo: the example worker
+(a real process running the SDK ``Worker``) is killed with SIGKILL mid-reply; the run reaper sees
+its lease lapse and retries the run, and the retried attempt, on a fresh worker, rebuilds the
+committed turns plus the cleaned partial and answers each waiting message exactly once. A later
+message starts a continuation run that picks up the whole conversation. Nothing touches the run
+store but the API."""
 
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,37 +16,37 @@ from devstack.testing.launcher import DevStack
 from examples.chat_demo import replies, run_chat_demo
 from examples.chat_worker import STORY
 from sluice.client import Sluice
-from sluice.config import reload_settings
 from sluice.sessions import recover
+
+pytestmark = pytest.mark.devstack
 
 
 def texts(messages: list[Any]) -> list[tuple[str, str]]:
     return [(m.role, "".join(getattr(p, "text", "") for p in m.parts if p.type == "text")) for m in messages]
 
 
-def test_a_killed_worker_is_recovered_by_the_continuation_over_http(
-    devstack_factory: Callable[..., DevStack], monkeypatch: pytest.MonkeyPatch
+def test_a_killed_worker_is_retried_by_the_reaper_and_the_session_recovers(
+    lifecycle_devstack: DevStack,
 ) -> None:
-    stack = devstack_factory()
-    for name in (
-        "AWS_ENDPOINT_URL",
-        "AWS_DEFAULT_REGION",
-        "SLUICE_RUNS_TABLE",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-    ):
-        monkeypatch.setenv(name, "")  # restored after the test: the demo points this process at the stack
+    stack = lifecycle_devstack
     lines: list[str] = []
     result = run_chat_demo(stack.info, state_dir=stack.state_dir, say=lines.append, word_delay_s=0.05)
-    reload_settings()
 
     assert result.killed_returncode == -signal.SIGKILL
-    assert result.continuation_run_id not in ("", result.first_run_id)
     assert result.cut_off and STORY.startswith(result.cut_off) and result.cut_off != STORY
-
     with Sluice(stack.api_url, stack.api_key) as client:
         conversation = recover(client.sessions.channel(result.session_id)).settled
         out = [r.data for r in client.sessions.records(result.session_id, "out") if isinstance(r.data, dict)]
+        killed_run = client.runs.retrieve(result.run_id)
+        continuation = client.runs.retrieve(result.continuation_run_id)
+
+    # The killed attempt was ended by the reaper (only it retries a silent worker's run), and the
+    # retry finished the run; the continuation is a run of its own, started by the last message.
+    assert (killed_run["status"], killed_run["attempt"], result.retried_attempt) == ("COMPLETED", 2, 2)
+    assert continuation["status"] == "COMPLETED" and continuation["id"] != result.run_id
+    assert continuation["payload"]["continuation"] is True
+    assert continuation["payload"]["previousRunId"] == result.run_id
+
     assert texts(conversation) == [
         ("user", "hello"),
         ("assistant", "You said: hello"),
@@ -54,12 +56,17 @@ def test_a_killed_worker_is_recovered_by_the_continuation_over_http(
         ("assistant", STORY[len(result.cut_off) :] + "\n\nYou said: and what is a sluice?"),
         ("user", "are you still there?"),
         ("assistant", "You said: are you still there?"),
+        ("user", "one more thing"),
+        ("assistant", "You said: one more thing"),
     ]
     assert conversation[3].metadata == {"aborted": True}
     told = [text for text, _ in replies(out)]
-    assert len(told) == 4, "hello, the cut-off story (never restarted), and one reply per waiting message"
-    assert sum("You said: and what is a sluice?" in text for text in told) == 1
-    assert any(
-        "boots for" in line and "continuation of " + result.first_run_id in line
-        for line in result.worker_output
-    )
+    assert len(told) == 5, "hello, the cut-off story (never restarted), one reply per later message"
+    for question in ("and what is a sluice?", "are you still there?", "one more thing"):
+        assert sum(f"You said: {question}" in text for text in told) == 1, question
+    boots = [line for line in result.worker_output if " boots for " in line]
+    assert [line.split(" (", 1)[1] for line in boots] == [
+        "first run)",
+        "attempt 2: the run's retry after attempt 1 was lost)",
+        f"continuation of {result.run_id})",
+    ]

@@ -14,13 +14,12 @@ import pytest
 from devstack.testing.launcher import DevStack
 from devstack.worker import spawn
 from sluice.client import Sluice
-from tests.devstack_fixtures import StartDevstack
+from tests.devstack_fixtures import LIFECYCLE_LEASE_S as LEASE_S
+from tests.devstack_fixtures import LIFECYCLE_SCHEDULE_SCALE
 
 pytestmark = pytest.mark.devstack
 
-LEASE_S = 3
-SCHEDULE_SCALE = 30  # the reaper's rate(1 minute) fires every 2 s
-SWEEP_S = 60 / SCHEDULE_SCALE
+SWEEP_S = 60 / LIFECYCLE_SCHEDULE_SCALE  # the reaper's rate(1 minute)
 
 
 @pytest.fixture
@@ -53,10 +52,8 @@ def _run_if(client: Sluice, run_id: str, check: Callable[[dict[str, Any]], bool]
     return run if check(run) else None
 
 
-def test_worker_lifecycle_and_a_killed_worker(devstack_factory: StartDevstack, workers: Any) -> None:
-    stack = devstack_factory(
-        env={"SLUICE_RUN_LEASE_S": str(LEASE_S)}, args=["--schedule-scale", str(SCHEDULE_SCALE)]
-    )
+def test_worker_lifecycle_and_a_killed_worker(lifecycle_devstack: DevStack, workers: Any) -> None:
+    stack = lifecycle_devstack
     with Sluice(stack.api_url, stack.api_key) as client:
         # A worker whose tasks take far longer than a lease: it heartbeats, then it is killed.
         doomed = workers(stack, "--seconds", "120", "--concurrency", "1")

@@ -13,6 +13,9 @@ import redis
 from tests.conftest import AwsStack, HttpResult, Tenant, make_tenant
 from tests.unit.streams.conftest import fast_sse, parse_sse
 
+LEASE = "lease-of-a-lost-worker"
+FAILED_FOR_GOOD = {"leaseToken": LEASE, "error": {"code": "WORKER_LOST"}, "retry": False}
+
 
 @dataclass
 class SessionsApi:
@@ -80,15 +83,14 @@ class SessionsApi:
     def run_messages(self) -> list[dict[str, Any]]:
         return [json.loads(json.dumps(body)) for body in self.aws.bodies("RunQueue")]
 
-    def end_run(self, run_id: str, status: str = "CRASHED") -> None:
-        """What the run lifecycle does when a worker dies (its reaper marks the run final)."""
-        self.aws.dynamodb.update_item(
-            TableName=self.aws.stack.physical_name("RunsTable"),
-            Key={"runId": {"S": run_id}},
-            UpdateExpression="SET #s = :s",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":s": {"S": status}},
-        )
+    def end_run(self, run_id: str) -> None:
+        """Lose the run for good through the run lifecycle: a worker starts it and fails it without
+        a retry, as the reaper fails a lost worker's last attempt."""
+        for action, body in (("start", {"leaseToken": LEASE}), ("fail", FAILED_FOR_GOOD)):
+            res = self.call(
+                "POST", f"/api/v1/runs/{run_id}/{action}", json_body=body, headers=self.tenant.headers
+            )
+            assert res.status == 200, res.body
 
 
 @pytest.fixture

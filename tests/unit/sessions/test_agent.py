@@ -10,14 +10,17 @@ import pytest
 from pydantic import JsonValue
 
 from sluice.sessions import (
+    ChannelRecord,
     ChatAgent,
     ChatMessage,
     InMemorySessionChannel,
+    Io,
     MalformedSegment,
     Recovery,
     RecoveryPlan,
     SessionRunPayload,
     parse_snapshot,
+    recover,
 )
 from tests.unit.sessions.builders import assistant, text_chunks, texts, user
 
@@ -270,3 +273,163 @@ def test_a_failing_snapshot_store_never_fails_a_turn() -> None:
     conversation = first_run(channel, "one").serve()
     assert texts(conversation) == [("user", "one"), ("assistant", "re: one")]
     assert channel.snapshot is None
+
+
+# --- a retried attempt of the same run -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        SessionRunPayload(sessionId="session_1"),
+        SessionRunPayload(sessionId="session_1", continuation=True, previousRunId="run_0"),
+    ],
+    ids=["first-run", "continuation-run"],
+)
+def test_a_retried_attempt_boots_as_a_continuation_and_recovers_like_one(payload: SessionRunPayload) -> None:
+    """The reaper retries a killed worker's run: attempt 2 has the same payload as attempt 1."""
+    channel = InMemorySessionChannel()
+    for message in (user("u1", "one"), user("u2", "two"), user("u3", "three")):
+        channel.send(message)
+    with pytest.raises(Crash):
+        ScriptedAgent(channel, payload, fail_on=("two", Crash())).serve()
+
+    retry = ScriptedAgent(channel, payload, attempt=2)
+    conversation = retry.serve()
+    assert retry.calls[0] == ("boot", (True, "run_1")), "a continuation of its own lost attempt"
+    assert len(retry.recoveries()) == 1
+    assert retry.answered() == ["three"], "u2 was answered by the partial, u3 exactly once"
+    assert texts(conversation) == RECOVERED
+    assert conversation[3].metadata == {"aborted": True}
+
+
+# --- stop ------------------------------------------------------------------------------------------
+
+
+class StoppableAgent(ScriptedAgent):
+    """Streams "re: <question> and more and more" word by word; ``during`` runs once the third chunk
+    ("re: <question>") is out, as the user acting while it streams; ``closed`` records the replies
+    whose generator was closed."""
+
+    stop_check_s = 0.0
+
+    def __init__(self, channel: InMemorySessionChannel, payload: SessionRunPayload, **options: Any) -> None:
+        self.during = options.pop("during", {})  # question -> callable
+        super().__init__(channel, payload, **options)
+        self.closed: list[str] = []
+
+    def run(self, messages: list[ChatMessage]) -> Iterator[JsonValue]:
+        question = texts(messages)[-1][1]
+        self.calls.append(("run", texts(messages)))
+        try:
+            for index, chunk in enumerate(text_chunks(f"re: {question} and more and more")):
+                yield chunk
+                if index == 2 and question in self.during:
+                    self.during[question]()
+        finally:
+            self.closed.append(question)
+
+
+def stop(channel: InMemorySessionChannel) -> str:
+    return channel.append("in", {"kind": "stop"})
+
+
+def test_a_stop_on_in_ends_the_reply_cleanly_and_commits_it_as_far_as_it_went() -> None:
+    channel = InMemorySessionChannel()
+    u2 = channel.send(user("u2", "two"))
+    agent = StoppableAgent(
+        channel,
+        SessionRunPayload(sessionId="s", message=user("u1", "one")),
+        during={"two": lambda: stop(channel)},
+    )
+    conversation = agent.serve()
+
+    assert texts(conversation) == [
+        ("user", "one"),
+        ("assistant", "re: one and more and more"),
+        ("user", "two"),
+        ("assistant", "re: two and "),
+    ]
+    assert conversation[-1].metadata == {"aborted": True}
+    assert agent.closed == ["one", "two"], "the stopped generator was closed (its finally ran)"
+    types = out_types(channel)
+    last_reply = types[len(types) - 1 - types[::-1].index("start") :]
+    assert last_reply == [
+        "start",
+        "text-start",
+        "text-delta",
+        "text-delta",
+        "text-delta",
+        "abort",
+        "sluice:turn-complete",
+    ]
+    assert channel.records("out")[-1].data == {"type": "sluice:turn-complete", "inEventId": u2}
+    assert [name for name, _ in agent.calls][-1] == "turn_complete"
+
+    later = recover(channel)
+    assert later.partial is None and later.in_flight == [], "the stopped turn is settled, not cut off"
+    assert later.settled == conversation, "a replay of out and the snapshot agree with the live turn"
+
+
+def test_after_a_stop_the_next_message_is_answered_with_the_stopped_reply_in_its_history() -> None:
+    channel = InMemorySessionChannel()
+    channel.send(user("u1", "one"))
+    agent = StoppableAgent(
+        channel,
+        SessionRunPayload(sessionId="s"),
+        during={"one": lambda: (stop(channel), channel.send(user("u2", "two")))},
+    )
+    conversation = agent.serve()
+    assert agent.answered() == ["one", "two"], "the message sent with the stop is answered after it"
+    assert texts(conversation)[1:] == [
+        ("assistant", "re: one and "),
+        ("user", "two"),
+        ("assistant", "re: two and more and more"),
+    ]
+    assert out_types(channel).count("start") == 2 and out_types(channel).count("finish") == 1
+
+
+def test_a_stop_while_no_reply_streams_is_ignored() -> None:
+    channel = InMemorySessionChannel()
+    agent = StoppableAgent(channel, SessionRunPayload(sessionId="s", message=user("u1", "one")))
+    agent.serve()
+    stop(channel)  # too late: the reply to "one" has finished
+    channel.send(user("u2", "two"))
+    assert agent.answer_new() == 1
+    assert texts(agent.messages)[-1] == ("assistant", "re: two and more and more")
+    assert "abort" not in out_types(channel)
+
+
+def test_messages_that_arrive_while_a_reply_streams_are_answered_after_it_once_each() -> None:
+    channel = InMemorySessionChannel()
+    channel.send(user("u1", "one"))
+    agent = StoppableAgent(
+        channel, SessionRunPayload(sessionId="s"), during={"one": lambda: channel.send(user("u2", "two"))}
+    )
+    agent.serve()
+    assert agent.answered() == ["one", "two"]
+    assert recover(channel).in_flight == []
+
+
+def test_a_stop_check_that_cannot_read_in_lets_the_reply_go_on(caplog: pytest.LogCaptureFixture) -> None:
+    class InDown(InMemorySessionChannel):
+        down = False
+
+        def read(self, io: Io, after: str | None) -> list[ChannelRecord]:
+            if io == "in" and self.down:
+                raise ConnectionError("in is unreachable")
+            return super().read(io, after)
+
+    channel = InDown()
+
+    def outage() -> None:
+        channel.down = True
+
+    agent = StoppableAgent(
+        channel, SessionRunPayload(sessionId="s", message=user("u1", "one")), during={"one": outage}
+    )
+    with pytest.raises(ConnectionError):  # serve's read for new messages after the turn
+        agent.serve()
+    assert texts(agent.messages)[-1] == ("assistant", "re: one and more and more")
+    assert out_types(channel)[-2:] == ["finish", "sluice:turn-complete"]
+    assert "sessions.stop_check_failed" in [r.message for r in caplog.records]

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from pydantic import JsonValue
 
-from sluice.client import Sluice
+from sluice.client import SessionInfo, Sluice
 from sluice.client.transport import RetryOptions, Transport
 from sluice.engine import store as run_store
 from sluice.sessions import ChatAgent, ChatMessage, SessionRunPayload, recover
@@ -48,6 +48,16 @@ def test_create_get_list_close(client: Sluice) -> None:
     page = client.sessions.list(tag="t", limit=5)
     assert [s.id for s in page.data] == [created.id] and page.nextCursor is None
     assert client.sessions.close(created.id).status == "CLOSED"
+
+
+def test_session_info_is_the_servers_session_and_reads_a_newer_servers_too(client: Sluice) -> None:
+    created = client.sessions.create("chat", "chat-agent", trigger_config={"basePayload": {"model": "m"}})
+    assert created.model_extra == {}, "every field the server answers is one SessionInfo declares"
+    assert created.triggerConfig.basePayload == {"model": "m"} and created.isCached is False
+    newer = {**created.model_dump(mode="json"), "priority": 3}
+    newer["triggerConfig"] = {**newer["triggerConfig"], "machine": "large"}
+    read = SessionInfo.model_validate(newer)
+    assert read.model_extra == {"priority": 3} and read.triggerConfig == created.triggerConfig
 
 
 def test_send_lands_a_message_once_per_id_and_mints_the_channel_once(client: Sluice) -> None:

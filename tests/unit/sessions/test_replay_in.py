@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sluice.sessions import ChannelRecord, find_in_cursor, replay_in
+from sluice.sessions import ChannelRecord, StopRequest, UserRecord, find_in_cursor, read_in, replay_in
 from tests.unit.sessions.builders import turn_complete, user
 
 
@@ -23,6 +23,18 @@ def test_ignores_non_message_variants() -> None:
         ChannelRecord(id="4-0", data={"kind": "handover-skip"}),
     ]
     assert [u.message.id for u in replay_in([*others, message_record("5-0", "u")])] == ["u"]
+
+
+def test_read_in_keeps_stop_requests_in_order_with_the_messages() -> None:
+    records = [
+        message_record("1-0", "u1"),
+        ChannelRecord(id="2-0", data={"kind": "stop"}),
+        ChannelRecord(id="3-0", data={"kind": "handover-skip"}),
+        message_record("4-0", "u2"),
+    ]
+    found = read_in(records)
+    assert [type(item) for item in found] == [UserRecord, StopRequest, UserRecord]
+    assert [item.record_id for item in found] == ["1-0", "2-0", "4-0"]
 
 
 def test_ignores_message_records_that_are_not_submit_message() -> None:

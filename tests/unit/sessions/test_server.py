@@ -212,6 +212,30 @@ def test_a_token_writes_only_its_own_channel(sessions_api: SessionsApi) -> None:
     assert res.status == 401 and res.json()["code"] == "invalid_stream_token"
 
 
+def test_the_in_token_reads_both_channels_of_its_session_and_nothing_else(sessions_api: SessionsApi) -> None:
+    """The browser's token: it sends on ``in`` and follows ``out`` of its one session."""
+    session, other = sessions_api.new(), sessions_api.new()
+    reply = {"type": "text-delta", "id": "t1", "delta": "hi"}
+    sessions_api.append(session["id"], "out", sessions_api.token(session["id"], "out"), reply)
+    browser = sessions_api.token(session["id"], "in")
+    assert sessions_api.append(session["id"], "in", browser, {"n": 1}).status == 200
+
+    def read(session_id: str, io: str, suffix: str = "") -> Any:
+        path = f"/realtime/v1/sessions/{session_id}/{io}{suffix}"
+        # From the start: an SSE read without Last-Event-ID would begin at the tail.
+        headers = {"authorization": f"Bearer {browser}", "last-event-id": "0-0"}
+        return sessions_api.call("GET", path, headers=headers)
+
+    assert [r["data"] for r in read(session["id"], "out", "/records").json()["records"]] == [reply]
+    assert [f["data"] for f in parse_sse(read(session["id"], "out").body) if "id" in f] == [
+        json.dumps(reply, separators=(",", ":"))
+    ]
+    assert [r["data"] for r in read(session["id"], "in", "/records").json()["records"]] == [{"n": 1}]
+    refused = [read(other["id"], "out", "/records"), read(other["id"], "in"), read(session["id"], "sideways")]
+    assert [r.status for r in refused] == [401, 401, 404]
+    assert sessions_api.append(session["id"], "out", browser, reply).status == 401, "it never writes out"
+
+
 def test_channel_appends_dedup_by_part_id_and_read_back_in_order(sessions_api: SessionsApi) -> None:
     session = sessions_api.new()
     token = sessions_api.token(session["id"], "in")

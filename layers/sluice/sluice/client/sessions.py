@@ -5,9 +5,12 @@
     for message in client.sessions.read(session.id, "out"):
         print(message.data)
 
-    # in the worker that runs the session's task:
-    channel = client.sessions.channel(payload.sessionId)
-    MyAgent(channel, payload, run_id=run_id).serve()
+    # the session's task handler in a worker (``sluice.client.worker.Worker``); the attempt makes a
+    # retried attempt boot as a continuation, as a continuation run does:
+    def chat(task: TaskRun) -> None:
+        payload = SessionRunPayload.model_validate(task.payload)
+        channel = client.sessions.channel(payload.sessionId)
+        MyAgent(channel, payload, run_id=task.id, attempt=task.attempt).serve()
 
 Writes go through the streams credential cache with the slot ``("session", session id, io)``,
 so a worker mints a channel once and re-mints only when its token is refused or near expiry.
@@ -18,35 +21,25 @@ from __future__ import annotations
 import builtins
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, JsonValue
 
 from sluice.client.errors import NotFoundError
 from sluice.client.streams import StreamMessage, Streams, StreamWriter, channel_path
 from sluice.client.transport import Transport
 from sluice.sessions.channel import Io
 from sluice.sessions.models import ChannelRecord, ChatMessage, InMessage, TextPart
+from sluice.sessions.records import SessionView
 
 
-class SessionInfo(BaseModel):
-    """A session as the API answers it."""
+class SessionInfo(SessionView):
+    """A session as the API answers it: the server's own model (``sluice.sessions.records``), so
+    the two cannot drift. ``isCached`` is the create's answer; fields a newer server adds are kept."""
 
     model_config = ConfigDict(extra="allow")
 
-    id: str
-    externalId: str | None = None
-    type: str
-    taskId: str
-    tags: list[str] = Field(default_factory=list)
-    metadata: dict[str, Any] | None = None
-    status: str
-    currentRunId: str | None = None
-    currentRunVersion: int = 0
-    createdAt: datetime
-    closedAt: datetime | None = None
     isCached: bool = False
 
 

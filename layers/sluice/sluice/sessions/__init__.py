@@ -23,7 +23,15 @@ from sluice.sessions.models import (
     TurnCompleteRecord,
 )
 from sluice.sessions.recovery import Recovery, RecoveryPlan, default_plan, recover
-from sluice.sessions.replay import OutReplay, UserRecord, find_in_cursor, replay_in, replay_out
+from sluice.sessions.replay import (
+    OutReplay,
+    StopRequest,
+    UserRecord,
+    find_in_cursor,
+    read_in,
+    replay_in,
+    replay_out,
+)
 from sluice.sessions.snapshot import load_snapshot, parse_snapshot, save_snapshot
 
 __all__ = [
@@ -41,6 +49,7 @@ __all__ = [
     "RecoveryPlan",
     "SessionChannel",
     "SessionRunPayload",
+    "StopRequest",
     "TextPart",
     "ToolPart",
     "TurnCompleteRecord",
@@ -53,6 +62,7 @@ __all__ = [
     "new_tool_results",
     "parse_snapshot",
     "pending_tool_calls",
+    "read_in",
     "recover",
     "replay_in",
     "replay_out",

@@ -21,7 +21,7 @@ from sluice.errors import NotFound, SluiceError
 from sluice.sessions import runs, table
 from sluice.sessions.errors import SecretKeyRequired, SessionClosed
 from sluice.sessions.records import Session
-from sluice.sessions.service import channel_address, get_session
+from sluice.sessions.service import CHANNELS, channel_address, get_session
 from sluice.streams import (
     AppendAnswer,
     AppendResult,
@@ -116,15 +116,21 @@ def append(
 
 def reader(bearer: str, ref: str, io: str, last_event_id: str | None) -> StreamReader:
     """A reader of one channel: with an API key of the session's environment (the session named
-    by id or externalId), or with a token of the channel (the session named by id, as the mint's
-    URLs do).
+    by id or externalId), or with a token of either channel of the session (named by id, as the
+    mint's URLs do).
+
+    A token of one channel reads both, so the ``in`` token is the session-scoped token a browser
+    holds: it sends on ``in`` and follows ``out``, and writes nothing else. It grants no more than
+    the key that minted it could read, and only for this one session.
 
     Raises:
         Unauthorized, InvalidStreamToken: neither authorises this channel.
         NotFound: no such session in the key's environment, or no such channel.
     """
     if is_stream_token(bearer):
-        return open_reader(bearer, channel_address(ref, io), last_event_id)
+        address = channel_address(ref, io)
+        session_channels = [channel_address(ref, channel) for channel in CHANNELS]
+        return open_reader(bearer, address, last_event_id, token_for=session_channels)
     env = authenticate({"authorization": f"Bearer {bearer}"})
     session = get_session(env, ref)
     # The key's environment was just checked against the session: nothing more for the reader to do.

@@ -41,10 +41,9 @@ def _tag_count(value: list[str] | None) -> list[str] | None:
     return value
 
 
-class TriggerConfig(BaseModel):
-    """How the session's runs are triggered: ``basePayload`` is merged under every run's payload."""
-
-    model_config = ConfigDict(extra="forbid")
+class SessionTriggerConfig(BaseModel):
+    """``TriggerConfig`` as a session carries it and the SDK reads it back: a field that a newer
+    server adds is ignored, not refused."""
 
     basePayload: dict[str, Any] = Field(default_factory=dict)
     queue: QueueOption | None = None
@@ -63,6 +62,13 @@ class TriggerConfig(BaseModel):
         return TriggerOptions(
             queue=self.queue, tags=self.tags, maxAttempts=self.maxAttempts, concurrencyKey=self.concurrencyKey
         )
+
+
+class TriggerConfig(SessionTriggerConfig):
+    """How the session's runs are triggered: ``basePayload`` is merged under every run's payload."""
+
+    # As a create gives it: an unknown field is rejected, so that a typo is not ignored.
+    model_config = ConfigDict(extra="forbid")
 
 
 class CreateSession(BaseModel):
@@ -87,24 +93,30 @@ class CreateSession(BaseModel):
         return value
 
 
-class Session(BaseModel):
-    """A session as stored (``envId``/``orgId`` stay internal) and, through ``to_api``, as answered."""
+class SessionView(BaseModel):
+    """A session as the API answers it: the one definition that the routes answer with and that
+    the SDK's ``SessionInfo`` reads (it adds only the create's ``isCached``)."""
 
     id: str
-    envId: str
-    orgId: str
     externalId: str | None = None
     type: str
     taskId: str
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] | None = None
-    triggerConfig: TriggerConfig = Field(default_factory=TriggerConfig)
+    triggerConfig: SessionTriggerConfig = Field(default_factory=SessionTriggerConfig)
     status: SessionStatus = "ACTIVE"
     currentRunId: str | None = None
     # Bumped by every claim of a new run: the atomic claim conditions on it (spec section 4.2).
     currentRunVersion: int = 0
     createdAt: datetime
     closedAt: datetime | None = None
+
+
+class Session(SessionView):
+    """A session as stored: the public view plus its owner, which stays internal."""
+
+    envId: str
+    orgId: str
 
     @property
     def closed(self) -> bool:

@@ -19,6 +19,7 @@ from sluice.sessions.models import (
     ChatMessage,
     InMessage,
     InRecord,
+    InStop,
     TurnCompleteRecord,
     UserMessageRecord,
     is_control,
@@ -56,6 +57,13 @@ class UserRecord:
 
     record_id: str | None
     message: ChatMessage
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    """A ``{"kind": "stop"}`` record on ``in``: the user asked to stop the reply in progress."""
+
+    record_id: str
 
 
 def turn_complete_cursor(data: object) -> tuple[bool, str | None]:
@@ -137,9 +145,11 @@ def find_in_cursor(records: Iterable[ChannelRecord]) -> str | None:
     return found
 
 
-def replay_in(records: Iterable[ChannelRecord]) -> list[UserRecord]:
-    """The user messages (``kind: "message"``, trigger ``submit-message``) among ``in`` records."""
-    users: list[UserRecord] = []
+def read_in(records: Iterable[ChannelRecord]) -> list[UserRecord | StopRequest]:
+    """The user messages (``kind: "message"``, trigger ``submit-message``) and the stop requests
+    among ``in`` records, in order; other kinds are passed over, a record that does not parse is
+    skipped with a warning."""
+    found: list[UserRecord | StopRequest] = []
     for record in records:
         try:
             parsed = _IN_RECORD.validate_python(record.data)
@@ -147,5 +157,13 @@ def replay_in(records: Iterable[ChannelRecord]) -> list[UserRecord]:
             logger.warning("sessions.in_record_skipped", extra={"recordId": record.id, "error": str(exc)})
             continue
         if isinstance(parsed, InMessage) and parsed.trigger == SUBMIT_MESSAGE:
-            users.append(UserRecord(record.id, parsed.message))
-    return users
+            found.append(UserRecord(record.id, parsed.message))
+        elif isinstance(parsed, InStop):
+            found.append(StopRequest(record.id))
+    return found
+
+
+def replay_in(records: Iterable[ChannelRecord]) -> list[UserRecord]:
+    """The user messages among ``in`` records: what recovery answers (a stop that a dead run never
+    read stopped nothing that recovery could resume)."""
+    return [item for item in read_in(records) if isinstance(item, UserRecord)]

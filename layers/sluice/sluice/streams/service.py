@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -163,11 +163,12 @@ def open_reader(
     address: StreamAddress,
     last_event_id: str | None,
     check_owner: Callable[[Environment], object] | None = None,
+    token_for: Collection[StreamAddress] = (),
 ) -> StreamReader:
     """A reader of a stream, authorised by an API key of its owner's environment or by the
-    stream's own token. The cursor is fixed here, before the response sends anything.
-    ``check_owner`` raises NotFound when the owner is not in the key's environment (default: the
-    owner is a run).
+    stream's own token (or a token of one of the streams ``token_for`` names). The cursor is fixed
+    here, before the response sends anything. ``check_owner`` raises NotFound when the owner is
+    not in the key's environment (default: the owner is a run).
 
     Raises:
         Unauthorized / InvalidStreamToken: neither a valid API key nor a token for this stream.
@@ -175,7 +176,7 @@ def open_reader(
     """
     store = get_store()
     if is_stream_token(bearer):
-        claims = verify_token(bearer, address)
+        claims = verify_token(bearer, address, or_for=token_for)
         if store.environment(address) not in (None, claims.env_id):
             raise InvalidStreamToken("The stream token was made for another environment")
     else:

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -86,8 +87,11 @@ def is_stream_token(token: str) -> bool:
     return token.startswith(PREFIX + ".")
 
 
-def verify_token(token: str, address: StreamAddress, now: float | None = None) -> TokenClaims:
-    """The token's claims, if it is genuine, unexpired and made for ``address``.
+def verify_token(
+    token: str, address: StreamAddress, now: float | None = None, *, or_for: Collection[StreamAddress] = ()
+) -> TokenClaims:
+    """The token's claims, if it is genuine, unexpired and made for ``address`` (or, when the
+    caller accepts that, for one of ``or_for``).
 
     Raises:
         InvalidStreamToken: anything else (401).
@@ -109,6 +113,6 @@ def verify_token(token: str, address: StreamAddress, now: float | None = None) -
         raise InvalidStreamToken("The stream token is malformed") from exc
     if claims.expires_at <= (time.time() if now is None else now):
         raise InvalidStreamToken("The stream token has expired; mint a new one", code="stream_token_expired")
-    if claims.address != address:
+    if claims.address != address and claims.address not in or_for:
         raise InvalidStreamToken("The stream token was made for another stream")
     return claims
