@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sluice.auth import Environment
+from sluice.aws import ConditionFailed
 from sluice.config import get_settings
 from sluice.engine import payloads, store
 from sluice.engine.durations import parse_duration, resolve_instant
@@ -138,7 +139,7 @@ def request_dispatch(run_id: str, delay_until: datetime | None = None) -> None:
     """
     try:
         store.request_dispatch(run_id, delay_until)
-    except store.ConditionFailed:
+    except ConditionFailed:
         raise NotFound(f"Run {run_id} not found") from None
 
 

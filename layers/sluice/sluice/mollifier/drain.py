@@ -26,31 +26,25 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from sluice import engine
 from sluice.auth import Environment
 from sluice.config import Settings, get_settings
 from sluice.engine import RunError, TriggerBody
-from sluice.errors import ServiceUnavailable
 from sluice.mollifier import metrics
 from sluice.mollifier.buffer import MollifierBuffer, get_buffer
 from sluice.mollifier.errors import MalformedEntry
 from sluice.mollifier.models import BufferEntry, DrainSignal, Snapshot
 from sluice.mollifier.signals import carried, carried_snapshot, send_signal
 from sluice.redis import UNAVAILABLE_ERRORS
+from sluice.retryable import is_retryable
 
 logger = Logger(service="sluice", child=True)
 
 DrainOutcome = Literal["drained", "requeued", "failed", "empty", "recovered"]
-RETRYABLE = (ServiceUnavailable, BotoCoreError, ClientError, *UNAVAILABLE_ERRORS)
 UNREADABLE: tuple[type[Exception], ...] = (*UNAVAILABLE_ERRORS, MalformedEntry)
 TERMINAL_CODE = "MOLLIFIER_DRAIN_FAILED"
-
-
-def is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, RETRYABLE)
 
 
 def drain_signal(signal: DrainSignal) -> DrainOutcome:
