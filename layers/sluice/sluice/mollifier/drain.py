@@ -22,7 +22,7 @@ record, so SQS redelivers that signal instead.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from aws_lambda_powertools import Logger
@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from sluice import engine
 from sluice.auth import Environment
 from sluice.config import Settings, get_settings
-from sluice.engine import RunError, TriggerBody
+from sluice.engine import RunError
 from sluice.mollifier import metrics
 from sluice.mollifier.buffer import MollifierBuffer, get_buffer
 from sluice.mollifier.errors import MalformedEntry
@@ -139,19 +139,10 @@ def _create(
     *,
     error: RunError | None = None,
 ) -> None:
+    # The accepted trigger, replayed with its run id and time: the engine prepares the run it
+    # would have made then (and drops an idempotency key that expired while the entry waited).
     env = Environment(org_id=org_id, env_id=env_id, env_type=snapshot.envType)
-    body = _replay_body(snapshot)
-    engine.trigger(env, snapshot.taskId, body, run_id=run_id, created_at=created_at, error=error)
-
-
-def _replay_body(snapshot: Snapshot) -> TriggerBody:
-    """The trigger as it was accepted; an idempotency key that expired while the entry waited is
-    dropped, or the engine would hand this run's id to the key's newer owner."""
-    expires = snapshot.idempotencyKeyExpiresAt
-    if expires is None or expires > datetime.now(UTC):
-        return snapshot.body
-    options = snapshot.body.options.model_copy(update={"idempotencyKey": None, "idempotencyKeyTTL": None})
-    return snapshot.body.model_copy(update={"options": options})
+    engine.trigger(env, snapshot.taskId, snapshot.body, run_id=run_id, created_at=created_at, error=error)
 
 
 def _requeue(buffer: MollifierBuffer, entry: BufferEntry, settings: Settings) -> DrainOutcome:
