@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import mollifier
+from sluice import triggers
 from sluice.api import current_environment, json_body, json_response, logger, make_resolver, route_docs
 from sluice.engine import TriggerBody, parse_task_id
 
@@ -28,13 +28,13 @@ TRIGGER_ERRORS = (
 @app.post("/api/v1/tasks/<task_id>/trigger", **route_docs(body=TriggerBody, errors=TRIGGER_ERRORS))
 def trigger(task_id: str) -> Response[Any]:
     env = current_environment(app)
-    return json_response(200, mollifier.trigger(env, parse_task_id(task_id), json_body(app)).to_api())
+    return json_response(200, triggers.trigger(env, parse_task_id(task_id), json_body(app)).to_api())
 
 
 @app.get("/api/v1/runs/<run_id>", **route_docs(errors=("not_found",)))
 def get_run(run_id: str) -> Response[Any]:
     env = current_environment(app)
-    return json_response(200, mollifier.read_run(env, run_id))
+    return json_response(200, triggers.read_run(env, run_id))
 
 
 @logger.inject_lambda_context(clear_state=True)

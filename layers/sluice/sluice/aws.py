@@ -1,20 +1,33 @@
-"""boto3 clients from one place: endpoint, timeouts and retries are decided here only.
+"""boto3 clients from one place: endpoint, timeouts and retries are decided here only; and the one
+place where an AWS failure becomes a 503.
 
 ``AWS_ENDPOINT_URL_<SERVICE>`` (``_SQS``, ``_S3``, ``_DYNAMODB``) points one service's client at
 moto's server or LocalStack, ``AWS_ENDPOINT_URL`` every other one; unset, clients talk to AWS.
 Clients are cached per process because creating one costs milliseconds on a cold start.
+
+What is retryable (``is_retryable``), for the 503 that tells a client to retry and for the workers
+that requeue or redeliver: a connection that failed or timed out, a throttled request, a 5xx, and a
+table, queue, bucket or secret that is not there (a deploy or an emulator restart in progress: the
+service cannot be reached as configured). A refused request is not: a lost condition, invalid
+input, denied access. Those are the caller's to handle (``ConditionFailed``, a 404) or a bug, and
+they propagate, so that a request that cannot succeed is never answered "retry shortly".
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, IncompleteReadError
+from botocore.retries.standard import RetryContext, ThrottledRetryableChecker, TransientRetryableChecker
 
 from sluice.config import get_settings
+from sluice.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -69,3 +82,75 @@ def s3() -> S3Client:
 def reset_clients() -> None:
     """Forget cached clients, for tests and devstack after the endpoint changes."""
     client.cache_clear()
+
+
+# --- failures ------------------------------------------------------------------------------------
+
+# botocore's own classification (the one its standard retry mode applies before we see an error):
+# throttling codes, and transient ones (timeouts, connection errors), so that the list is kept by
+# the library that knows every service's spelling.
+_THROTTLED = ThrottledRetryableChecker()
+_TRANSIENT = TransientRetryableChecker()
+# Codes of a resource that is not there (DynamoDB and Secrets Manager spell it alike).
+MISSING_RESOURCE_CODES = frozenset(
+    {
+        "ResourceNotFoundException",
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+        "NoSuchBucket",
+    }
+)
+# S3's codes for an object that is not there (GetObject says NoSuchKey, HeadObject a bare 404).
+S3_MISSING_OBJECT_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+AWS_ERRORS: tuple[type[Exception], ...] = (BotoCoreError, ClientError)
+
+
+class ConditionFailed(Exception):
+    """A conditional write lost: the item already exists (or no longer matches)."""
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether an AWS failure may succeed when retried (see the module docstring)."""
+    if isinstance(exc, ClientError):
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        context = RetryContext(attempt_number=1, parsed_response=dict(exc.response))
+        return (
+            status >= 500
+            or error_code(exc) in MISSING_RESOURCE_CODES
+            or _THROTTLED.is_retryable(context)
+            or _TRANSIENT.is_retryable(context)
+        )
+    if isinstance(exc, IncompleteReadError):  # a response body cut short: the connection dropped
+        return True
+    return isinstance(exc, BotoCoreError) and _TRANSIENT.is_retryable(
+        RetryContext(attempt_number=1, caught_exception=exc)
+    )
+
+
+@contextmanager
+def unavailable_as_503(what: str) -> Iterator[None]:
+    """A retryable AWS failure becomes a 503 naming ``what`` ("The payload store is unavailable;
+    retry shortly"); any other error propagates unchanged."""
+    try:
+        yield
+    except AWS_ERRORS as exc:
+        if is_retryable(exc):
+            raise ServiceUnavailable(f"The {what} is unavailable; retry shortly") from exc
+        raise
+
+
+@contextmanager
+def dynamodb_errors(what: str) -> Iterator[None]:
+    """``unavailable_as_503`` for the ``what`` store, and a lost condition as ``ConditionFailed``
+    (the caller reads the old item, if it asked for one, from ``__cause__``)."""
+    with unavailable_as_503(f"{what} store"):
+        try:
+            yield
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise ConditionFailed(what) from exc
+            raise

@@ -31,15 +31,23 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     RedisTimeoutError,
     redis.exceptions.ClusterDownError,
     redis.exceptions.TryAgainError,
+    # What a cluster client raises when redirections outlast its TTL, as during a slot migration.
+    redis.exceptions.ClusterError,
     # What a cluster client raises when no startup node answers ("cannot be connected").
     redis.exceptions.RedisClusterException,
     OSError,
 )
 
 
+def is_retryable(exc: BaseException) -> bool:
+    """Redis is down or failing over (a script error or a wrong type is a bug: not retryable)."""
+    return isinstance(exc, UNAVAILABLE_ERRORS)
+
+
 @contextmanager
 def unavailable_as_503(what: str) -> Iterator[None]:
-    """Redis being down (``UNAVAILABLE_ERRORS``) becomes a 503 naming ``what``."""
+    """Redis being down (``UNAVAILABLE_ERRORS``) becomes a 503 naming ``what`` ("The burst buffer
+    is unavailable; retry shortly"); any other error propagates unchanged."""
     try:
         yield
     except UNAVAILABLE_ERRORS as exc:

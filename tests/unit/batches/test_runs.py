@@ -123,6 +123,41 @@ def test_engine_unavailable_reports_the_item_for_redelivery(
     assert status(api, batch_id)["status"] == "COMPLETED"
 
 
+@pytest.mark.parametrize(
+    ("code", "redelivered"),
+    [("ProvisionedThroughputExceededException", True), ("ValidationException", False)],
+)
+def test_a_throttled_write_redelivers_the_item_and_a_refused_one_fails_it(
+    api: BatchApi, monkeypatch: pytest.MonkeyPatch, code: str, redelivered: bool
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from sluice import aws as sluice_aws
+
+    batch_id = api.create_id(1)
+    api.items(batch_id, [item(0)])
+    messages = api.queued_items()
+    ddb = sluice_aws.dynamodb()
+    real = ddb.put_item
+    calls = itertools.count(1)
+
+    def refuses_once(**kwargs: Any) -> Any:
+        if next(calls) == 1:
+            response: Any = {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": 400}}
+            raise ClientError(response, "PutItem")
+        return real(**kwargs)
+
+    monkeypatch.setattr(ddb, "put_item", refuses_once)
+    failures = api.run_items(messages)
+    got = status(api, batch_id)
+    if redelivered:
+        assert len(failures) == 1 and got["processedCount"] == 0
+        return
+    assert failures == [] and (got["status"], got["failedCount"]) == ("PARTIAL_FAILED", 1)
+    run = api.call("GET", f"/api/v1/runs/{keys.run_id(batch_id, 0)}", headers=api.tenant.headers).json()
+    assert run["status"] == "FAILED" and run["error"]["code"] == runs.INVALID_ITEM
+
+
 def test_duplicate_idempotency_keys_across_items_still_complete(api: BatchApi) -> None:
     batch_id = api.create_id(2)
     api.items(batch_id, [item(0, idempotencyKey="same"), item(1, idempotencyKey="same")])

@@ -45,10 +45,13 @@ def _stream_records(aws: AwsStack, run_ids: list[str]) -> list[dict[str, Any]]:
     ]
     records: list[dict[str, Any]] = []
     for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-        it = streams.get_shard_iterator(
+        iterator = streams.get_shard_iterator(
             StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )
-        records += streams.get_records(ShardIterator=it["ShardIterator"])["Records"]
+        )["ShardIterator"]
+        # Page to the end: a page holds 1000 records, and earlier tests of the session wrote many.
+        while (page := streams.get_records(ShardIterator=iterator))["Records"]:
+            records += page["Records"]
+            iterator = page["NextShardIterator"]
     return [r for r in records if r["dynamodb"]["Keys"]["runId"]["S"] in run_ids]
 
 

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
 from cachetools import TTLCache
 
 from sluice import aws
 from sluice.config import get_settings
-from sluice.errors import ServiceUnavailable, Unauthorized
+from sluice.errors import Unauthorized
 
 KEY_PREFIX = "KEY#"
 ORG_PREFIX = "ORG#"
@@ -88,14 +87,12 @@ def authenticate(headers: dict[str, str] | None) -> Environment:
 
 def _load_environment(key_hash: str) -> Environment:
     table = get_settings().api_keys_table
-    try:
+    with aws.unavailable_as_503("API key store"):
         item = aws.dynamodb().get_item(TableName=table, Key={"pk": {"S": KEY_PREFIX + key_hash}}).get("Item")
         if item is None:
             raise Unauthorized("Invalid API key")
         org_id = item["orgId"]["S"]
         org = aws.dynamodb().get_item(TableName=table, Key={"pk": {"S": ORG_PREFIX + org_id}}).get("Item")
-    except (BotoCoreError, ClientError) as exc:
-        raise ServiceUnavailable("The API key store is unavailable; retry shortly") from exc
     flags = json.loads(org["flags"]["S"]) if org and "flags" in org else {}
     return Environment(
         org_id=org_id,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from sluice import aws, strict_json
@@ -22,7 +22,7 @@ from sluice.batches.ndjson import OversizedItem, Parsed
 from sluice.config import get_settings
 from sluice.engine import TriggerBody, payloads
 from sluice.engine.models import check_trigger
-from sluice.errors import ServiceUnavailable, Unprocessable, issues_from_pydantic
+from sluice.errors import Unprocessable, issues_from_pydantic
 
 Outcome = Literal["accepted", "deduplicated"]
 
@@ -135,19 +135,16 @@ def _require_uploaded(key: str, index: int) -> None:
     upload is a 422 naming its index, instead of a run whose payload can never be read.
     """
     limit = get_settings().max_payload_bytes
-    try:
-        obj = aws.s3().get_object(Bucket=get_settings().payload_bucket, Key=key)
-        size = int(obj.get("ContentLength", 0))
-        data = obj["Body"].read() if size <= limit else b""
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            raise InvalidItem(
-                f"Invalid item at index {index}: its payload is {STORE_PAYLOAD_TYPE} but was not uploaded",
-                index=index,
-            ) from exc
-        raise ServiceUnavailable("The payload store is unavailable; retry shortly") from exc
-    except BotoCoreError as exc:
-        raise ServiceUnavailable("The payload store is unavailable; retry shortly") from exc
+    with aws.unavailable_as_503("payload store"):
+        try:
+            obj = aws.s3().get_object(Bucket=get_settings().payload_bucket, Key=key)
+            size = int(obj.get("ContentLength", 0))
+            data = obj["Body"].read() if size <= limit else b""
+        except ClientError as exc:
+            if aws.error_code(exc) in aws.S3_MISSING_OBJECT_CODES:
+                message = f"its payload is {STORE_PAYLOAD_TYPE} but was not uploaded"
+                raise InvalidItem(f"Invalid item at index {index}: {message}", index=index) from exc
+            raise
     if size > limit:
         raise InvalidItem(
             f"Invalid item at index {index}: its uploaded payload is {size} bytes; the limit is {limit}",
@@ -162,13 +159,11 @@ def _require_uploaded(key: str, index: int) -> None:
 
 
 def _enqueue(batch: Batch, index: int, message: dict[str, Any]) -> Outcome:
-    try:
+    with aws.unavailable_as_503("batch item queue"):
         aws.sqs().send_message(
             QueueUrl=get_settings().batch_item_queue_url,
             MessageBody=_encode(message).decode("utf-8"),
             # Fair queues: one organization's 100 000-item batch does not hold up the others'.
             MessageGroupId=batch.orgId,
         )
-    except (BotoCoreError, ClientError) as exc:
-        raise ServiceUnavailable("The batch item queue is unavailable; retry shortly") from exc
     return "accepted" if state.mark_enqueued(batch.id, index) else "deduplicated"

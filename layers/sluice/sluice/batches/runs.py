@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import BotoCoreError, ClientError
 
 from sluice import engine
 from sluice.auth import Environment
@@ -24,12 +23,10 @@ from sluice.batches import keys, state, store
 from sluice.batches.models import Batch
 from sluice.engine import RunError, TriggerBody, TriggerOptions
 from sluice.errors import SluiceError
-from sluice.redis import UNAVAILABLE_ERRORS
+from sluice.retryable import is_retryable
 
 logger = Logger(service="sluice")
 
-# Dependency failures that reach here unmapped: the message is redelivered.
-RETRYABLE: tuple[type[Exception], ...] = (*UNAVAILABLE_ERRORS, BotoCoreError, ClientError)
 # A FAILED run's error code for an item the engine refused with something other than a SluiceError.
 INVALID_ITEM = "INVALID_BATCH_ITEM"
 
@@ -64,16 +61,15 @@ def process_message(message: dict[str, Any]) -> str:
         error = RunError.model_validate(message["error"]) if message.get("error") else None
         body = TriggerBody(payload=message.get("payload"), options=options)
         result = create(body, error, message.get("payloadRef"))
-    except RETRYABLE:
-        raise
-    except SluiceError as exc:
-        if exc.status >= 500:
-            raise
-        result = create(*_failed(message, exc.code.upper(), exc.message))
     except Exception as exc:
-        # Anything else is about the item, not a dependency (those arrive as ServiceUnavailable or
-        # one of RETRYABLE): an option or payload the engine cannot store.
-        result = create(*_failed(message, INVALID_ITEM, f"The item cannot be made into a run: {exc}"))
+        if is_retryable(exc):
+            raise
+        # Anything else is about the item, not a dependency that is down: an option or payload
+        # the engine refuses (its code says why) or cannot store.
+        if isinstance(exc, SluiceError):
+            result = create(*_failed(message, exc.code.upper(), exc.message))
+        else:
+            result = create(*_failed(message, INVALID_ITEM, f"The item cannot be made into a run: {exc}"))
     processed = state.mark_processed(batch_id, index, failed=result.failed)
     if processed >= int(message["runCount"]):
         complete_if_done(batch_id)

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from sluice import aws
 from sluice.auth import Environment
 from sluice.batches import keys, ratelimit, state, store
@@ -103,14 +101,12 @@ def _cached(env: Environment, pk: str, now: datetime) -> CreateResult | None:
 
 def _presign_put(bucket: str, key: str, content_type: str) -> dict[str, Any]:
     ttl = get_settings().batch_upload_url_ttl_s
-    try:
+    with aws.unavailable_as_503("upload store"):
         url = aws.s3().generate_presigned_url(
             "put_object",
             Params={"Bucket": bucket, "Key": key, "ContentType": content_type},
             ExpiresIn=ttl,
         )
-    except (BotoCoreError, ClientError) as exc:
-        raise ServiceUnavailable("The upload store is unavailable; retry shortly") from exc
     expires = (_now() + timedelta(seconds=ttl)).isoformat()
     return {"url": url, "method": "PUT", "headers": {"content-type": content_type}, "expiresAt": expires}
 

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from sluice import aws
 from sluice.batches import keys, store
@@ -33,11 +33,11 @@ from sluice.batches.ingest import finish, ingest_lines
 from sluice.batches.models import BatchStatus, IngestResult
 from sluice.batches.ndjson import NdjsonParser, Parsed, ParserState
 from sluice.config import get_settings
-from sluice.errors import ServiceUnavailable
 
 logger = Logger(service="sluice")
 
 CHUNK_BYTES = 256 * 1024
+STAGED_OBJECT = "staged object"  # what a 503 names
 
 
 @dataclass(frozen=True)
@@ -95,14 +95,13 @@ class ObjectLines:
         while (window := _open(self.job, offset)) is not None:
             body, size = window
             try:
-                for chunk in body.iter_chunks(CHUNK_BYTES):
-                    offset += len(chunk)
-                    for parsed in parser.feed(chunk):
-                        if not self._take(parsed):
-                            return
-                        yield parsed
-            except (BotoCoreError, ClientError) as exc:
-                raise ServiceUnavailable("The staged object could not be read; retry shortly") from exc
+                with aws.unavailable_as_503(STAGED_OBJECT):
+                    for chunk in body.iter_chunks(CHUNK_BYTES):
+                        offset += len(chunk)
+                        for parsed in parser.feed(chunk):
+                            if not self._take(parsed):
+                                return
+                            yield parsed
             finally:
                 body.close()
             if offset >= size:
@@ -131,19 +130,18 @@ def _open(job: StagedJob, offset: int) -> tuple[Any, int] | None:
     request: dict[str, Any] = {"Bucket": job.bucket, "Key": job.key, "Range": f"bytes={offset}-{end}"}
     if job.etag:
         request["IfMatch"] = job.etag if job.etag.startswith('"') else f'"{job.etag}"'
-    try:
-        response = aws.s3().get_object(**request)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code")
-        if code == "InvalidRange":
-            return None
-        if code in ("PreconditionFailed", "NoSuchKey", "412", "404"):
-            # Replaced or deleted since the notification: a newer object has its own.
-            logger.info("staged object changed; this ingest stops", extra={"key": job.key})
-            return None
-        raise ServiceUnavailable("The staged object could not be read; retry shortly") from exc
-    except BotoCoreError as exc:
-        raise ServiceUnavailable("The staged object could not be read; retry shortly") from exc
+    with aws.unavailable_as_503(STAGED_OBJECT):
+        try:
+            response = aws.s3().get_object(**request)
+        except ClientError as exc:
+            code = aws.error_code(exc)
+            if code == "InvalidRange":
+                return None
+            if code in ("PreconditionFailed", "412") or code in aws.S3_MISSING_OBJECT_CODES:
+                # Replaced or deleted since the notification: a newer object has its own.
+                logger.info("staged object changed; this ingest stops", extra={"key": job.key})
+                return None
+            raise
     size = int(response.get("ContentRange", "/0").rpartition("/")[2] or 0)
     return response["Body"], size
 
@@ -192,12 +190,10 @@ def handle(body: dict[str, Any], remaining_ms: int) -> None:
 
 
 def continue_later(job: StagedJob) -> None:
-    try:
+    with aws.unavailable_as_503("staged ingest queue"):
         aws.sqs().send_message(
             QueueUrl=get_settings().staged_ingest_queue_url, MessageBody=json.dumps(job.to_message())
         )
-    except (BotoCoreError, ClientError) as exc:
-        raise ServiceUnavailable("The staged ingest queue is unavailable") from exc
     logger.info(
         "staged ingest continues in a new invocation",
         extra={"batchId": job.batch_id, "offset": job.start.offset},

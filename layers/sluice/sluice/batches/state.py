@@ -17,24 +17,18 @@ Redis unavailable means 503: dedup and counting cannot be done without it, and n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from functools import cache
 
 from redis.commands.core import Script
 
 from sluice.batches import keys
 from sluice.config import get_settings
-from sluice.errors import ServiceUnavailable
-from sluice.redis import UNAVAILABLE_ERRORS, RedisClient, get_redis, load_script
+from sluice.redis import RedisClient, get_redis, load_script, unavailable_as_503
 
 
-@contextmanager
-def redis_errors() -> Iterator[None]:
-    try:
-        yield
-    except UNAVAILABLE_ERRORS as exc:
-        raise ServiceUnavailable("The batch state store is unavailable; retry shortly") from exc
+def redis_errors() -> AbstractContextManager[None]:
+    return unavailable_as_503("batch state store")
 
 
 @cache

@@ -16,9 +16,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from sluice import aws
+from sluice.aws import ConditionFailed, dynamodb_errors
 from sluice.batches.models import Batch, BatchStatus
 from sluice.config import get_settings
-from sluice.engine.store import ConditionFailed, dynamodb_errors
 
 PENDING_INDEX = "PendingIndex"
 PENDING_SHARD = "PENDING"

@@ -1,4 +1,5 @@
-"""The run store: create a run (idempotent, one write), read it, ask for it to be (re)sent."""
+"""The run store: prepare a trigger's run, create it (idempotent, one write), read it, ask for it
+to be (re)sent."""
 
 from sluice.engine.dispatch import dispatch_records
 from sluice.engine.durations import parse_duration
@@ -11,14 +12,26 @@ from sluice.engine.models import (
     parse_task_id,
     parse_trigger_body,
 )
-from sluice.engine.service import TriggerResult, get_run, request_dispatch, trigger
+from sluice.engine.service import (
+    PreparedRun,
+    TriggerResult,
+    bound_run_id,
+    create,
+    get_run,
+    prepare,
+    request_dispatch,
+    trigger,
+)
 
 __all__ = [
+    "PreparedRun",
     "Run",
     "RunError",
     "TriggerBody",
     "TriggerOptions",
     "TriggerResult",
+    "bound_run_id",
+    "create",
     "derived_run_id",
     "dispatch_records",
     "get_run",
@@ -26,6 +39,7 @@ __all__ = [
     "parse_duration",
     "parse_task_id",
     "parse_trigger_body",
+    "prepare",
     "request_dispatch",
     "trigger",
 ]

@@ -193,7 +193,7 @@ def _update(run_id: str, update: str, condition: str, values: dict[str, Any]) ->
     """
     used = {k: _NAMES[k] for k in set(_NAME_REF.findall(update + " " + condition))}
     try:
-        with store.dynamodb_errors("run"):
+        with aws.dynamodb_errors("run"):
             return aws.dynamodb().update_item(
                 TableName=get_settings().runs_table,
                 Key={"runId": {"S": run_id}},
@@ -204,7 +204,7 @@ def _update(run_id: str, update: str, condition: str, values: dict[str, Any]) ->
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )["Attributes"]
-    except store.ConditionFailed as exc:
+    except aws.ConditionFailed as exc:
         cause = exc.__cause__
         old: Mapping[str, Any] | None = (
             cause.response.get("Item") if isinstance(cause, ClientError) else None  # type: ignore[assignment]
@@ -401,7 +401,7 @@ def fail(env: Environment, run_id: str, body: FailBody) -> Ended:
 
 
 def _read(run_id: str) -> Mapping[str, Any] | None:
-    with store.dynamodb_errors("run"):
+    with aws.dynamodb_errors("run"):
         item: Mapping[str, Any] | None = (
             aws.dynamodb()
             .get_item(TableName=get_settings().runs_table, Key={"runId": {"S": run_id}}, ConsistentRead=True)
@@ -482,7 +482,7 @@ def lapsed_leases(now: datetime, limit: int) -> Iterator[str]:
             "ExpressionAttributeValues": {":shard": {"S": f"lease#{shard}"}, ":now": {"N": _ms(now)}},
         }
         while True:
-            with store.dynamodb_errors("run"):
+            with aws.dynamodb_errors("run"):
                 page = aws.dynamodb().query(**kwargs)
             for key in page.get("Items", []):
                 yield key["runId"]["S"]

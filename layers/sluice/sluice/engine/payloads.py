@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from sluice import aws
 from sluice.config import get_settings
 from sluice.engine.models import Run
-from sluice.errors import ServiceUnavailable
 
 CONTENT_TYPE = "application/json"
 
@@ -26,21 +23,17 @@ def payload_key(env_id: str, run_id: str) -> str:
 def store(key: str, body: bytes) -> None:
     """Write an offloaded payload. The key is a function of the run, so a retry overwrites the
     same object and never leaves a second copy. boto3's standard retry mode retries throttles
-    and 5xx; what still fails is a 503 to the client."""
-    try:
+    and 5xx; what still fails is a 503 to the client (``aws.unavailable_as_503``)."""
+    with aws.unavailable_as_503("payload store"):
         aws.s3().put_object(
             Bucket=get_settings().payload_bucket, Key=key, Body=body, ContentType=CONTENT_TYPE
         )
-    except (BotoCoreError, ClientError) as exc:
-        raise ServiceUnavailable("The payload store is unavailable; retry shortly") from exc
 
 
 def load(key: str) -> Any:
-    try:
+    with aws.unavailable_as_503("payload store"):
         obj = aws.s3().get_object(Bucket=get_settings().payload_bucket, Key=key)
         return json.loads(obj["Body"].read())
-    except (BotoCoreError, ClientError) as exc:
-        raise ServiceUnavailable("The payload store is unavailable; retry shortly") from exc
 
 
 def output_key(env_id: str, run_id: str, lease_token: str) -> str:

@@ -1,6 +1,12 @@
 """Create runs idempotently with one DynamoDB write; the dispatcher puts them on RunQueue.
 
-A trigger is one call: a conditional ``PutItem`` of the run, or, with an idempotency key, one
+Every trigger (pass-through, drained, batch item, session run) takes the same two steps:
+``prepare`` turns it into the run it makes (the engine's rules: payload limit, delay, idempotency
+key expiry, the run record) without writing anything, and ``create`` writes that run. The trigger
+use case (``sluice.triggers``) holds the prepared run in between, to hand it to the engine or to
+the burst buffer; everyone else calls ``trigger``, the two in one.
+
+A create is one call: a conditional ``PutItem`` of the run, or, with an idempotency key, one
 ``TransactWriteItems`` that binds the key and inserts the run together. A conflict (the run id
 exists: a redelivered drain signal or batch item; the key is bound: a cached trigger) is answered
 from the item the failed condition returns, not from a second read. Because the binding and the
@@ -17,16 +23,21 @@ A large payload goes to S3 first, under a key derived from the run id, so a retr
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import ParamSpec
 
 from sluice.auth import Environment
+from sluice.aws import ConditionFailed
 from sluice.config import get_settings
 from sluice.engine import payloads, store
 from sluice.engine.durations import parse_duration, resolve_instant
 from sluice.engine.ids import new_run_id
 from sluice.engine.models import Run, RunError, TriggerBody, option_fields
 from sluice.errors import NotFound, PayloadTooLarge, Unprocessable
+
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -38,11 +49,27 @@ class TriggerResult:
     failed: bool = False
 
 
+@dataclass(frozen=True)
+class PreparedRun:
+    """A validated trigger as the run it makes, before anything is written: what the trigger use
+    case hands to ``create`` (pass-through) or to the burst buffer (mollify).
+
+    ``body`` is the trigger as it applies (a replay whose idempotency key expired has none);
+    ``payload`` the payload as stored (empty when it already lives in the bucket under
+    ``run.payloadRef``); ``key`` the idempotency binding (record key, expiry in epoch seconds).
+    """
+
+    body: TriggerBody
+    run: Run
+    payload: bytes
+    key: tuple[str, int] | None
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def trigger(
+def prepare(
     env: Environment,
     task_id: str,
     body: TriggerBody,
@@ -52,8 +79,10 @@ def trigger(
     error: RunError | None = None,
     payload_ref: str | None = None,
     created_at: datetime | None = None,
-) -> TriggerResult:
-    """Create the run for a validated trigger, or return the run its idempotency key names.
+) -> PreparedRun:
+    """The run a validated trigger makes, with nothing written yet. A pure function of its
+    arguments and the time, so a buffered trigger replayed with its run id and creation time
+    prepares the same run it would have been created as.
 
     Args:
         env: the caller's environment.
@@ -61,71 +90,110 @@ def trigger(
         body: the validated trigger body.
         run_id: a run id chosen by the caller (a buffered or batch run); new when omitted.
         batch: (batch id, index) of a batch item.
-        error: create the run already FAILED with this error, and do not enqueue it.
+        error: the run is FAILED with this error, and is never enqueued.
         payload_ref: the payload already lives in the payload bucket under this key.
-        created_at: when the trigger was accepted (a buffered run keeps its original time).
+        created_at: when the trigger was accepted (a replayed one keeps its original time); now
+            when omitted.
 
     Raises:
         PayloadTooLarge: the payload is over SLUICE_MAX_PAYLOAD_BYTES.
         Unprocessable: an option that cannot be applied (an invalid delay).
-        NotFound: ``run_id`` names a run of another environment.
-        ServiceUnavailable: DynamoDB or S3 could not be reached.
     """
     settings = get_settings()
-    now = created_at or _now()
-    options = body.options
+    now = _now()
+    created = created_at or now
     encoded = payloads.encode(body.payload) if payload_ref is None else b""
     if len(encoded) > settings.max_payload_bytes:
         raise PayloadTooLarge(
             f"The payload is {len(encoded)} bytes; the limit is {settings.max_payload_bytes}",
             code="payload_too_large",
         )
+    delay = body.options.delay
     try:
-        delay_until = resolve_instant(options.delay, now) if options.delay is not None else None
+        delay_until = resolve_instant(delay, created) if delay is not None else None
     except ValueError as exc:
         raise Unprocessable(str(exc), code="invalid_delay") from exc
 
-    run_id = run_id or new_run_id()
     key: tuple[str, int] | None = None
     key_expires: datetime | None = None
-    if options.idempotencyKey:
-        key_expires = now + parse_duration(options.idempotencyKeyTTL or settings.idempotency_default_ttl)
-        key = (
-            store.idempotency_pk(env.env_id, task_id, options.idempotencyKey),
-            math.ceil(key_expires.timestamp()),
-        )
-
-    ref = payload_ref
-    inline = body.payload
-    if ref is None and len(encoded) > settings.payload_offload_bytes:
-        ref = payloads.payload_key(env.env_id, run_id)
-        payloads.store(ref, encoded)
-        inline = None
+    if idempotency_key := body.options.idempotencyKey:
+        ttl = body.options.idempotencyKeyTTL or settings.idempotency_default_ttl
+        key_expires = created + parse_duration(ttl)
+        if key_expires < now:
+            # A replay whose key expired while it waited: bound now, the key would name this run
+            # to the key's newer owner (or its newer owner would keep this run from being made).
+            options = body.options.model_copy(update={"idempotencyKey": None, "idempotencyKeyTTL": None})
+            body = body.model_copy(update={"options": options})
+            key_expires = None
+        else:
+            pk = store.idempotency_pk(env.env_id, task_id, idempotency_key)
+            key = (pk, math.ceil(key_expires.timestamp()))
     run = Run(
-        id=run_id,
+        id=run_id or new_run_id(),
         taskId=task_id,
         orgId=env.org_id,
         envId=env.env_id,
-        status="FAILED" if error else ("DELAYED" if delay_until and delay_until > now else "QUEUED"),
-        payload=inline,
-        payloadRef=ref,
-        createdAt=now,
+        status="FAILED" if error else ("DELAYED" if delay_until and delay_until > created else "QUEUED"),
+        payload=body.payload,
+        payloadRef=payload_ref,
+        createdAt=created,
         idempotencyKeyExpiresAt=key_expires,
         delayUntil=delay_until,
-        **option_fields(options),
+        **option_fields(body.options),
         batchId=batch[0] if batch else None,
         batchIndex=batch[1] if batch else None,
         error=error,
     )
-    created = store.create_run(run, key, now=int(_now().timestamp()))
+    return PreparedRun(body=body, run=run, payload=encoded, key=key)
+
+
+def create(prepared: PreparedRun) -> TriggerResult:
+    """Create the prepared run with one write, or return the run its idempotency key names (or
+    the run that has its id already). A payload over SLUICE_PAYLOAD_OFFLOAD_BYTES goes to S3
+    first, under a key derived from the run id, so a retry overwrites it.
+
+    Raises:
+        NotFound: the run id names a run of another environment.
+        ServiceUnavailable: DynamoDB or S3 could not be reached.
+    """
+    run = prepared.run
+    if run.payloadRef is None and len(prepared.payload) > get_settings().payload_offload_bytes:
+        ref = payloads.payload_key(run.envId, run.id)
+        payloads.store(ref, prepared.payload)
+        run = run.model_copy(update={"payload": None, "payloadRef": ref})
+    created = store.create_run(run, prepared.key, now=int(_now().timestamp()))
     if created.created:
         return TriggerResult(run.id, is_cached=False, failed=run.status == "FAILED")
     if created.run is not None:
-        if created.run.envId != env.env_id:
-            raise NotFound(f"Run {run_id} not found")
+        if created.run.envId != run.envId:
+            raise NotFound(f"Run {run.id} not found")
         return TriggerResult(created.run.id, is_cached=True, failed=created.run.status == "FAILED")
     assert created.bound_run_id is not None
     return TriggerResult(created.bound_run_id, is_cached=True)
+
+
+def _then_create(prepare: Callable[P, PreparedRun]) -> Callable[P, TriggerResult]:
+    def trigger(*args: P.args, **kwargs: P.kwargs) -> TriggerResult:
+        return create(prepare(*args, **kwargs))
+
+    return trigger
+
+
+# ``create(prepare(...))``, taking ``prepare``'s arguments: for the callers that have nothing to do
+# between the two (batch items, drained entries, session runs). Raises what either raises.
+trigger = _then_create(prepare)
+
+
+def bound_run_id(prepared: PreparedRun) -> str | None:
+    """The run the prepared run's idempotency key is bound to while the binding lives; None
+    without a key or a live binding.
+
+    Raises:
+        ServiceUnavailable: DynamoDB could not be reached.
+    """
+    if prepared.key is None:
+        return None
+    return store.lookup_idempotency(prepared.key[0], int(_now().timestamp()))
 
 
 def request_dispatch(run_id: str, delay_until: datetime | None = None) -> None:
@@ -138,7 +206,7 @@ def request_dispatch(run_id: str, delay_until: datetime | None = None) -> None:
     """
     try:
         store.request_dispatch(run_id, delay_until)
-    except store.ConditionFailed:
+    except ConditionFailed:
         raise NotFound(f"Run {run_id} not found") from None
 
 

@@ -36,15 +36,15 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from sluice import aws
+from sluice.aws import ConditionFailed, dynamodb_errors
 from sluice.config import get_settings
 from sluice.engine.models import Run, RunError
 from sluice.errors import ServiceUnavailable
@@ -53,23 +53,6 @@ from sluice.errors import ServiceUnavailable
 # commits; the retries after that find its binding. A few short jittered retries ride it out.
 TRANSACTION_ATTEMPTS = 8
 TRANSACTION_BACKOFF_S = 0.01
-
-
-class ConditionFailed(Exception):
-    """A conditional write lost: the item already exists (or no longer matches)."""
-
-
-@contextmanager
-def dynamodb_errors(what: str) -> Iterator[None]:
-    """Map DynamoDB failures: a lost condition is ``ConditionFailed``, anything else a 503."""
-    try:
-        yield
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            raise ConditionFailed(what) from exc
-        raise ServiceUnavailable(f"The {what} store is unavailable; retry shortly") from exc
-    except BotoCoreError as exc:
-        raise ServiceUnavailable(f"The {what} store is unavailable; retry shortly") from exc
 
 
 def run_from_item(item: Mapping[str, Any]) -> Run:

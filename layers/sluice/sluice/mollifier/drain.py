@@ -32,25 +32,24 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Literal
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from sluice import engine
 from sluice.auth import Environment
 from sluice.config import Settings, get_settings
-from sluice.engine import RunError, TriggerBody
-from sluice.errors import ServiceUnavailable
+from sluice.engine import RunError
 from sluice.mollifier import metrics
 from sluice.mollifier.buffer import MollifierBuffer, get_buffer
 from sluice.mollifier.errors import MalformedEntry
 from sluice.mollifier.models import BufferEntry, DrainSignal, Snapshot
 from sluice.mollifier.signals import carried, carried_snapshot, resend_signals, send_signal
 from sluice.redis import UNAVAILABLE_ERRORS
+from sluice.retryable import is_retryable
 from sluice.sqs_batch import run_concurrently
 
 logger = Logger(service="sluice", child=True)
@@ -58,13 +57,8 @@ logger = Logger(service="sluice", child=True)
 DrainOutcome = Literal["drained", "requeued", "failed", "empty", "recovered"]
 # One signal's answer: its outcome, or the error that fails its SQS record.
 DrainResult = DrainOutcome | Exception
-RETRYABLE = (ServiceUnavailable, BotoCoreError, ClientError, *UNAVAILABLE_ERRORS)
 UNREADABLE: tuple[type[Exception], ...] = (*UNAVAILABLE_ERRORS, MalformedEntry)
 TERMINAL_CODE = "MOLLIFIER_DRAIN_FAILED"
-
-
-def is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, RETRYABLE)
 
 
 def drain_batch(signals: Sequence[DrainSignal]) -> list[DrainResult]:
@@ -208,19 +202,10 @@ def _create(
     *,
     error: RunError | None = None,
 ) -> None:
+    # The accepted trigger, replayed with its run id and time: the engine prepares the run it
+    # would have made then (and drops an idempotency key that expired while the entry waited).
     env = Environment(org_id=org_id, env_id=env_id, env_type=snapshot.envType)
-    body = _replay_body(snapshot)
-    engine.trigger(env, snapshot.taskId, body, run_id=run_id, created_at=created_at, error=error)
-
-
-def _replay_body(snapshot: Snapshot) -> TriggerBody:
-    """The trigger as it was accepted; an idempotency key that expired while the entry waited is
-    dropped, or the engine would hand this run's id to the key's newer owner."""
-    expires = snapshot.idempotencyKeyExpiresAt
-    if expires is None or expires > datetime.now(UTC):
-        return snapshot.body
-    options = snapshot.body.options.model_copy(update={"idempotencyKey": None, "idempotencyKeyTTL": None})
-    return snapshot.body.model_copy(update={"options": options})
+    engine.trigger(env, snapshot.taskId, snapshot.body, run_id=run_id, created_at=created_at, error=error)
 
 
 def _requeue(buffer: MollifierBuffer, entry: BufferEntry, settings: Settings) -> DrainOutcome:

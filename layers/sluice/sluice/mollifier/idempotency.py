@@ -1,6 +1,7 @@
-"""Idempotency keys across the engine and the buffer.
+"""Idempotency keys on the buffer's side, and across the engine and the buffer.
 
-A keyed trigger is looked up in the engine, then in the buffer, before the gate. A burst of
+A keyed trigger is looked up in the engine (``engine.bound_run_id``), then in the buffer
+(``buffered_owner``), before the gate. A burst of
 triggers with one key can still straddle the trip boundary (some pass through to the engine, some
 go to the buffer, each side deduplicating only itself), so an enrolled organization's keyed
 trigger first takes a claim on the key: the first caller owns it until it publishes the run id it
@@ -19,7 +20,6 @@ from datetime import datetime
 from aws_lambda_powertools import Logger
 
 from sluice.config import Settings
-from sluice.engine import store
 from sluice.mollifier.buffer import MollifierBuffer
 from sluice.mollifier.errors import ClaimTimedOut
 from sluice.mollifier.models import BufferEntry
@@ -27,11 +27,6 @@ from sluice.redis import UNAVAILABLE_ERRORS
 
 logger = Logger(service="sluice", child=True)
 RESOLVED = "resolved:"
-
-
-def engine_binding(env_id: str, task_id: str, key: str, now: datetime) -> str | None:
-    """The run the engine has bound the key to, if the binding is live."""
-    return store.lookup_idempotency(store.idempotency_pk(env_id, task_id, key), int(now.timestamp()))
 
 
 def buffered_owner(

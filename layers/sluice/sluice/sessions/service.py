@@ -12,14 +12,14 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from sluice import aws
 from sluice.auth import Environment
+from sluice.aws import ConditionFailed
 from sluice.config import get_settings
 from sluice.engine import payloads
-from sluice.engine.store import ConditionFailed
 from sluice.errors import (
     BadRequest,
     NotFound,
@@ -239,12 +239,11 @@ def get_snapshot(env: Environment, ref: str) -> bytes:
         ServiceUnavailable: S3 cannot be reached.
     """
     session = get_session(env, ref)
-    try:
-        obj = aws.s3().get_object(Bucket=get_settings().payload_bucket, Key=snapshot_key(session))
-        return bytes(obj["Body"].read())
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            raise NotFound(f"Session {ref} has no snapshot", code="snapshot_not_found") from exc
-        raise ServiceUnavailable("The snapshot store is unavailable; retry shortly") from exc
-    except BotoCoreError as exc:
-        raise ServiceUnavailable("The snapshot store is unavailable; retry shortly") from exc
+    with aws.unavailable_as_503("snapshot store"):
+        try:
+            obj = aws.s3().get_object(Bucket=get_settings().payload_bucket, Key=snapshot_key(session))
+            return bytes(obj["Body"].read())
+        except ClientError as exc:
+            if aws.error_code(exc) in aws.S3_MISSING_OBJECT_CODES:
+                raise NotFound(f"Session {ref} has no snapshot", code="snapshot_not_found") from exc
+            raise

@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sluice import aws
+from sluice.aws import ConditionFailed, dynamodb_errors
 from sluice.config import get_settings
-from sluice.engine.store import ConditionFailed, dynamodb_errors
 from sluice.sessions.records import Session
 
 BY_ENV = "byEnv"

@@ -8,11 +8,9 @@ rest of the record.
 
 from __future__ import annotations
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from sluice import aws
 from sluice.config import get_settings
-from sluice.errors import NotFound, ServiceUnavailable
+from sluice.errors import NotFound
 from sluice.streams.models import StreamAddress
 from sluice.streams.store import get_store
 
@@ -37,25 +35,22 @@ def record_stream_key(run_id: str, key: str) -> None:
         ServiceUnavailable: DynamoDB cannot be reached.
     """
     try:
-        aws.dynamodb().update_item(
-            TableName=get_settings().runs_table,
-            Key={"runId": {"S": run_id}},
-            UpdateExpression="ADD #keys :key",
-            ConditionExpression="attribute_exists(runId)",
-            ExpressionAttributeNames={"#keys": STREAM_KEYS_ATTRIBUTE},
-            ExpressionAttributeValues={":key": {"SS": [key]}},
-        )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            raise NotFound(f"Run {run_id} not found") from exc
-        raise ServiceUnavailable("The run store is unavailable; retry shortly") from exc
-    except BotoCoreError as exc:
-        raise ServiceUnavailable("The run store is unavailable; retry shortly") from exc
+        with aws.dynamodb_errors("run"):
+            aws.dynamodb().update_item(
+                TableName=get_settings().runs_table,
+                Key={"runId": {"S": run_id}},
+                UpdateExpression="ADD #keys :key",
+                ConditionExpression="attribute_exists(runId)",
+                ExpressionAttributeNames={"#keys": STREAM_KEYS_ATTRIBUTE},
+                ExpressionAttributeValues={":key": {"SS": [key]}},
+            )
+    except aws.ConditionFailed:
+        raise NotFound(f"Run {run_id} not found") from None
 
 
 def stream_keys(run_id: str) -> set[str]:
     """The keys of every stream minted on the run."""
-    try:
+    with aws.dynamodb_errors("run"):
         item = (
             aws.dynamodb()
             .get_item(
@@ -67,8 +62,6 @@ def stream_keys(run_id: str) -> set[str]:
             )
             .get("Item")
         )
-    except (BotoCoreError, ClientError) as exc:
-        raise ServiceUnavailable("The run store is unavailable; retry shortly") from exc
     return set((item or {}).get(STREAM_KEYS_ATTRIBUTE, {}).get("SS", []))
 
 

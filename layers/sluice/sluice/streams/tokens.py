@@ -53,12 +53,16 @@ def signing_secret() -> bytes:
         ServiceUnavailable: Secrets Manager cannot be read.
     """
     settings = get_settings()
-    try:
-        value = _provider(aws.client("secretsmanager")).get(
-            settings.stream_token_secret_id, max_age=settings.stream_token_secret_cache_s
-        )
-    except GetParameterError as exc:
-        raise ServiceUnavailable("The stream token secret is unavailable; retry shortly") from exc
+    with aws.unavailable_as_503("stream token secret"):
+        try:
+            value = _provider(aws.client("secretsmanager")).get(
+                settings.stream_token_secret_id, max_age=settings.stream_token_secret_cache_s
+            )
+        except GetParameterError as exc:
+            # Powertools wraps the SDK's error (raising inside its ``except``): judge that one.
+            if isinstance(exc.__context__, aws.AWS_ERRORS):
+                raise exc.__context__ from exc
+            raise
     text = value.decode() if isinstance(value, bytes) else str(value)
     if not text:
         raise ServiceUnavailable("The stream token secret is empty")
