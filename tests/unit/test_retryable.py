@@ -146,6 +146,7 @@ def test_a_missing_stream_token_secret_is_a_503(aws: AwsStack, monkeypatch: pyte
         redis.exceptions.BusyLoadingError("loading"),
         redis.exceptions.ClusterDownError("failover"),
         redis.exceptions.TryAgainError("resharding"),
+        redis.exceptions.ClusterError("TTL exhausted."),
     ],
     ids=repr,
 )
