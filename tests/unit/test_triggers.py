@@ -18,7 +18,7 @@ from sluice.auth import Environment
 from sluice.config import Settings, reload_settings
 from sluice.engine import PreparedRun
 from sluice.errors import NotFound
-from sluice.mollifier import DrainSignal, drain_signal, get_buffer, mollify
+from sluice.mollifier import DrainSignal, drain_batch, get_buffer, mollify
 from tests.conftest import AwsStack
 
 MOLLIFIER_DIR = str(Path(mollifier.__file__).parent)
@@ -220,7 +220,7 @@ def test_the_buffer_path_and_pass_through_store_the_same_run(
     accepted = mollify(get_buffer(), tripped, prepared)
     assert accepted is not None and accepted.kind == "accepted"
     [message] = aws.receive_all("DrainQueue")
-    assert drain_signal(DrainSignal.model_validate_json(message["Body"])) == "drained"
+    assert drain_batch([DrainSignal.model_validate_json(message["Body"])]) == ["drained"]
     drained = stored_items(aws, run_id, key_pk)
 
     assert drained == direct
@@ -231,7 +231,7 @@ def test_a_buffered_run_reads_as_the_run_it_becomes(aws: AwsStack, tripped: Envi
     answer = triggers.trigger(tripped, "hello", TRIGGER)
     buffered = triggers.read_run(tripped, answer.id)
     [message] = aws.receive_all("DrainQueue")
-    drain_signal(DrainSignal.model_validate_json(message["Body"]))
+    assert drain_batch([DrainSignal.model_validate_json(message["Body"])]) == ["drained"]
     created = triggers.read_run(tripped, answer.id)
     assert (buffered.pop("buffered"), created.pop("buffered")) == (True, False)
     assert (buffered.pop("status"), created.pop("status")) == ("QUEUED", "DELAYED")

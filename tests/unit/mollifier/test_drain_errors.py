@@ -15,6 +15,7 @@ from sluice.mollifier import drain as drain_module
 from sluice.mollifier import get_buffer
 from sluice.redis import RedisClient
 from tests.conftest import AwsStack
+from tests.unit.mollifier.conftest import pop_one
 
 
 def client_error(code: str) -> ClientError:
@@ -51,9 +52,9 @@ def test_the_drainer_requeues_what_is_retryable_and_fails_what_is_refused(
 
     monkeypatch.setattr(drain_module.engine, "trigger", refuse_the_run)
     buffer = get_buffer()
-    entry = buffer.pop_next()
+    entry = pop_one(buffer)
     assert entry is not None and entry.runId == run_id
-    assert drain_module.process_entry(buffer, entry, drain_module.get_settings()) == outcome
+    assert drain_module.process_entries(buffer, [entry], drain_module.get_settings()) == [outcome]
     if outcome == "failed":
         run = get_run(tripped, run_id)
         assert run.status == "FAILED" and run.error is not None and "non_retryable" in run.error.message
