@@ -156,6 +156,28 @@ def test_durations_past_a_floats_range_are_422(
     assert aws.bodies("RunQueue") == []
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"ttl": "0" * 300_000 + "1s"},  # a valid duration that the run would store, 300 KB long
+        {"delay": "0" * 100 + "1s"},
+        {"parentRunId": "r" * 257},
+    ],
+)
+def test_strings_the_run_stores_are_bounded(
+    aws: AwsStack, tenant: Tenant, call_api: Any, options: dict[str, Any]
+) -> None:
+    res = post(call_api, tenant, TRIGGER, json.dumps({"payload": 1, "options": options}).encode())
+    body = assert_error(res, 422, "invalid_request")
+    assert body["issues"][0]["path"][:2] == ["options", next(iter(options))]
+
+
+def test_a_batch_parent_run_id_is_bounded(aws: AwsStack, tenant: Tenant, call_api: Any) -> None:
+    body = json.dumps({"runCount": 1, "parentRunId": "r" * 257}).encode()
+    res = post(call_api, tenant, "/api/v3/batches", body)
+    assert_error(res, 422, "invalid_request")
+
+
 # Half of a UTF-16 surrogate pair is valid JSON syntax but has no UTF-8 form: nothing could store it.
 LONE_SURROGATES = [b'"\\ud800"', b'{"\\udfff": 1}', b'["ok \\ud83d\\ude00", "\\ud83d"]']
 

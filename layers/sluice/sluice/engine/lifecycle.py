@@ -40,10 +40,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sluice import aws
 from sluice.auth import Environment
-from sluice.config import get_settings
+from sluice.config import RUN_ERROR_CODE_MAX_CHARS, RUN_ERROR_MESSAGE_MAX_CHARS, get_settings
 from sluice.engine import payloads, store
 from sluice.engine.models import Run, RunError
-from sluice.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable, issues_from_pydantic
+from sluice.errors import Conflict, NotFound, Unprocessable, issues_from_pydantic
 
 logger = Logger(service="sluice", child=True)
 
@@ -105,8 +105,8 @@ class CompleteBody(HeartbeatBody):
 
 
 class FailError(BaseModel):
-    code: Annotated[str, Field(min_length=1, max_length=128)] = "TASK_ERROR"
-    message: Annotated[str, Field(max_length=8192)] = ""
+    code: Annotated[str, Field(min_length=1, max_length=RUN_ERROR_CODE_MAX_CHARS)] = "TASK_ERROR"
+    message: Annotated[str, Field(max_length=RUN_ERROR_MESSAGE_MAX_CHARS)] = ""
 
 
 class FailBody(HeartbeatBody):
@@ -337,12 +337,9 @@ def complete(env: Environment, run_id: str, body: CompleteBody) -> Ended:
         ServiceUnavailable: DynamoDB or S3 could not be reached.
     """
     settings = get_settings()
-    encoded = payloads.encode(body.output)
-    if len(encoded) > settings.run_max_output_bytes:
-        raise PayloadTooLarge(
-            f"The output is {len(encoded)} bytes; the limit is {settings.run_max_output_bytes}",
-            code="output_too_large",
-        )
+    encoded = payloads.encode_within(
+        body.output, settings.run_max_output_bytes, what="The output", code="output_too_large"
+    )
     values: dict[str, Any] = {
         ":env": {"S": env.env_id},
         ":executing": {"S": EXECUTING},
