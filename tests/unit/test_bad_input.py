@@ -211,3 +211,40 @@ def test_a_batch_line_with_a_lone_surrogate_is_invalid_ndjson(
     line = b'{"index": 0, "task": "t", "payload": "\\udc00"}\n'
     res = call_api("POST", f"/api/v3/batches/{batch_id}/items", body=line, headers=headers)
     assert_error(res, 400, "invalid_ndjson")
+
+
+LONG_ID = "x" * 2100  # over DynamoDB's 2048-byte partition key: a ValidationException on AWS
+
+
+LEASE = {"leaseToken": "t" * 16}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("GET", f"/api/v1/runs/run_{LONG_ID}", None, "not_found"),
+        ("POST", f"/api/v1/runs/run_{LONG_ID}/start", {}, "not_found"),
+        ("POST", f"/api/v1/runs/run_{LONG_ID}/heartbeat", LEASE, "not_found"),
+        ("POST", f"/api/v1/runs/run_{LONG_ID}/fail", {**LEASE, "error": "e"}, "not_found"),
+        ("PUT", f"/realtime/v1/streams/run_{LONG_ID}/key", None, "not_found"),
+        ("GET", f"/api/v1/sessions/session_{LONG_ID}", None, "session_not_found"),
+    ],
+    ids=["get", "start", "heartbeat", "fail", "mint", "session"],
+)
+def test_an_id_too_long_for_a_dynamodb_key_is_404_without_asking_dynamodb(
+    aws: AwsStack, tenant: Tenant, call_api: Any, monkeypatch: pytest.MonkeyPatch, case: tuple[Any, ...]
+) -> None:
+    """moto answers such a read "no item"; DynamoDB answers it ValidationException (a 500), so the
+    stores must not ask."""
+    from sluice import aws as sluice_aws
+
+    call_api("GET", "/api/v1/runs/run_warm", headers=tenant.headers)  # the key is resolved and cached
+    method, path, body, code = case
+    client, asked = sluice_aws.dynamodb(), []
+    for operation in ("get_item", "update_item", "put_item"):
+        real = getattr(client, operation)
+        spy = lambda *a, _real=real, **kw: asked.append(kw) or _real(*a, **kw)  # noqa: E731
+        monkeypatch.setattr(client, operation, spy)
+    res = call_api(method, path, json_body=body, headers=tenant.headers)
+    assert_error(res, 404, code)
+    assert asked == []

@@ -191,6 +191,8 @@ def _update(run_id: str, update: str, condition: str, values: dict[str, Any]) ->
         _Lost: the condition failed.
         ServiceUnavailable: DynamoDB could not be reached.
     """
+    if not aws.fits_partition_key(run_id):
+        raise _Lost(None)
     used = {k: _NAMES[k] for k in set(_NAME_REF.findall(update + " " + condition))}
     try:
         with aws.dynamodb_errors("run"):
@@ -398,6 +400,8 @@ def fail(env: Environment, run_id: str, body: FailBody) -> Ended:
 
 
 def _read(run_id: str) -> Mapping[str, Any] | None:
+    if not aws.fits_partition_key(run_id):
+        return None
     with aws.dynamodb_errors("run"):
         item: Mapping[str, Any] | None = (
             aws.dynamodb()
