@@ -127,6 +127,16 @@ def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+def error_code_in(exc: BaseException) -> str | None:
+    """The AWS error code of ``exc``, or of the AWS error behind it; None when AWS said nothing."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ClientError):
+            return error_code(cause)
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def is_retryable(exc: BaseException) -> bool:
     """Whether an AWS failure may succeed when retried (see the module docstring)."""
     if isinstance(exc, ClientError):

@@ -128,6 +128,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         429,
         "the environment's batch token bucket is short of `runCount` (`Retry-After`, `X-RateLimit-*`)",
     ),
+    "internal_error": (
+        500,
+        "a failure on Sluice's side, not the request's (AWS refused access, a misconfiguration): logged"
+        " with its cause and AWS error code; the body never carries a stack trace",
+    ),
     "service_unavailable": (
         503,
         "DynamoDB, S3, SQS, Secrets Manager or (for batches and streams) Redis could not be reached;"
