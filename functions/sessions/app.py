@@ -22,7 +22,13 @@ from sluice.sessions.records import CreateSession
 
 app = make_resolver()
 
-CREATE_ERRORS = ("invalid_encoding", "invalid_session", "payload_too_large")
+CREATE_ERRORS = (
+    "invalid_encoding",
+    "invalid_session",
+    "payload_too_large",
+    "metadata_too_large",
+    "base_payload_too_large",
+)
 LIST_ERRORS = ("invalid_limit", "invalid_status", "invalid_cursor")
 SNAPSHOT_DOCS = route_docs(
     body=ChatSnapshot, errors=("session_not_found", "snapshot_too_large", "invalid_snapshot")

@@ -47,7 +47,7 @@ BODY_ERRORS = (
 )
 # A run stream's mint for a finished run answers run_finished as a 400, which the catalogue lists
 # at 409 (the run lifecycle's status), so this route cannot document it.
-MINT_ERRORS = ("invalid_stream_key", "not_found")
+MINT_ERRORS = ("invalid_stream_key", "not_found", "too_many_streams")
 APPEND_ERRORS = ("invalid_stream_key", *TOKEN_ERRORS, *BODY_ERRORS, "stream_closed")
 CLOSE_ERRORS = ("invalid_stream_key", *TOKEN_ERRORS)
 READ_ERRORS = ("invalid_stream_key", "invalid_last_event_id", *TOKEN_ERRORS, "not_found")

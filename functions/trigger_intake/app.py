@@ -16,6 +16,7 @@ TRIGGER_ERRORS = (
     "invalid_task_id",
     "idempotency_key_too_long",
     "payload_too_large",
+    "metadata_too_large",
     "invalid_request",
     "invalid_body",
     "invalid_delay",

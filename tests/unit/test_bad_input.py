@@ -138,3 +138,113 @@ def test_a_snapshot_that_is_not_utf8_is_422_not_a_crash(aws: AwsStack, tenant: T
     path = f"/api/v1/sessions/{created.json()['id']}/snapshot"
     res: HttpResult = call_api("PUT", path, body=b"\xff", headers={**tenant.headers, **JSON})
     assert_error(res, 422, "invalid_snapshot")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        b'{"ttl": 1' + b"0" * 400 + b"}",  # an integer past a float's range: OverflowError, not a 500
+        b'{"delay": -1' + b"0" * 400 + b"}",
+        b'{"idempotencyKey": "k", "idempotencyKeyTTL": 1' + b"0" * 400 + b"}",
+    ],
+)
+def test_durations_past_a_floats_range_are_422(
+    aws: AwsStack, tenant: Tenant, call_api: Any, options: bytes
+) -> None:
+    res = post(call_api, tenant, TRIGGER, b'{"payload": 1, "options": ' + options + b"}")
+    assert res.status == 422, res.body
+    assert aws.bodies("RunQueue") == []
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"ttl": "0" * 300_000 + "1s"},  # a valid duration that the run would store, 300 KB long
+        {"delay": "0" * 100 + "1s"},
+        {"parentRunId": "r" * 257},
+    ],
+)
+def test_strings_the_run_stores_are_bounded(
+    aws: AwsStack, tenant: Tenant, call_api: Any, options: dict[str, Any]
+) -> None:
+    res = post(call_api, tenant, TRIGGER, json.dumps({"payload": 1, "options": options}).encode())
+    body = assert_error(res, 422, "invalid_request")
+    assert body["issues"][0]["path"][:2] == ["options", next(iter(options))]
+
+
+def test_a_batch_parent_run_id_is_bounded(aws: AwsStack, tenant: Tenant, call_api: Any) -> None:
+    body = json.dumps({"runCount": 1, "parentRunId": "r" * 257}).encode()
+    res = post(call_api, tenant, "/api/v3/batches", body)
+    assert_error(res, 422, "invalid_request")
+
+
+# Half of a UTF-16 surrogate pair is valid JSON syntax but has no UTF-8 form: nothing could store it.
+LONE_SURROGATES = [b'"\\ud800"', b'{"\\udfff": 1}', b'["ok \\ud83d\\ude00", "\\ud83d"]']
+
+
+@pytest.mark.parametrize("value", LONE_SURROGATES)
+def test_a_lone_surrogate_is_invalid_json_on_every_json_route(
+    aws: AwsStack, tenant: Tenant, call_api: Any, value: bytes
+) -> None:
+    assert_error(post(call_api, tenant, TRIGGER, b'{"payload": ' + value + b"}"), 400, "invalid_json")
+    session = b'{"type": "chat", "taskId": "agent", "metadata": {"m": ' + value + b"}}"
+    assert_error(post(call_api, tenant, "/api/v1/sessions", session), 400, "invalid_json")
+    complete = b'{"leaseToken": "' + b"t" * 16 + b'", "output": ' + value + b"}"
+    assert_error(post(call_api, tenant, "/api/v1/runs/run_any/complete", complete), 400, "invalid_json")
+    assert aws.bodies("RunQueue") == []
+
+
+def test_a_surrogate_pair_is_one_character_and_round_trips(
+    aws: AwsStack, tenant: Tenant, call_api: Any
+) -> None:
+    res = post(call_api, tenant, TRIGGER, b'{"payload": "\\ud83d\\ude00 \\\\ud800"}')
+    assert res.status == 200, res.body
+    run = call_api("GET", f"/api/v1/runs/{res.json()['id']}", headers=tenant.headers).json()
+    assert run["payload"] == "\U0001f600 \\ud800"
+
+
+def test_a_batch_line_with_a_lone_surrogate_is_invalid_ndjson(
+    aws: AwsStack, redis_client: Any, tenant: Tenant, call_api: Any
+) -> None:
+    batch_id = _batch(call_api, tenant)
+    headers = {**tenant.headers, "content-type": "application/x-ndjson"}
+    line = b'{"index": 0, "task": "t", "payload": "\\udc00"}\n'
+    res = call_api("POST", f"/api/v3/batches/{batch_id}/items", body=line, headers=headers)
+    assert_error(res, 400, "invalid_ndjson")
+
+
+LONG_ID = "x" * 2100  # over DynamoDB's 2048-byte partition key: a ValidationException on AWS
+
+
+LEASE = {"leaseToken": "t" * 16}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("GET", f"/api/v1/runs/run_{LONG_ID}", None, "not_found"),
+        ("POST", f"/api/v1/runs/run_{LONG_ID}/start", {}, "not_found"),
+        ("POST", f"/api/v1/runs/run_{LONG_ID}/heartbeat", LEASE, "not_found"),
+        ("POST", f"/api/v1/runs/run_{LONG_ID}/fail", {**LEASE, "error": "e"}, "not_found"),
+        ("PUT", f"/realtime/v1/streams/run_{LONG_ID}/key", None, "not_found"),
+        ("GET", f"/api/v1/sessions/session_{LONG_ID}", None, "session_not_found"),
+    ],
+    ids=["get", "start", "heartbeat", "fail", "mint", "session"],
+)
+def test_an_id_too_long_for_a_dynamodb_key_is_404_without_asking_dynamodb(
+    aws: AwsStack, tenant: Tenant, call_api: Any, monkeypatch: pytest.MonkeyPatch, case: tuple[Any, ...]
+) -> None:
+    """moto answers such a read "no item"; DynamoDB answers it ValidationException (a 500), so the
+    stores must not ask."""
+    from sluice import aws as sluice_aws
+
+    call_api("GET", "/api/v1/runs/run_warm", headers=tenant.headers)  # the key is resolved and cached
+    method, path, body, code = case
+    client, asked = sluice_aws.dynamodb(), []
+    for operation in ("get_item", "update_item", "put_item"):
+        real = getattr(client, operation)
+        spy = lambda *a, _real=real, **kw: asked.append(kw) or _real(*a, **kw)  # noqa: E731
+        monkeypatch.setattr(client, operation, spy)
+    res = call_api(method, path, json_body=body, headers=tenant.headers)
+    assert_error(res, 404, code)
+    assert asked == []

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from sluice import aws as sluice_aws
 from sluice.config import reload_settings
@@ -224,6 +224,48 @@ def test_dynamodb_down_is_503_and_nothing_is_enqueued(
     monkeypatch.setattr(ddb, "put_item", _failing("dynamodb", ddb.put_item, [99]))
     res = trigger(call_api, tenant, payload=1)
     assert res.status == 503
+    assert aws.bodies("RunQueue") == []
+
+
+REFUSALS = {
+    "AccessDeniedException": "User: arn:aws:sts::123:assumed-role/x is not authorized to perform: PutItem",
+    "ValidationException": "One or more parameter values were invalid: a misconfigured table",
+}
+
+
+@pytest.fixture(params=sorted(REFUSALS))
+def refusing_run_store(
+    request: pytest.FixtureRequest,
+    aws: AwsStack,
+    tenant: Tenant,
+    call_api: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> str:
+    """The run store refuses every write with an AWS error code no client caused; returns it."""
+    code: str = request.param
+    trigger(call_api, tenant)  # warms the auth cache, so the refusal hits the run store
+    aws.bodies("RunQueue")
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": code, "Message": REFUSALS[code]}}, "PutItem")
+
+    monkeypatch.setattr(sluice_aws.dynamodb(), "put_item", refused)
+    return code
+
+
+def test_an_aws_refusal_that_is_not_the_clients_is_a_structured_500_logged_with_its_code(
+    aws: AwsStack, tenant: Tenant, call_api: Any, caplog: pytest.LogCaptureFixture, refusing_run_store: str
+) -> None:
+    """Not retryable, so not a 503; not the request's fault, so not a 4xx: a 500 in the API's error
+    shape whose cause is in the log, not in the body."""
+    res = trigger(call_api, tenant, payload=1)
+    assert res.status == 500, res.body
+    body = res.json()
+    assert set(body) == {"error", "code"} and body["code"] == "internal_error", body
+    assert "Traceback" not in res.body and refusing_run_store not in res.body and "arn:aws" not in res.body
+    [record] = [r for r in caplog.records if r.getMessage() == "unexpected error"]
+    assert record.levelname == "ERROR" and record.exc_info is not None, "logged with its traceback"
+    assert record.__dict__["awsErrorCode"] == refusing_run_store
     assert aws.bodies("RunQueue") == []
 
 

@@ -1,7 +1,9 @@
 """What every HTTP handler shares: the resolver, auth, JSON bodies and error responses.
 
 Errors map to responses here and nowhere else, so every route answers the same
-``{"error", "code", "issues"?}`` shape, and nothing a client sent becomes a 500.
+``{"error", "code", "issues"?}`` shape, and nothing a client sent becomes a 500. What is not a
+``SluiceError`` (AWS refused us, a bug) is a 500 ``internal_error`` in that shape too, its cause
+and AWS error code in the log only.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
 from pydantic import BaseModel
 
-from sluice import strict_json
+from sluice import aws, strict_json
 from sluice.auth import Environment, authenticate
 from sluice.error_codes import ERROR_CODES
-from sluice.errors import BadRequest, NotFound, SluiceError, Unprocessable
+from sluice.errors import BadRequest, InternalError, NotFound, SluiceError, Unprocessable
 
 logger = Logger(service="sluice")
 
@@ -52,6 +54,18 @@ def make_resolver() -> APIGatewayHttpResolver:
     @app.not_found
     def _no_route(_: NotFoundError) -> Response[Any]:
         return error_response(NotFound("No such route", code="route_not_found"))
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception) -> Response[Any]:
+        if isinstance(exc, ServiceError):
+            raise exc  # Powertools' own HTTP errors: it answers them itself
+        # Not the client's doing, or it would have been a SluiceError: AWS refused us (access, a
+        # misconfigured resource) or a bug. The cause goes to the log, the client gets the shape.
+        # The log line carries the request id too (Powertools' function_request_id).
+        cause = {"errorType": type(exc).__name__, "awsErrorCode": aws.error_code_in(exc)}
+        logger.exception("unexpected error", extra=cause)
+        request_id = getattr(app.lambda_context, "aws_request_id", None)
+        return error_response(InternalError(f"Internal error, logged as request {request_id}"))
 
     return app
 
@@ -144,7 +158,7 @@ class ErrorBody(BaseModel):
 # under components.
 DOCUMENTED_MODELS: dict[str, type[BaseModel]] = {"ErrorBody": ErrorBody}
 # Every route can answer these.
-COMMON_ERRORS = ("unauthorized", "route_not_found", "service_unavailable")
+COMMON_ERRORS = ("unauthorized", "route_not_found", "internal_error", "service_unavailable")
 # The security schemes a route may name (``sluice.openapi`` defines them); the document's default
 # is the API key.
 API_KEY = "apiKey"

@@ -105,12 +105,36 @@ S3_MISSING_OBJECT_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 AWS_ERRORS: tuple[type[Exception], ...] = (BotoCoreError, ClientError)
 
 
+# DynamoDB refuses a partition key over 2048 bytes with a ValidationException, on a read as on a
+# write (moto checks only writes). An id from a request path that long names nothing we stored.
+PARTITION_KEY_MAX_BYTES = 2048
+
+
+def fits_partition_key(value: str) -> bool:
+    """Whether DynamoDB takes ``value`` as a partition key; a store answers "no such item" for
+    one it would not take, instead of a request that fails."""
+    try:
+        return 0 < len(value.encode("utf-8")) <= PARTITION_KEY_MAX_BYTES
+    except UnicodeEncodeError:  # a lone surrogate: no UTF-8 form at all
+        return False
+
+
 class ConditionFailed(Exception):
     """A conditional write lost: the item already exists (or no longer matches)."""
 
 
 def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def error_code_in(exc: BaseException) -> str | None:
+    """The AWS error code of ``exc``, or of the AWS error behind it; None when AWS said nothing."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ClientError):
+            return error_code(cause)
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def is_retryable(exc: BaseException) -> bool:

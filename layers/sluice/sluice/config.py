@@ -7,12 +7,40 @@ values. The README's settings table documents each one.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 KIB = 1024
 MIB = 1024 * KIB
+
+# --- What one DynamoDB item can hold ---------------------------------------------------------------
+# DynamoDB's item limit is "400 KB" (names and values, UTF-8); counted as 400 000 bytes rather than
+# 400 KiB, so the budgets below keep 9 600 bytes in hand besides their own margin.
+DYNAMODB_ITEM_MAX_BYTES = 400_000
+# The most one character of a client's string takes in a stored JSON document: a control character
+# is written as a 6-byte escape (\u001f).
+JSON_CHAR_MAX_BYTES = 6
+# Limits in characters that the item budgets count on; the models enforce them.
+TAG_MAX_CHARS = 128  # the reference platform's per-tag limit
+STREAM_KEY_MAX_CHARS = 256
+RUN_ERROR_CODE_MAX_CHARS = 128  # a worker's failure: POST /api/v1/runs/{id}/fail
+RUN_ERROR_MESSAGE_MAX_CHARS = 8192
+# One tag in the run's JSON (quotes and comma included), and in the session's string set as well.
+_TAG_MAX_BYTES = TAG_MAX_CHARS * JSON_CHAR_MAX_BYTES + 3
+# A stream key in the run's string set: raw UTF-8, at most 4 bytes a character.
+_STREAM_KEY_MAX_BYTES = STREAM_KEY_MAX_CHARS * 4
+# A failed attempt's error as the run stores it (JSON, with its two field names).
+_RUN_ERROR_MAX_BYTES = (RUN_ERROR_CODE_MAX_CHARS + RUN_ERROR_MESSAGE_MAX_CHARS) * JSON_CHAR_MAX_BYTES + 32
+# Everything else a run item holds, each at its limit with every character the costliest: the task
+# id (256 characters, in the document and as an attribute), concurrencyKey (1024), queue (256),
+# parentRunId (256), ttl (64), ids, timestamps, status, the lease, the attribute and field names.
+# tests/unit/engine/test_run_item_budget.py builds that run and weighs it: about 11 KiB.
+RUN_ITEM_OTHER_BYTES = 16 * KIB
+# The same for a session item: externalId (256), type and taskId (128 each), the trigger
+# config's concurrencyKey (1024) and queue (256), ids, timestamps and names: about 8 KiB.
+SESSION_ITEM_OTHER_BYTES = 16 * KIB
 
 
 class Settings(BaseSettings):
@@ -51,6 +79,13 @@ class Settings(BaseSettings):
     idempotency_default_ttl: str = "30d"
     idempotency_key_max_chars: int = Field(default=2048, ge=1)
     max_tags: int = Field(default=10, ge=0)
+    # A run's options.metadata (and a session's metadata), as compact JSON. The reference platform
+    # allows 256 KiB, but it keeps metadata apart; here it shares the run's one DynamoDB item
+    # (400 KB) with an inline payload of up to SLUICE_PAYLOAD_OFFLOAD_BYTES (256 KiB), an inline
+    # output of up to SLUICE_RUN_OUTPUT_OFFLOAD_BYTES (64 KiB), SLUICE_MAX_STREAMS_PER_RUN stream
+    # keys (10 x 1 KiB), the tags and idempotency key (20 KiB) and the other fields (16 KiB).
+    # 16 KiB of metadata leaves about 9 KiB spare of 400 000 bytes (`_items_fit` checks the sum).
+    max_metadata_bytes: int = Field(default=16 * KIB, ge=0)
 
     # --- Burst smoothing (sluice.mollifier) -------------------------------------------------
     # Off by default, as the reference platform ships it (TRIGGER_MOLLIFIER_ENABLED=0): rollout is
@@ -175,6 +210,10 @@ class Settings(BaseSettings):
     sessions_table: str = "sluice-sessions"
     # A conversation snapshot's limit (PUT /api/v1/sessions/{id}/snapshot); larger is a 413.
     session_snapshot_max_bytes: int = Field(default=5 * MIB, ge=1)
+    # A session's triggerConfig.basePayload, as compact JSON. It is stored in the session's item
+    # beside the metadata and merged under each of its runs' payloads; as large as an inline run
+    # payload, so the session item stays far under DynamoDB's 400 KB (318 KB at most).
+    session_base_payload_max_bytes: int = Field(default=256 * KIB, ge=0)
     # --- Run lifecycle (sluice.engine.lifecycle) ----------------------------------------------
     # A started attempt is the worker's until this long after its last start or heartbeat; then
     # the run reaper treats it as crashed. Workers heartbeat at a third of it.
@@ -184,6 +223,9 @@ class Settings(BaseSettings):
     # A failed or lost attempt is retried after min x 2^(attempt-1), up to max, times 1-2 (jitter).
     run_retry_min_delay_ms: int = Field(default=1000, ge=0)
     run_retry_max_delay_ms: int = Field(default=30_000, ge=0)
+    # Streams minted on one run: each key is recorded on the run's item (up to 1 KiB each), so their
+    # number is bounded like the item's other fields (see SLUICE_MAX_METADATA_BYTES).
+    max_streams_per_run: int = Field(default=10, ge=1)
     # The largest output a completing worker may report (the payload limit's 3 MiB).
     run_max_output_bytes: int = Field(default=3 * MIB, ge=1)
     # Outputs over this go to the payload bucket. Lower than SLUICE_PAYLOAD_OFFLOAD_BYTES: the run
@@ -191,6 +233,43 @@ class Settings(BaseSettings):
     run_output_offload_bytes: int = Field(default=64 * KIB, ge=1)
     # Lapsed leases the reaper handles per invocation; the next sweep takes the rest.
     run_reaper_max_runs: int = Field(default=1000, ge=1)
+
+    @model_validator(mode="after")
+    def _items_fit(self) -> Self:
+        """Refuse settings under which a run or a session that passed every limit could still be
+        too large for its DynamoDB item: the write would fail for every such request (a 500)."""
+        budgets = {"run": self.run_item_max_bytes(), "session": self.session_item_max_bytes()}
+        for item, size in budgets.items():
+            if size > DYNAMODB_ITEM_MAX_BYTES:
+                raise ValueError(
+                    f"a {item} item could grow to {size} bytes, over DynamoDB's {DYNAMODB_ITEM_MAX_BYTES}:"
+                    " lower SLUICE_MAX_METADATA_BYTES or the limits beside it"
+                )
+        return self
+
+    def run_item_max_bytes(self) -> int:
+        """The largest run item these settings allow: the inline payload, the inline output or a
+        failed attempt's error (a run holds one of them: a completion removes the error),
+        metadata, stream keys, tags, idempotency key and the rest."""
+        return (
+            self.payload_offload_bytes
+            + max(self.run_output_offload_bytes, _RUN_ERROR_MAX_BYTES)
+            + self.max_metadata_bytes
+            + self.max_streams_per_run * _STREAM_KEY_MAX_BYTES
+            + self.max_tags * _TAG_MAX_BYTES
+            + self.idempotency_key_max_chars * JSON_CHAR_MAX_BYTES
+            + RUN_ITEM_OTHER_BYTES
+        )
+
+    def session_item_max_bytes(self) -> int:
+        """The largest session item: base payload, metadata, its tags twice (the document and the
+        string set) and the trigger config's tags, and the rest."""
+        return (
+            self.session_base_payload_max_bytes
+            + self.max_metadata_bytes
+            + 3 * self.max_tags * _TAG_MAX_BYTES
+            + SESSION_ITEM_OTHER_BYTES
+        )
 
 
 @lru_cache(maxsize=1)

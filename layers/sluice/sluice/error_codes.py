@@ -73,6 +73,10 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         "a start, heartbeat, complete or fail of a run that is already `COMPLETED` or `FAILED`"
         " (a stream mint for such a run answers this code with 400)",
     ),
+    "too_many_streams": (
+        409,
+        "a stream mint of a new key on a run that has `SLUICE_MAX_STREAMS_PER_RUN` streams already",
+    ),
     "stream_closed": (409, "an append to a closed stream"),
     "session_closed": (409, "minting or appending on a closed session"),
     "conflict": (409, "any other conflict"),
@@ -87,6 +91,16 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     ),
     "snapshot_too_large": (413, "a session snapshot over `SLUICE_SESSION_SNAPSHOT_MAX_BYTES`"),
     "output_too_large": (413, "a complete whose `output` is over `SLUICE_RUN_MAX_OUTPUT_BYTES`"),
+    "metadata_too_large": (
+        413,
+        "a trigger's `options.metadata` or a session's `metadata` over `SLUICE_MAX_METADATA_BYTES` as"
+        " compact JSON (a batch item's: `invalid_batch_item` with this code in `issues`)",
+    ),
+    "base_payload_too_large": (
+        413,
+        "a session's `triggerConfig.basePayload` over `SLUICE_SESSION_BASE_PAYLOAD_MAX_BYTES` as compact"
+        " JSON",
+    ),
     "unsupported_media_type": (415, "batch items that are not `application/x-ndjson`"),
     "invalid_request": (422, "valid JSON with invalid fields (`issues` names each)"),
     "invalid_body": (422, "a body that is JSON but not an object"),
@@ -113,6 +127,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "batch_rate_limited": (
         429,
         "the environment's batch token bucket is short of `runCount` (`Retry-After`, `X-RateLimit-*`)",
+    ),
+    "internal_error": (
+        500,
+        "a failure on Sluice's side, not the request's (AWS refused access, a misconfiguration): logged"
+        " with its cause and AWS error code; the body never carries a stack trace",
     ),
     "service_unavailable": (
         503,

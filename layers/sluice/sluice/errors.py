@@ -73,6 +73,13 @@ class TooManyRequests(SluiceError):
     status, code = 429, "rate_limited"
 
 
+class InternalError(SluiceError):
+    """A failure on our side, not the request's (AWS denied access, a misconfiguration, a bug):
+    answered in the API's shape, its cause only in the logs."""
+
+    status, code = 500, "internal_error"
+
+
 class ServiceUnavailable(SluiceError):
     """A dependency is down and the request cannot be served safely; the client should retry."""
 

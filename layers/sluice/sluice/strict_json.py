@@ -3,7 +3,9 @@
 Python's ``json`` accepts ``NaN``, ``Infinity`` and numbers like ``1e400`` (which become ``inf``);
 none of them survives a round trip through DynamoDB or another JSON parser, so a value holding
 one would be stored and then read back as ``null`` or fail to read at all. Integers over
-Python's 4300-digit conversion limit are refused too (``ValueError`` from ``int``).
+Python's 4300-digit conversion limit are refused too (``ValueError`` from ``int``), and so is half
+of a UTF-16 surrogate pair on its own (``"\\ud800"``): JSON's grammar allows the escape, but the
+character it makes has no UTF-8 form, so the value could not be stored at all.
 
 Depth is the other thing a stored value must stay within (``MAX_DEPTH``).
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 # How deep a client's value (a payload, metadata) may nest: containers inside containers, a
@@ -20,6 +23,11 @@ from typing import Any
 # level, the burst buffer's snapshot in two. 128 keeps every stored copy readable with room to
 # spare, and no real payload comes near it.
 MAX_DEPTH = 128
+
+
+# Only an escape can make a lone surrogate (decoding UTF-8 refuses the raw bytes), so a document
+# without one (nearly all) is never looked at twice.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class TooDeep(ValueError):
@@ -42,14 +50,20 @@ def loads(data: bytes | str) -> Any:
 
     Raises:
         TooDeep: nested too deep to decode at all (far over ``MAX_DEPTH``).
-        ValueError: not UTF-8, not JSON, or a number JSON cannot represent (``UnicodeDecodeError``
-            and ``json.JSONDecodeError`` are both ``ValueError``).
+        ValueError: not UTF-8, not JSON, a number JSON cannot represent, or a lone surrogate
+            (``UnicodeDecodeError`` and ``json.JSONDecodeError`` are both ``ValueError``).
     """
     text = data.decode("utf-8") if isinstance(data, bytes) else data
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        if _SURROGATE_ESCAPE.search(text):
+            # Encoding it as it will be stored is the check: it fails on exactly a lone surrogate.
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
     except RecursionError:
         raise TooDeep(f"the document nests deeper than {MAX_DEPTH} levels") from None
+    except UnicodeEncodeError:
+        raise ValueError("a string holds half of a UTF-16 surrogate pair (\\ud800-\\udfff) alone") from None
+    return value
 
 
 def depth(value: Any) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from sluice.batches import items
+from sluice.config import get_settings
 from sluice.strict_json import MAX_DEPTH
 from tests.unit.batches.conftest import BatchApi, item, ndjson
 from tests.unit.test_payload_depth import nested, nested_bytes
@@ -106,3 +107,20 @@ def test_queued_item_whose_options_do_not_parse_becomes_a_failed_run(api: BatchA
     assert got["status"] == "PARTIAL_FAILED" and got["failedCount"] == 1
     failed = _run(api, got["runs"][1])
     assert failed["status"] == "FAILED" and failed["parentRunId"] == "run_parent"
+
+
+def test_a_batch_item_with_metadata_over_the_limit_is_refused_naming_its_index(api: BatchApi) -> None:
+    """As a trigger is refused (413 ``metadata_too_large``): metadata shares the run's DynamoDB
+    item with an inline payload, so an item accepted with it could never be written."""
+    limit = get_settings().max_metadata_bytes
+    batch_id = api.create_id(3)
+    for index, size in ((1, limit + 1), (2, 300 * 1024)):
+        metadata = {"m": "x" * (size - len('{"m":""}'))}
+        res = api.items(batch_id, [item(0), item(index, payload="p" * (250 * 1024), metadata=metadata)])
+        assert res.status == 422, res.body
+        body = res.json()
+        assert body["code"] == "invalid_batch_item" and f"index {index}" in body["error"], body
+        assert [issue["code"] for issue in body["issues"]] == ["metadata_too_large"]
+    assert [json.loads(m["Body"])["index"] for m in api.queued_items()] == [0]
+    listing = api.aws.s3.list_objects_v2(Bucket=api.aws.stack.physical_name("PayloadBucket"))
+    assert listing.get("KeyCount", 0) == 0, "no payload was offloaded for a refused item"

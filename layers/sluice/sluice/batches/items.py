@@ -22,7 +22,7 @@ from sluice.batches.ndjson import OversizedItem, Parsed
 from sluice.config import get_settings
 from sluice.engine import TriggerBody, payloads
 from sluice.engine.models import check_trigger
-from sluice.errors import Unprocessable, issues_from_pydantic
+from sluice.errors import PayloadTooLarge, Unprocessable, issues_from_pydantic
 
 Outcome = Literal["accepted", "deduplicated"]
 
@@ -63,7 +63,9 @@ def _validate(batch: Batch, parsed: Parsed) -> BatchItem:
     _check_index(batch, item.index)
     try:
         check_trigger(TriggerBody(payload=item.payload, options=item.options.trigger_options()))
-    except Unprocessable as exc:
+    except (Unprocessable, PayloadTooLarge) as exc:
+        # One answer for every item a trigger would refuse: a 422 naming the index, the trigger's
+        # own code in the issues.
         raise InvalidItem(
             f"Invalid item at index {item.index}: {exc.message}",
             index=item.index,

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sluice.config import get_settings
 from sluice.engine import TriggerOptions
-from sluice.engine.models import Duration, TaskId, check_idempotency_key_length
+from sluice.engine.models import Duration, ParentRunId, TaskId, check_idempotency_key_length
 from sluice.errors import BadRequest, Unprocessable, issues_from_pydantic
 
 # The object-store marker of the reference SDK: the payload was uploaded before phase 2.
@@ -33,7 +33,7 @@ class CreateBatchRequest(BaseModel):
     runCount: int
     idempotencyKey: str | None = None
     idempotencyKeyTTL: Duration | None = None
-    parentRunId: str | None = None
+    parentRunId: ParentRunId | None = None
     resumeParentOnCompletion: bool = False
     # Accepted for the reference SDK's sake; an API key may trigger every task of its environment.
     taskIdentifiers: list[str] | None = None

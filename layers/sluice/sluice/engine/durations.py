@@ -22,7 +22,10 @@ def parse_duration(value: str | int | float) -> timedelta:
     if isinstance(value, bool):
         raise ValueError("a duration is a string like '30s', '10m', '2h', '7d' or a number of seconds")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer past a float's range (JSON allows 4300 digits)
+            seconds = math.inf if value > 0 else -math.inf
     else:
         match = _DURATION.match(value)
         if not match:

@@ -40,10 +40,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sluice import aws
 from sluice.auth import Environment
-from sluice.config import get_settings
+from sluice.config import RUN_ERROR_CODE_MAX_CHARS, RUN_ERROR_MESSAGE_MAX_CHARS, get_settings
 from sluice.engine import payloads, store
 from sluice.engine.models import Run, RunError
-from sluice.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable, issues_from_pydantic
+from sluice.errors import Conflict, NotFound, Unprocessable, issues_from_pydantic
 
 logger = Logger(service="sluice", child=True)
 
@@ -105,8 +105,8 @@ class CompleteBody(HeartbeatBody):
 
 
 class FailError(BaseModel):
-    code: Annotated[str, Field(min_length=1, max_length=128)] = "TASK_ERROR"
-    message: Annotated[str, Field(max_length=8192)] = ""
+    code: Annotated[str, Field(min_length=1, max_length=RUN_ERROR_CODE_MAX_CHARS)] = "TASK_ERROR"
+    message: Annotated[str, Field(max_length=RUN_ERROR_MESSAGE_MAX_CHARS)] = ""
 
 
 class FailBody(HeartbeatBody):
@@ -191,6 +191,8 @@ def _update(run_id: str, update: str, condition: str, values: dict[str, Any]) ->
         _Lost: the condition failed.
         ServiceUnavailable: DynamoDB could not be reached.
     """
+    if not aws.fits_partition_key(run_id):
+        raise _Lost(None)
     used = {k: _NAMES[k] for k in set(_NAME_REF.findall(update + " " + condition))}
     try:
         with aws.dynamodb_errors("run"):
@@ -337,12 +339,9 @@ def complete(env: Environment, run_id: str, body: CompleteBody) -> Ended:
         ServiceUnavailable: DynamoDB or S3 could not be reached.
     """
     settings = get_settings()
-    encoded = payloads.encode(body.output)
-    if len(encoded) > settings.run_max_output_bytes:
-        raise PayloadTooLarge(
-            f"The output is {len(encoded)} bytes; the limit is {settings.run_max_output_bytes}",
-            code="output_too_large",
-        )
+    encoded = payloads.encode_within(
+        body.output, settings.run_max_output_bytes, what="The output", code="output_too_large"
+    )
     values: dict[str, Any] = {
         ":env": {"S": env.env_id},
         ":executing": {"S": EXECUTING},
@@ -401,6 +400,8 @@ def fail(env: Environment, run_id: str, body: FailBody) -> Ended:
 
 
 def _read(run_id: str) -> Mapping[str, Any] | None:
+    if not aws.fits_partition_key(run_id):
+        return None
     with aws.dynamodb_errors("run"):
         item: Mapping[str, Any] | None = (
             aws.dynamodb()

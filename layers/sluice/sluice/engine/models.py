@@ -6,14 +6,22 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import unquote
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from sluice import strict_json
-from sluice.config import get_settings
+from sluice.config import TAG_MAX_CHARS, get_settings
+from sluice.engine import payloads
 from sluice.engine.durations import parse_duration, resolve_instant
 from sluice.errors import BadRequest, Unprocessable, issues_from_pydantic
-
-TAG_MAX_CHARS = 128  # the reference platform's per-tag limit
 
 # A task id, on the trigger path and in a batch item alike: the SDK percent-encodes it into the
 # URL, so slashes, spaces and non-ASCII are legal; control characters (C0, DEL, C1) are not, as they
@@ -44,7 +52,14 @@ def parse_task_id(path_value: str) -> str:
             issues=issues_from_pydantic(exc.errors()),
         ) from exc
 
-Duration = str | int | float
+# A duration ("10m", seconds) or, for a delay, an ISO-8601 time: 64 characters hold any of them.
+# Bounded because the run stores the string (``ttl``): "000...01s" is a valid duration of any
+# length. The numbers are strict so that an over-long string is refused, not read as a number.
+DURATION_MAX_CHARS = 64
+Duration = Annotated[str, Field(max_length=DURATION_MAX_CHARS)] | StrictInt | StrictFloat
+# A run id names a run of ours ("run_" and 25 characters), but a parent id is the caller's to give:
+# bounded, not checked, as the reference platform takes it.
+ParentRunId = Annotated[str, Field(min_length=1, max_length=256)]
 
 
 class QueueOption(BaseModel):
@@ -67,7 +82,7 @@ class TriggerOptions(BaseModel):
     concurrencyKey: Annotated[str, Field(max_length=1024)] | None = None
     maxAttempts: Annotated[int, Field(ge=1, le=100)] | None = None
     metadata: dict[str, Any] | None = None
-    parentRunId: str | None = None
+    parentRunId: ParentRunId | None = None
     resumeParentOnCompletion: bool = False
 
     @field_validator("tags", mode="before")
@@ -143,7 +158,9 @@ def check_trigger(body: TriggerBody) -> None:
     Raises:
         Unprocessable: ``payload_too_deep`` for a payload or metadata over ``strict_json.MAX_DEPTH``;
             ``invalid_delay`` for a delay that is neither a duration nor an ISO-8601 time.
+        PayloadTooLarge: ``metadata_too_large`` (``check_metadata``).
     """
+    check_metadata(body.options)
     if body.options.delay is not None:
         try:
             resolve_instant(body.options.delay, datetime.now(UTC))
@@ -156,6 +173,17 @@ def check_trigger(body: TriggerBody) -> None:
                 f"{name} nests {levels} levels deep; the limit is {strict_json.MAX_DEPTH}",
                 code="payload_too_deep",
             )
+
+
+def check_metadata(options: TriggerOptions) -> None:
+    """Metadata shares the run's DynamoDB item with the payload (see SLUICE_MAX_METADATA_BYTES).
+
+    Raises:
+        PayloadTooLarge: ``metadata_too_large``: over SLUICE_MAX_METADATA_BYTES as compact JSON.
+    """
+    if options.metadata is not None:
+        limit = get_settings().max_metadata_bytes
+        payloads.encode_within(options.metadata, limit, what="options.metadata", code="metadata_too_large")
 
 
 def option_fields(options: TriggerOptions) -> dict[str, Any]:

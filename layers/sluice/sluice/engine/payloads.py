@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluice import aws
 from sluice.config import get_settings
-from sluice.engine.models import Run
+from sluice.errors import PayloadTooLarge
+
+if TYPE_CHECKING:
+    from sluice.engine.models import Run
 
 CONTENT_TYPE = "application/json"
 
 
 def encode(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def encode_within(value: Any, limit: int, *, what: str, code: str) -> bytes:
+    """``value`` as stored (compact JSON), refused when it is over ``limit`` bytes.
+
+    Raises:
+        PayloadTooLarge: with ``code``, naming ``what`` and both sizes.
+    """
+    encoded = encode(value)
+    if len(encoded) > limit:
+        raise PayloadTooLarge(f"{what} is {len(encoded)} bytes; the limit is {limit}", code=code)
+    return encoded
 
 
 def payload_key(env_id: str, run_id: str) -> str:

@@ -34,8 +34,8 @@ from sluice.config import get_settings
 from sluice.engine import payloads, store
 from sluice.engine.durations import parse_duration, resolve_instant
 from sluice.engine.ids import new_run_id
-from sluice.engine.models import Run, RunError, TriggerBody, option_fields
-from sluice.errors import NotFound, PayloadTooLarge, Unprocessable
+from sluice.engine.models import Run, RunError, TriggerBody, check_metadata, option_fields
+from sluice.errors import NotFound, Unprocessable
 
 P = ParamSpec("P")
 
@@ -96,18 +96,20 @@ def prepare(
             when omitted.
 
     Raises:
-        PayloadTooLarge: the payload is over SLUICE_MAX_PAYLOAD_BYTES.
+        PayloadTooLarge: the payload is over SLUICE_MAX_PAYLOAD_BYTES (``payload_too_large``), or
+            the metadata over SLUICE_MAX_METADATA_BYTES (``metadata_too_large``): checked here, for
+            every path to a run, so that nothing accepted can fail to fit its item later.
         Unprocessable: an option that cannot be applied (an invalid delay).
     """
     settings = get_settings()
     now = _now()
     created = created_at or now
-    encoded = payloads.encode(body.payload) if payload_ref is None else b""
-    if len(encoded) > settings.max_payload_bytes:
-        raise PayloadTooLarge(
-            f"The payload is {len(encoded)} bytes; the limit is {settings.max_payload_bytes}",
-            code="payload_too_large",
+    encoded = b""
+    if payload_ref is None:
+        encoded = payloads.encode_within(
+            body.payload, settings.max_payload_bytes, what="The payload", code="payload_too_large"
         )
+    check_metadata(body.options)
     delay = body.options.delay
     try:
         delay_until = resolve_instant(delay, created) if delay is not None else None

@@ -187,6 +187,8 @@ def create_run(run: Run, key: tuple[str, int] | None = None, *, now: int = 0) ->
 
 
 def get_run_item(run_id: str) -> Run | None:
+    if not aws.fits_partition_key(run_id):
+        return None
     with dynamodb_errors("run"):
         item = aws.dynamodb().get_item(
             TableName=get_settings().runs_table, Key={"runId": {"S": run_id}}, ConsistentRead=True

@@ -12,13 +12,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sluice.config import get_settings
+from sluice.config import TAG_MAX_CHARS, get_settings
 from sluice.engine.models import QueueOption, TriggerOptions
 
 SESSION_PREFIX = "session_"
 NAME_MAX_CHARS = 128
 EXTERNAL_ID_MAX_CHARS = 256
-TAG_MAX_CHARS = 128
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 SessionStatus = Literal["ACTIVE", "CLOSED"]

@@ -40,13 +40,32 @@ CHANNELS = ("in", "out")
 
 
 def parse_create(raw: Any) -> CreateSession:
-    """Raises: Unprocessable (422) with the issues, for a body that is JSON but not a session."""
+    """A create body, held to the limits that keep the session's item within DynamoDB's.
+
+    Raises:
+        Unprocessable: ``invalid_session`` with the issues, for a body that is JSON but not a session.
+        PayloadTooLarge: ``metadata_too_large`` over SLUICE_MAX_METADATA_BYTES, or
+            ``base_payload_too_large`` for a ``triggerConfig.basePayload`` over
+            SLUICE_SESSION_BASE_PAYLOAD_MAX_BYTES (as compact JSON).
+    """
     try:
-        return CreateSession.model_validate(raw)
+        body = CreateSession.model_validate(raw)
     except ValidationError as exc:
         raise Unprocessable(
             "The session is invalid", code="invalid_session", issues=issues_from_pydantic(exc.errors())
         ) from exc
+    settings = get_settings()
+    if body.metadata is not None:
+        payloads.encode_within(
+            body.metadata, settings.max_metadata_bytes, what="metadata", code="metadata_too_large"
+        )
+    payloads.encode_within(
+        body.triggerConfig.basePayload,
+        settings.session_base_payload_max_bytes,
+        what="triggerConfig.basePayload",
+        code="base_payload_too_large",
+    )
+    return body
 
 
 def create_session(env: Environment, body: CreateSession) -> tuple[Session, bool]:

@@ -114,6 +114,8 @@ def put_session(session: Session) -> None:
 
 
 def get_session_item(session_id: str) -> Session | None:
+    if not aws.fits_partition_key(session_id):
+        return None
     with dynamodb_errors("session"):
         item = (
             aws.dynamodb()

@@ -8,9 +8,11 @@ rest of the record.
 
 from __future__ import annotations
 
+from botocore.exceptions import ClientError
+
 from sluice import aws
 from sluice.config import get_settings
-from sluice.errors import NotFound
+from sluice.errors import Conflict, NotFound
 from sluice.streams.models import StreamAddress
 from sluice.streams.store import get_store
 
@@ -28,23 +30,38 @@ def is_final(status: str) -> bool:
 
 
 def record_stream_key(run_id: str, key: str) -> None:
-    """Add ``key`` to the run's stream keys (a no-op when it is there already).
+    """Add ``key`` to the run's stream keys (a no-op when it is there already). A run holds at
+    most SLUICE_MAX_STREAMS_PER_RUN: the set lives in the run's item, which must stay within
+    DynamoDB's 400 KB; the condition counts it in the same write, so racing mints cannot pass it.
 
     Raises:
         NotFound: the run does not exist.
+        Conflict: ``too_many_streams``: ``key`` would be one more than the limit.
         ServiceUnavailable: DynamoDB cannot be reached.
     """
+    limit = get_settings().max_streams_per_run
     try:
         with aws.dynamodb_errors("run"):
             aws.dynamodb().update_item(
                 TableName=get_settings().runs_table,
                 Key={"runId": {"S": run_id}},
-                UpdateExpression="ADD #keys :key",
-                ConditionExpression="attribute_exists(runId)",
+                UpdateExpression="ADD #keys :keys",
+                ConditionExpression="attribute_exists(runId) AND"
+                " (attribute_not_exists(#keys) OR size(#keys) < :limit OR contains(#keys, :key))",
                 ExpressionAttributeNames={"#keys": STREAM_KEYS_ATTRIBUTE},
-                ExpressionAttributeValues={":key": {"SS": [key]}},
+                ExpressionAttributeValues={
+                    ":keys": {"SS": [key]},
+                    ":key": {"S": key},
+                    ":limit": {"N": str(limit)},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-    except aws.ConditionFailed:
+    except aws.ConditionFailed as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ClientError) and "Item" in cause.response:
+            raise Conflict(
+                f"Run {run_id} has {limit} streams, the most a run may have", code="too_many_streams"
+            ) from None
         raise NotFound(f"Run {run_id} not found") from None
 
 

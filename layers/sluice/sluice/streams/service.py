@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sluice import engine
 from sluice.auth import authenticate
 from sluice.auth.api_keys import Environment
-from sluice.config import get_settings
+from sluice.config import STREAM_KEY_MAX_CHARS, get_settings
 from sluice.errors import BadRequest, NotFound, issues_from_pydantic
 from sluice.streams.errors import ChunkTooLarge, InvalidStreamToken, RunFinished
 from sluice.streams.models import AppendResult, Credentials, StreamAddress
@@ -22,7 +22,6 @@ from sluice.streams.runs import is_final, record_stream_key
 from sluice.streams.store import get_store
 from sluice.streams.tokens import is_stream_token, mint_token, verify_token
 
-KEY_MAX_CHARS = 256
 PART_ID_MAX_CHARS = 256
 NDJSON = "application/x-ndjson"
 
@@ -42,8 +41,8 @@ def run_stream(run_id: str, key: str) -> StreamAddress:
     Raises:
         BadRequest: an empty or over-long key.
     """
-    if not key or len(key) > KEY_MAX_CHARS:
-        raise BadRequest(f"A stream key is 1 to {KEY_MAX_CHARS} characters", code="invalid_stream_key")
+    if not key or len(key) > STREAM_KEY_MAX_CHARS:
+        raise BadRequest(f"A stream key is 1 to {STREAM_KEY_MAX_CHARS} characters", code="invalid_stream_key")
     return StreamAddress.run(run_id, key)
 
 
