@@ -85,6 +85,11 @@ def parser() -> argparse.ArgumentParser:
         help="run moto on this port (e.g. 4566) instead of a free one, when moto serves a service",
     )
     up.add_argument(
+        "--moto-server", choices=("devstack", "plain"), default="devstack",
+        help="devstack (default): moto behind a keep-alive server with devstack's speed-ups; "
+        "plain: moto's own server, to tell a devstack problem from a moto one",
+    )
+    up.add_argument(
         "--concurrency", type=int, default=8,
         help="worker processes per function, and per SQS source without "
         "ScalingConfig.MaximumConcurrency (default 8)",
@@ -176,6 +181,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             tcp_nodelay=args.tcp_nodelay,
             aws=args.aws,
             run_consumer=args.run_consumer,
+            moto_server=args.moto_server,
         )
     )
 

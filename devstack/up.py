@@ -68,6 +68,7 @@ class UpOptions:
     tcp_nodelay: bool = True
     aws: str | None = None
     run_consumer: str = DEFAULT_CONSUMER
+    moto_server: str = "devstack"
 
 
 def say(text: str) -> None:
@@ -273,11 +274,12 @@ class StackRunner:
                 f"port {port} is taken (LocalStack or another moto?); use it with --aws URL, "
                 "or drop --aws-port for a free port"
             )
-        service = start_moto(port)
+        plain = self.options.moto_server == "plain"
+        service = start_moto(port, plain=plain)
         port = service.port
         # A new moto knows nothing: the stack's resources and its dev key go back in. Keys made
         # with `keys create` are gone and must be made again.
-        child = self._supervise("moto", service, lambda: start_moto(port), self._reprovision)
+        child = self._supervise("moto", service, lambda: start_moto(port, plain=plain), self._reprovision)
         say(f"moto         {service.url} (moto server pid {child.pid})")
         return service.url
 
