@@ -21,23 +21,20 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
 from moto.events.models import EventPattern
 
+from devstack.polling import PollingThread
 from devstack.runtime import FunctionRuntime, Invocation
 from devstack.template import EventSource
 
 _IDLE_S = 0.05
 SHARDS_TTL_S = 10.0
-_RETRY_PAUSE_S = 1.0
 Invoke = Callable[[dict[str, Any]], Invocation]
 
 
@@ -163,7 +160,7 @@ class StreamReader:
         if not records:
             return 0
         last = records[-1]["dynamodb"]["SequenceNumber"]
-        batch = [_jsonable(r) for r in records if self._matches(_jsonable(r))]
+        batch = [r for r in map(_jsonable, records) if self._matches(r)]
         if not batch:
             self._positions[shard_id] = ("AFTER_SEQUENCE_NUMBER", last)
             return len(records)
@@ -193,42 +190,19 @@ class StreamReader:
         return sum(1 for r in records if int(r["dynamodb"]["SequenceNumber"]) < int(restart))
 
 
-class StreamPoller:
+class StreamPoller(PollingThread):
     """devstack's thread for one stream event source."""
 
+    idle_s = _IDLE_S
+
     def __init__(self, source: StreamSource, runtime: FunctionRuntime, dynamodb: Any, streams: Any) -> None:
+        super().__init__("stream", f"{runtime.name}/{source.name}")
         self.source = source
         self.runtime = runtime
         self.reader = StreamReader(source, dynamodb, streams, self._log)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"devstack-stream-{runtime.name}-{source.name}", daemon=True
-        )
 
-    def _log(self, text: str) -> None:
-        sys.stderr.write(f"devstack stream {self.runtime.name}/{self.source.name}: {text}\n")
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def request_stop(self) -> None:
-        self._stop.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                progressed = self.reader.poll_once(self.runtime.invoke)
-            except (BotoCoreError, ClientError) as exc:
-                if not self._stop.is_set():
-                    self._log(f"read failed: {exc}")
-                    self._stop.wait(_RETRY_PAUSE_S)
-                continue
-            if not progressed:
-                self._stop.wait(_IDLE_S)
+    def poll_once(self) -> bool:
+        return self.reader.poll_once(self.runtime.invoke) > 0
 
 
 def in_process_invoke(handler: Callable[[dict[str, Any], Any], Any], context: Any) -> Invoke:

@@ -26,7 +26,8 @@ import boto3
 from botocore.config import Config
 
 from devstack import endpoints, environment, stack_file, web_apps
-from devstack.pollers import SqsPoller, SqsSource, stop_all
+from devstack.pollers import SqsPoller, SqsSource
+from devstack.polling import stop_all
 from devstack.provision import create_all
 from devstack.run_consumer import CONSUMERS, DEFAULT_CONSUMER, RUN_QUEUE, CountingConsumer
 from devstack.runtime import FunctionRuntime, pool_size
