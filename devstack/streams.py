@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -103,6 +104,7 @@ class StreamReader:
         self.streams = streams
         self.log = log
         self._filters = [EventPattern.load(p) for p in source.patterns]
+        self._start_at = "TRIM_HORIZON" if source.starting_position == "TRIM_HORIZON" else "LATEST"
         self._stream_arn: str | None = None
         # shard id -> ("AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER", sequence number)
         self._positions: dict[str, tuple[str, str]] = {}
@@ -111,6 +113,16 @@ class StreamReader:
         # moto's iterator holds the shard object, which a cancelled transaction replaces (its
         # rollback restores a copy of the table), so a kept one would read a stale shard.
         self._shards: tuple[float, list[str]] = (0.0, [])
+
+    def restart(self) -> None:
+        """Forget the stream and every checkpoint, and read the table's new stream from its
+        first record: a table made anew has only records the function has not seen. (moto keeps
+        a table's shard ids, so the old checkpoints would skip as many records as it had.)"""
+        self._start_at = "TRIM_HORIZON"
+        self._stream_arn = None
+        self._positions.clear()
+        self._attempts.clear()
+        self._shards = (0.0, [])
 
     def _arn(self) -> str:
         if self._stream_arn is None:
@@ -124,9 +136,8 @@ class StreamReader:
     def _read(self, shard_id: str) -> list[dict[str, Any]]:
         position = self._positions.get(shard_id)
         if position is None:
-            kind = "TRIM_HORIZON" if self.source.starting_position == "TRIM_HORIZON" else "LATEST"
             iterator = self.streams.get_shard_iterator(
-                StreamArn=self._arn(), ShardId=shard_id, ShardIteratorType=kind
+                StreamArn=self._arn(), ShardId=shard_id, ShardIteratorType=self._start_at
             )["ShardIterator"]
         else:
             iterator = self.streams.get_shard_iterator(
@@ -200,8 +211,16 @@ class StreamPoller(PollingThread):
         self.source = source
         self.runtime = runtime
         self.reader = StreamReader(source, dynamodb, streams, self._log)
+        self._new_stream = threading.Event()
+
+    def follow_new_stream(self) -> None:
+        """The table was made anew (moto restarted): read its new stream from the start."""
+        self._new_stream.set()
 
     def poll_once(self) -> bool:
+        if self._new_stream.is_set():
+            self._new_stream.clear()
+            self.reader.restart()
         return self.reader.poll_once(self.runtime.invoke) > 0
 
 
