@@ -41,6 +41,12 @@ def _trigger(stack: DevStack, task: str = "health", api_key: str | None = None) 
     )
 
 
+def _secrets(stack: DevStack) -> dict[str, str]:
+    client = stack.client("secretsmanager")
+    names = [s["Name"] for s in client.list_secrets()["SecretList"]]
+    return {name: client.get_secret_value(SecretId=name)["SecretString"] for name in names}
+
+
 def _consumed(stack: DevStack, run_ids: set[str]) -> bool:
     return run_ids <= set((stack.health() or {}).get("runQueue", {}).get("recentRunIds", []))
 
@@ -53,8 +59,9 @@ def test_killed_children_are_restarted_with_their_state_and_reported(
     made_key = stack.create_key("org_health", "env_health")
     first = {_trigger(stack).json()["id"]}
     _wait_for(lambda: _consumed(stack, first), what="the run before the restarts dispatched")
+    secrets = _secrets(stack)
     before = _status(stack)["health"]
-    assert before["state"] == "up"
+    assert before["state"] == "up" and secrets
     for child in ("redis-server", "moto"):
         old_pid = before["children"][child]["pid"]
         os.kill(old_pid, signal.SIGKILL)
@@ -67,6 +74,7 @@ def test_killed_children_are_restarted_with_their_state_and_reported(
     # `keys create` made back, and says so.
     restored = _status(stack)["health"]["children"]["moto"]["restored"]
     assert restored["tables"] >= 1 and restored["queues"] >= 1 and restored["apiKeyItems"] >= 2
+    assert _secrets(stack) == secrets  # stream tokens signed before the restart stay valid
     res = _trigger(stack)
     assert res.status_code == 200, res.text
     run = httpx.get(stack.url(f"/api/v1/runs/{res.json()['id']}"), headers=stack.headers, timeout=30)
