@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     server = wsgi.Server(
         (args.host, args.port), application(), numthreads=THREADS, request_queue_size=BACKLOG
     )
+    # cheroot closes a connection once 10 others wait idle, and every function worker and poller
+    # keeps its own: with the default most calls would open a connection again.
+    server.keep_alive_conn_limit = None
     server.start()
 
 
