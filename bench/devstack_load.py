@@ -10,6 +10,11 @@ pools (every new worker is a cold start: an interpreter importing its handler, p
 stack), then 200 triggers at 1 client (p50), then the same burst again with every worker warm
 (triggers/s, and CPU per trigger until its runs are on RunQueue).
 
+The first two are today's devstack with flags turned back, not the old code: they share its
+function host, whose pools now grow one cold start at a time. "before #12" without a consumer
+looks fast to clients because its dispatching is left for later (and slows as RunQueue grows):
+the time until its runs are on RunQueue says so.
+
 Prints figures and ratios; never passes or fails on speed. A shared machine inflates every
 figure: the load average is printed beside them, and CPU per trigger is the steadier evidence.
 
