@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from devstack import stack_file
+from devstack import key_backup, stack_file
 from devstack.run_consumer import CONSUMERS, DEFAULT_CONSUMER
 
 _EPILOG = """\
@@ -83,6 +83,11 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--aws-port", type=int, default=None,
         help="run moto on this port (e.g. 4566) instead of a free one, when moto serves a service",
+    )
+    up.add_argument(
+        "--moto-server", choices=("devstack", "plain"), default="devstack",
+        help="devstack (default): moto behind a keep-alive server with devstack's speed-ups; "
+        "plain: moto's own server, to tell a devstack problem from a moto one",
     )
     up.add_argument(
         "--concurrency", type=int, default=8,
@@ -176,6 +181,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             tcp_nodelay=args.tcp_nodelay,
             aws=args.aws,
             run_consumer=args.run_consumer,
+            moto_server=args.moto_server,
         )
     )
 
@@ -242,10 +248,14 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
     info = running_stack(args.state_dir)
     use_stack_in_process(info, args.template)
+    from sluice import aws
     from sluice.auth import provision_key
+    from sluice.config import get_settings
 
     flags = {name: _flag_value(value) for name, value in args.flag}
     api_key = provision_key(args.org, args.env, env_type=args.env_type, flags=flags or None)
+    # So that the key outlives a restart of the stack's moto.
+    key_backup.save(args.state_dir, aws.dynamodb(), get_settings().api_keys_table)
     print(json.dumps({"apiKey": api_key, "orgId": args.org, "envId": args.env}))
     return 0
 

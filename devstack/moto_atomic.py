@@ -7,7 +7,7 @@ lets two conditional puts on one key both succeed, or fails a transaction with "
 size during iteration". DynamoDB serialises writes to an item and runs transactions atomically,
 so serialising moto's writes (and the scans that iterate a table) is the faithful emulation.
 
-``python -m devstack.moto_atomic`` runs moto's HTTP server with the lock in place.
+devstack's moto server (``devstack.moto_server``) and the tests' in-process moto both take it.
 """
 
 from __future__ import annotations
@@ -36,10 +36,3 @@ def serialise_dynamodb() -> None:
         functools.update_wrapper(locked, method)
         locked._devstack_serialised = True  # type: ignore[attr-defined]
         setattr(DynamoDBBackend, name, locked)
-
-
-if __name__ == "__main__":
-    from moto.server import main
-
-    serialise_dynamodb()
-    main()

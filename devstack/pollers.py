@@ -18,22 +18,19 @@ the redrive target on the receive after ``maxReceiveCount``, as SQS does.
 from __future__ import annotations
 
 import base64
-import sys
 import threading
 import time
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from devstack.polling import PollingThread
 from devstack.runtime import Invocation
 from devstack.template import REGION, EventSource
 
 # Long polls stay short so that a stopping stack is not kept waiting on a receive.
 _WAIT_S = 1
-_RETRY_PAUSE_S = 1.0
+_SLOT_WAIT_S = 0.2
 
 
 class Invoker(Protocol):
@@ -119,59 +116,46 @@ def failed_ids(result: Any, batch_ids: set[str]) -> set[str] | None:
     return ids
 
 
-class SqsPoller:
+class SqsPoller(PollingThread):
+    # The receives long-poll: they are the wait between polls.
+    idle_s = 0.0
+    join_s = _WAIT_S + 5
+
     def __init__(
         self, source: SqsSource, runtime: Invoker, sqs: Any, *, verbose: bool = False
     ) -> None:
+        super().__init__("sqs", f"{runtime.name}/{source.name}")
         self.source = source
         self.runtime = runtime
         self.sqs = sqs
         self.verbose = verbose
-        self._stop = threading.Event()
         self._slots = threading.Semaphore(source.max_concurrency)
         self._pool = ThreadPoolExecutor(
             max_workers=source.max_concurrency, thread_name_prefix=f"devstack-{runtime.name}-{source.name}"
         )
-        self._thread = threading.Thread(
-            target=self._run, name=f"devstack-poll-{runtime.name}-{source.name}", daemon=True
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def request_stop(self) -> None:
-        self._stop.set()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(_WAIT_S + 5)
+        super().stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-
-    def _log(self, text: str) -> None:
-        sys.stderr.write(f"devstack sqs {self.runtime.name}/{self.source.name}: {text}\n")
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            while not self._slots.acquire(timeout=0.2):
-                if self._stop.is_set():
-                    return
-            try:
-                batch = self._receive_batch()
-            except (BotoCoreError, ClientError) as exc:
-                self._slots.release()
-                if not self._stop.is_set():
-                    self._log(f"receive failed: {exc}")
-                    self._stop.wait(_RETRY_PAUSE_S)
-                continue
-            if not batch:
-                self._slots.release()
-                continue
-            try:
-                self._pool.submit(self._process, batch)
-            except RuntimeError:
-                self._slots.release()  # the pool is shut down: the stack is stopping
-                return
+    def poll_once(self) -> bool:
+        # A free worker first, so that no received message waits for one; the short wait lets
+        # the thread see a stop request.
+        if not self._slots.acquire(timeout=_SLOT_WAIT_S):
+            return True
+        try:
+            batch = self._receive_batch()
+        except BaseException:
+            self._slots.release()
+            raise
+        if not batch:
+            self._slots.release()
+            return True
+        try:
+            self._pool.submit(self._process, batch)
+        except RuntimeError:
+            self._slots.release()  # the pool is shut down: the stack is stopping
+        return True
 
     def _receive(self, count: int, wait: int) -> list[dict[str, Any]]:
         response = self.sqs.receive_message(
@@ -195,7 +179,7 @@ class SqsPoller:
                 batch.extend(more)
             return batch
         deadline = time.monotonic() + self.source.window_s
-        while len(batch) < self.source.batch_size and not self._stop.is_set():
+        while len(batch) < self.source.batch_size and not self.stopping:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -246,16 +230,3 @@ class SqsPoller:
             )
             for failure in response.get("Failed", []):
                 self._log(f"delete failed: {failure.get('Message')}")
-
-
-class Stoppable(Protocol):
-    def request_stop(self) -> None: ...
-    def stop(self) -> None: ...
-
-
-def stop_all(pollers: Sequence[Stoppable]) -> None:
-    """Stop pollers together: each may be in a long poll, so waiting for them one by one adds up."""
-    for poller in pollers:
-        poller.request_stop()
-    for poller in pollers:
-        poller.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -130,20 +131,32 @@ def notify_queues(stack: Stack, s3: Any, bucket: str, config: dict[str, Any]) ->
         )
 
 
-def create_secrets(stack: Stack, secretsmanager: Any) -> None:
-    """Create each secret with a random value, as ``GenerateSecretString`` does in AWS."""
-    for logical_id in stack.resources_of("AWS::SecretsManager::Secret"):
-        name = stack.physical_name(logical_id)
+def secret_values(stack: Stack) -> dict[str, str]:
+    """A random value for each secret, by name, as ``GenerateSecretString`` makes one in AWS."""
+    return {
+        stack.physical_name(logical_id): secrets.token_urlsafe(48)
+        for logical_id in stack.resources_of("AWS::SecretsManager::Secret")
+    }
+
+
+def create_secrets(stack: Stack, secretsmanager: Any, values: Mapping[str, str] | None = None) -> None:
+    """Create each secret with its value in ``values`` (by name; a restarted emulator gets the
+    values it had, so tokens signed with them stay valid), else a random one."""
+    chosen = {**secret_values(stack), **(values or {})}
+    for name, value in chosen.items():
         with contextlib.suppress(secretsmanager.exceptions.ResourceExistsException):
-            secretsmanager.create_secret(Name=name, SecretString=secrets.token_urlsafe(48))
+            secretsmanager.create_secret(Name=name, SecretString=value)
 
 
-def create_all(stack: Stack, clients: dict[str, Any], endpoint: str) -> dict[str, str]:
+def create_all(
+    stack: Stack, clients: dict[str, Any], endpoint: str, known_secrets: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Create every resource; returns queue URLs by logical id. Secrets are created when
-    ``clients`` has a Secrets Manager client (callers that need no stream tokens pass none)."""
+    ``clients`` has a Secrets Manager client (callers that need no stream tokens pass none),
+    with the values ``known_secrets`` gives."""
     create_tables(stack, clients["dynamodb"])
     urls = create_queues(stack, clients["sqs"], endpoint)
     create_buckets(stack, clients["s3"])
     if "secretsmanager" in clients:
-        create_secrets(stack, clients["secretsmanager"])
+        create_secrets(stack, clients["secretsmanager"], known_secrets)
     return urls

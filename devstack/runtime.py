@@ -4,7 +4,9 @@ A worker is a spawned interpreter whose ``os.environ`` is exactly the function's
 which imports the handler once (the cold start), then serves one invocation at a time. A worker
 that overruns the function's Timeout is killed and replaced, as Lambda discards an execution
 environment after a timeout. Pools grow lazily up to their size, so an idle function costs one
-process at most.
+process at most, and one cold start at a time: while it runs, other invocations take the first
+worker that becomes idle. (Lambda would start an environment for each of them; on a laptop's
+few cores, a burst that imports eight handlers at once stalls everything for seconds.)
 """
 
 from __future__ import annotations
@@ -149,8 +151,11 @@ class FunctionRuntime:
         self.size = max(1, size)
         self._slots = threading.BoundedSemaphore(self.size)
         self._lock = threading.Lock()
+        # Notified whenever a worker becomes idle, a cold start ends, or the pool shrinks.
+        self._changed = threading.Condition(self._lock)
         self._idle: list[_Worker] = []
         self._all: set[_Worker] = set()
+        self._starting = False
         self._closed = False
         self.init_error: dict[str, Any] | None = None
 
@@ -163,8 +168,9 @@ class FunctionRuntime:
         init error if the handler does not import."""
         worker = self._spawn()
         if worker is not None and worker.init_error is None:
-            with self._lock:
+            with self._changed:
                 self._idle.append(worker)
+                self._changed.notify_all()
         return self.init_error
 
     def _spawn(self) -> _Worker | None:
@@ -183,23 +189,45 @@ class FunctionRuntime:
 
     def _discard(self, worker: _Worker) -> None:
         worker.kill()
-        with self._lock:
+        with self._changed:
             self._all.discard(worker)
+            self._changed.notify_all()
+
+    def _acquire(self) -> _Worker | Invocation:
+        """An idle worker; else a new one (a cold start) unless one is already starting; else the
+        first worker to become idle. An Invocation says why there is none."""
+        shutdown = Invocation(error=_error("Runtime.Shutdown", "devstack is stopping"))
+        with self._changed:
+            while True:
+                if self._closed:
+                    return shutdown
+                if self._idle:
+                    return self._idle.pop()
+                # A caller holds one of `size` slots, so a full pool always has a busy worker
+                # that will come back: waiting cannot last longer than an invocation.
+                if not self._starting and len(self._all) < self.size:
+                    self._starting = True
+                    break
+                self._changed.wait()
+        try:
+            worker = self._spawn()
+        finally:
+            with self._changed:
+                self._starting = False
+                self._changed.notify_all()
+        if worker is None:
+            return shutdown
+        if worker.init_error is not None:
+            return Invocation(error=worker.init_error)
+        return worker
 
     def invoke(self, event: Any, timeout: float | None = None) -> Invocation:
         timeout_s = self.spec.timeout if timeout is None else timeout
         event_json = json.dumps(event)
         with self._slots:
-            with self._lock:
-                if self._closed:
-                    return Invocation(error=_error("Runtime.Shutdown", "devstack is stopping"))
-                worker = self._idle.pop() if self._idle else None
-            if worker is None:
-                worker = self._spawn()
-                if worker is None:
-                    return Invocation(error=_error("Runtime.Shutdown", "devstack is stopping"))
-                if worker.init_error is not None:
-                    return Invocation(error=worker.init_error)
+            worker = self._acquire()
+            if isinstance(worker, Invocation):
+                return worker
             return self._call(worker, event_json, timeout_s)
 
     def _call(self, worker: _Worker, event_json: str, timeout_s: float) -> Invocation:
@@ -235,19 +263,21 @@ class FunctionRuntime:
         return Invocation(error=payload, duration_ms=elapsed)
 
     def _release(self, worker: _Worker) -> None:
-        with self._lock:
+        with self._changed:
             if not self._closed:
                 self._idle.append(worker)
+                self._changed.notify()
                 return
         worker.stop(1)
 
     def close(self, grace: float = 2.0) -> None:
         """Stop every worker; an invocation still running gets ``grace`` seconds, then is killed."""
-        with self._lock:
+        with self._changed:
             self._closed = True
             idle, self._idle = self._idle, []
             workers = list(self._all)
             self._all.clear()
+            self._changed.notify_all()
         for worker in idle:
             with contextlib.suppress(OSError, ValueError):
                 worker.conn.send(None)

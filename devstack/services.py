@@ -91,11 +91,13 @@ def start_redis(port: int | None = None, extra_args: list[str] | None = None) ->
     return Service(url, process, workdir)
 
 
-def start_moto(port: int | None = None) -> Service:
-    """moto's HTTP server in a child process: boto3 talks HTTP to it as it would to AWS."""
+def start_moto(port: int | None = None, *, plain: bool = False) -> Service:
+    """moto's HTTP server (devstack.moto_server; ``plain``: moto's own) in a child process: boto3
+    talks HTTP to it as it would to AWS."""
     port = port or free_port()
+    command = [sys.executable, "-m", "devstack.moto_server", "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "devstack.moto_atomic", "-H", "127.0.0.1", "-p", str(port)],
+        [*command, "--plain"] if plain else command,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

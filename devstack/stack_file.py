@@ -1,4 +1,5 @@
-"""The state directory of a running stack: ``stack.json`` (what clients need) and ``devstack.pid``.
+"""The state directory of a running stack: ``stack.json`` (what clients need), ``devstack.pid``,
+``health.json`` and the API keys backup.
 
 ``stack.json`` appears only once everything serves, and is written atomically, so whoever waits
 for it never reads half a file or a stack that is still starting.
@@ -17,6 +18,7 @@ STACK_FILE = "stack.json"
 PID_FILE = "devstack.pid"
 LOG_FILE = "devstack.log"
 HEALTH_FILE = "health.json"
+KEYS_BACKUP_FILE = "api-keys.json"  # devstack.key_backup
 # A running stack rewrites health.json twice a second; older than this, nobody is watching.
 HEALTH_STALE_S = 5.0
 REQUIRED_KEYS = ("apiUrl", "apiKey", "orgId", "envId", "redisUrl", "awsEndpointUrl")
@@ -107,5 +109,5 @@ def clear(state_dir: Path, pid: int | None = None) -> None:
     in the same directory must keep its files)."""
     if pid is not None and read_pid(state_dir) not in (None, pid):
         return
-    for name in (STACK_FILE, PID_FILE, HEALTH_FILE):
+    for name in (STACK_FILE, PID_FILE, HEALTH_FILE, KEYS_BACKUP_FILE):
         (state_dir / name).unlink(missing_ok=True)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,15 +28,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
 from moto.events.models import EventPattern
 
+from devstack.polling import PollingThread
 from devstack.runtime import FunctionRuntime, Invocation
 from devstack.template import EventSource
 
 _IDLE_S = 0.05
 SHARDS_TTL_S = 10.0
-_RETRY_PAUSE_S = 1.0
 Invoke = Callable[[dict[str, Any]], Invocation]
 
 
@@ -106,6 +104,7 @@ class StreamReader:
         self.streams = streams
         self.log = log
         self._filters = [EventPattern.load(p) for p in source.patterns]
+        self._start_at = "TRIM_HORIZON" if source.starting_position == "TRIM_HORIZON" else "LATEST"
         self._stream_arn: str | None = None
         # shard id -> ("AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER", sequence number)
         self._positions: dict[str, tuple[str, str]] = {}
@@ -114,6 +113,16 @@ class StreamReader:
         # moto's iterator holds the shard object, which a cancelled transaction replaces (its
         # rollback restores a copy of the table), so a kept one would read a stale shard.
         self._shards: tuple[float, list[str]] = (0.0, [])
+
+    def restart(self) -> None:
+        """Forget the stream and every checkpoint, and read the table's new stream from its
+        first record: a table made anew has only records the function has not seen. (moto keeps
+        a table's shard ids, so the old checkpoints would skip as many records as it had.)"""
+        self._start_at = "TRIM_HORIZON"
+        self._stream_arn = None
+        self._positions.clear()
+        self._attempts.clear()
+        self._shards = (0.0, [])
 
     def _arn(self) -> str:
         if self._stream_arn is None:
@@ -127,9 +136,8 @@ class StreamReader:
     def _read(self, shard_id: str) -> list[dict[str, Any]]:
         position = self._positions.get(shard_id)
         if position is None:
-            kind = "TRIM_HORIZON" if self.source.starting_position == "TRIM_HORIZON" else "LATEST"
             iterator = self.streams.get_shard_iterator(
-                StreamArn=self._arn(), ShardId=shard_id, ShardIteratorType=kind
+                StreamArn=self._arn(), ShardId=shard_id, ShardIteratorType=self._start_at
             )["ShardIterator"]
         else:
             iterator = self.streams.get_shard_iterator(
@@ -163,7 +171,7 @@ class StreamReader:
         if not records:
             return 0
         last = records[-1]["dynamodb"]["SequenceNumber"]
-        batch = [_jsonable(r) for r in records if self._matches(_jsonable(r))]
+        batch = [r for r in map(_jsonable, records) if self._matches(r)]
         if not batch:
             self._positions[shard_id] = ("AFTER_SEQUENCE_NUMBER", last)
             return len(records)
@@ -193,42 +201,27 @@ class StreamReader:
         return sum(1 for r in records if int(r["dynamodb"]["SequenceNumber"]) < int(restart))
 
 
-class StreamPoller:
+class StreamPoller(PollingThread):
     """devstack's thread for one stream event source."""
 
+    idle_s = _IDLE_S
+
     def __init__(self, source: StreamSource, runtime: FunctionRuntime, dynamodb: Any, streams: Any) -> None:
+        super().__init__("stream", f"{runtime.name}/{source.name}")
         self.source = source
         self.runtime = runtime
         self.reader = StreamReader(source, dynamodb, streams, self._log)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"devstack-stream-{runtime.name}-{source.name}", daemon=True
-        )
+        self._new_stream = threading.Event()
 
-    def _log(self, text: str) -> None:
-        sys.stderr.write(f"devstack stream {self.runtime.name}/{self.source.name}: {text}\n")
+    def follow_new_stream(self) -> None:
+        """The table was made anew (moto restarted): read its new stream from the start."""
+        self._new_stream.set()
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def request_stop(self) -> None:
-        self._stop.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                progressed = self.reader.poll_once(self.runtime.invoke)
-            except (BotoCoreError, ClientError) as exc:
-                if not self._stop.is_set():
-                    self._log(f"read failed: {exc}")
-                    self._stop.wait(_RETRY_PAUSE_S)
-                continue
-            if not progressed:
-                self._stop.wait(_IDLE_S)
+    def poll_once(self) -> bool:
+        if self._new_stream.is_set():
+            self._new_stream.clear()
+            self.reader.restart()
+        return self.reader.poll_once(self.runtime.invoke) > 0
 
 
 def in_process_invoke(handler: Callable[[dict[str, Any], Any], Any], context: Any) -> Invoke:

@@ -3,8 +3,8 @@
 A stack whose Redis or moto died used to keep saying it was up while every request failed. Now
 the stack's main loop calls :meth:`Child.check` twice a second: a dead child is started again on
 the same port (so every URL the functions hold stays valid), ``after_restart`` puts back what
-the child held (moto's tables, queues, buckets and the dev key), and :meth:`Child.health` says
-what happened for ``devstack status``.
+the child held (moto's tables, queues, buckets, secrets and API keys) and says what it put back,
+and :meth:`Child.health` reports all of it for ``devstack status``.
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ class Child:
     what: str
     service: Service
     start: Callable[[], Service]
-    after_restart: Callable[[], None] | None = None
+    after_restart: Callable[[], dict[str, Any]] | None = None
     log: Callable[[str], None] = print
     restarts: int = 0
     state: str = "up"
     last_error: str | None = None
+    restored: dict[str, Any] | None = None
     _retry_at: float = field(default=0.0, repr=False)
 
     def stop(self) -> None:
@@ -57,7 +58,7 @@ class Child:
             if not self.alive():
                 self.service = self.start()
             if self.after_restart is not None:
-                self.after_restart()
+                self.restored = self.after_restart()
         except Exception as exc:  # report and retry later; the stack must not die of it
             self.state = "down"
             self.last_error = repr(exc)
@@ -67,7 +68,8 @@ class Child:
         self.restarts += 1
         self.state = "up"
         self.last_error = None
-        self.log(f"{self.what} restarted (pid {self.pid}, {self.service.url})")
+        put_back = f", put back {self.restored}" if self.restored else ""
+        self.log(f"{self.what} restarted (pid {self.pid}, {self.service.url}){put_back}")
 
     def health(self) -> dict[str, Any]:
         return {
@@ -76,4 +78,5 @@ class Child:
             "url": self.service.url,
             "restarts": self.restarts,
             "lastError": self.last_error,
+            "restored": self.restored,
         }

@@ -25,9 +25,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from devstack import endpoints, environment, stack_file, web_apps
-from devstack.pollers import SqsPoller, SqsSource, stop_all
-from devstack.provision import create_all
+from devstack import endpoints, environment, key_backup, stack_file, web_apps
+from devstack.pollers import SqsPoller, SqsSource
+from devstack.polling import stop_all
+from devstack.provision import create_all, secret_values
 from devstack.run_consumer import CONSUMERS, DEFAULT_CONSUMER, RUN_QUEUE, CountingConsumer
 from devstack.runtime import FunctionRuntime, pool_size
 from devstack.schedules import Scheduler, ScheduleSource
@@ -68,6 +69,7 @@ class UpOptions:
     tcp_nodelay: bool = True
     aws: str | None = None
     run_consumer: str = DEFAULT_CONSUMER
+    moto_server: str = "devstack"
 
 
 def say(text: str) -> None:
@@ -115,7 +117,10 @@ class StackRunner:
         self.info: dict[str, Any] = {}
         self.children: dict[str, Child] = {}
         self.run_consumer: CountingConsumer | None = None
-        self._provisioned: tuple[Stack, dict[str, Any], str] | None = None
+        self.stream_pollers: list[StreamPoller] = []
+        # What a restarted moto needs put back: see _reprovision.
+        self._provisioned: tuple[Stack, dict[str, Any], str, dict[str, str]] | None = None
+        self._keys_table: str | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
     def _on_stop(self, what: str, action: Callable[[], None]) -> None:
@@ -154,8 +159,9 @@ class StackRunner:
 
         aws_env = environment.aws_client_environment(self.environ, urls)
         clients = aws_clients(urls, aws_env, pool=max(10, opts.concurrency * 4))
-        queue_urls = create_all(stack, clients, endpoint)
-        self._provisioned = (stack, clients, endpoint)
+        secrets = secret_values(stack)
+        queue_urls = create_all(stack, clients, endpoint, secrets)
+        self._provisioned = (stack, clients, endpoint, secrets)
         tables = {lid: stack.physical_name(lid) for lid in stack.resources_of("AWS::DynamoDB::Table")}
         buckets = {lid: stack.physical_name(lid) for lid in stack.resources_of("AWS::S3::Bucket")}
         say(f"provisioned  {len(queue_urls)} queues, {len(tables)} tables, {len(buckets)} buckets")
@@ -178,7 +184,7 @@ class StackRunner:
         specs = [spec for spec in specs if not spec.web_adapter]
         settings = environment.stack_settings(envs)
         environment.apply_to_process(settings, aws_env)
-        api_key = self._provision_key(settings)
+        api_key = self._provision_key(settings, clients["dynamodb"])
         self._checkpoint()
 
         runtimes = self._start_runtimes(specs, envs)
@@ -218,6 +224,8 @@ class StackRunner:
             "overrides": environment.sluice_overrides(self.environ),
             "startedAt": time.time(),
         }
+        # Before stack.json: whoever sees the stack ready can read its health at once.
+        stack_file.write_health(state_dir, self.health())
         path = stack_file.write_stack(state_dir, self.info)
         say(f"ready        {path}  (stop with Ctrl-C or `python -m devstack down`)")
         return self.info
@@ -234,7 +242,7 @@ class StackRunner:
         self._on_stop("state files", lambda: stack_file.clear(state_dir, os.getpid()))
 
     def _supervise(self, what: str, service: Service, start: Callable[[], Service],
-                   after_restart: Callable[[], None] | None = None) -> Child:
+                   after_restart: Callable[[], dict[str, Any]] | None = None) -> Child:
         child = Child(what, service, start, after_restart, log=say)
         self.children[what] = child
         self._on_stop(what, child.stop)
@@ -273,23 +281,34 @@ class StackRunner:
                 f"port {port} is taken (LocalStack or another moto?); use it with --aws URL, "
                 "or drop --aws-port for a free port"
             )
-        service = start_moto(port)
+        plain = self.options.moto_server == "plain"
+        service = start_moto(port, plain=plain)
         port = service.port
-        # A new moto knows nothing: the stack's resources and its dev key go back in. Keys made
-        # with `keys create` are gone and must be made again.
-        child = self._supervise("moto", service, lambda: start_moto(port), self._reprovision)
+        # A new moto knows nothing: the stack's resources and its keys go back in.
+        child = self._supervise("moto", service, lambda: start_moto(port, plain=plain), self._reprovision)
         say(f"moto         {service.url} (moto server pid {child.pid})")
         return service.url
 
-    def _reprovision(self) -> None:
+    def _reprovision(self) -> dict[str, Any]:
+        """Put back into a restarted moto what the stack had made: its queues, tables, buckets
+        and secrets (with their values), every API key, and the stream pollers' new streams.
+        What the functions wrote (runs, messages) is gone with the old moto."""
         if self._provisioned is None:
-            return
-        stack, clients, endpoint = self._provisioned
-        create_all(stack, clients, endpoint)
-        if self.info.get("apiKey"):
-            from sluice.auth import provision_key
-
-            provision_key(self.options.org_id, self.options.env_id, api_key=self.info["apiKey"])
+            return {}
+        stack, clients, endpoint, secrets = self._provisioned
+        queue_urls = create_all(stack, clients, endpoint, secrets)
+        keys = 0
+        if self._keys_table is not None:
+            keys = key_backup.restore(self.options.state_dir, clients["dynamodb"], self._keys_table)
+        for poller in self.stream_pollers:
+            poller.follow_new_stream()
+        return {
+            "at": time.time(),
+            "queues": len(queue_urls),
+            "tables": len(stack.resources_of("AWS::DynamoDB::Table")),
+            "buckets": len(stack.resources_of("AWS::S3::Bucket")),
+            "apiKeyItems": keys,
+        }
 
     def supervise(self) -> None:
         """Restart any child that died (called by the main loop)."""
@@ -305,13 +324,15 @@ class StackRunner:
             "runQueue": self.run_consumer.stats() if self.run_consumer is not None else {"consumer": "none"},
         }
 
-    def _provision_key(self, settings: dict[str, str]) -> str | None:
+    def _provision_key(self, settings: dict[str, str], dynamodb: Any) -> str | None:
         if "SLUICE_API_KEYS_TABLE" not in settings:
             say("api key      none: no function has SLUICE_API_KEYS_TABLE")
             return None
         from sluice.auth import provision_key
 
         api_key = provision_key(self.options.org_id, self.options.env_id)
+        self._keys_table = settings["SLUICE_API_KEYS_TABLE"]
+        key_backup.save(self.options.state_dir, dynamodb, self._keys_table)
         say(f"api key      {stack_file.mask_key(api_key)} ({self.options.org_id}/{self.options.env_id}; "
             f"the full key is in stack.json, or `python -m devstack status --show-key`)")
         return api_key
@@ -406,7 +427,7 @@ class StackRunner:
     def _start_streams(
         self, specs: list[FunctionSpec], runtimes: dict[str, FunctionRuntime], clients: dict[str, Any]
     ) -> None:
-        pollers: list[StreamPoller] = []
+        pollers = self.stream_pollers
         self._on_stop("stream pollers", lambda: stop_all(pollers))
         for spec in specs:
             for event in spec.events:

@@ -34,19 +34,34 @@ def _status(stack: DevStack) -> dict[str, Any]:
     return dict(json.loads(done.stdout))
 
 
-def _trigger(stack: DevStack, task: str = "health") -> httpx.Response:
+def _trigger(stack: DevStack, task: str = "health", api_key: str | None = None) -> httpx.Response:
+    headers = {"authorization": f"Bearer {api_key}"} if api_key else stack.headers
     return httpx.post(
-        stack.url(f"/api/v1/tasks/{task}/trigger"), headers=stack.headers, json={"payload": {}}, timeout=30
+        stack.url(f"/api/v1/tasks/{task}/trigger"), headers=headers, json={"payload": {}}, timeout=30
     )
+
+
+def _secrets(stack: DevStack) -> dict[str, str]:
+    client = stack.client("secretsmanager")
+    names = [s["Name"] for s in client.list_secrets()["SecretList"]]
+    return {name: client.get_secret_value(SecretId=name)["SecretString"] for name in names}
+
+
+def _consumed(stack: DevStack, run_ids: set[str]) -> bool:
+    return run_ids <= set((stack.health() or {}).get("runQueue", {}).get("recentRunIds", []))
 
 
 def test_killed_children_are_restarted_with_their_state_and_reported(
     devstack_factory: StartDevstack,
 ) -> None:
-    stack = devstack_factory(args=["--no-schedules", "--concurrency", "2"])
-    assert _trigger(stack).status_code == 200
+    stack = devstack_factory(args=["--no-schedules", "--concurrency", "2", "--run-consumer", "count"])
+    # Made before the restarts, first used after them (a function caches the keys it has seen).
+    made_key = stack.create_key("org_health", "env_health")
+    first = {_trigger(stack).json()["id"]}
+    _wait_for(lambda: _consumed(stack, first), what="the run before the restarts dispatched")
+    secrets = _secrets(stack)
     before = _status(stack)["health"]
-    assert before["state"] == "up"
+    assert before["state"] == "up" and secrets
     for child in ("redis-server", "moto"):
         old_pid = before["children"][child]["pid"]
         os.kill(old_pid, signal.SIGKILL)
@@ -55,11 +70,20 @@ def test_killed_children_are_restarted_with_their_state_and_reported(
             what=f"{child} restarted",
         )
         assert restarted["state"] == "up" and restarted["pid"] != old_pid
-    # moto came back empty: the stack put its tables, queues and the dev key back.
+    # moto came back empty: the stack put its tables, queues, the dev key and the key that
+    # `keys create` made back, and says so.
+    restored = _status(stack)["health"]["children"]["moto"]["restored"]
+    assert restored["tables"] >= 1 and restored["queues"] >= 1 and restored["apiKeyItems"] >= 2
+    assert _secrets(stack) == secrets  # stream tokens signed before the restart stay valid
     res = _trigger(stack)
     assert res.status_code == 200, res.text
     run = httpx.get(stack.url(f"/api/v1/runs/{res.json()['id']}"), headers=stack.headers, timeout=30)
     assert run.status_code == 200, run.text
+    made = _trigger(stack, api_key=made_key)
+    assert made.status_code == 200, made.text
+    # The dispatcher reads the new table's stream from its start: the runs reach RunQueue.
+    after = {res.json()["id"], made.json()["id"]}
+    _wait_for(lambda: _consumed(stack, after), what="the runs after the restart dispatched")
     assert "exited with status" in stack.log()
 
 

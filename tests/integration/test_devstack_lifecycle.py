@@ -23,7 +23,7 @@ def test_sigterm_stops_every_child(tmp_path: Path) -> None:
     with start_devstack(state_dir=tmp_path) as stack:
         children = descendants(stack.process.pid)
         commands = " ".join(cmdline(pid) for pid in children)
-        assert "redis-server" in commands and "devstack.moto_atomic" in commands
+        assert "redis-server" in commands and "devstack.moto_server" in commands
         assert "multiprocessing" in commands
     # start_devstack sent SIGTERM and asserted that none of them is left; the state is cleared.
     assert not (tmp_path / "stack.json").exists() and not (tmp_path / "devstack.pid").exists()
