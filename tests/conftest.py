@@ -5,10 +5,10 @@ Integration and e2e tests get a running devstack from their own conftest.
 Isolation rule. A pytest process builds one moto world (every queue, table and bucket of
 template.yaml) and one redis-server, and shares them between its tests:
 
-- ``aws`` empties every queue, table and bucket before the test (resources stay as template.yaml
-  declares them). A test that changes a resource itself (attributes, a deleted queue, a
-  notification configuration) must put it back. DynamoDB stream records are not emptied: read
-  a stream from a shard iterator taken in your test (LATEST), not from TRIM_HORIZON.
+- ``aws`` empties every queue, table, table stream and bucket before the test (resources stay
+  as template.yaml declares them; a test's streams hold only its own records, from TRIM_HORIZON).
+  A test that changes a resource itself (attributes, a deleted queue, a notification
+  configuration) must put it back.
 - ``redis_client`` flushes Redis before the test.
 - The session ``devstack`` is shared by every test of the process and never reset: use an
   org/env of your own there (``devstack.create_key``), never the stack's default key for state
@@ -21,6 +21,7 @@ Cluster) are kept on one worker by ``xdist_group``, so that stack starts once, n
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterator
@@ -28,15 +29,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 import pytest
 import redis
 from moto import mock_aws
+from moto.dynamodb.models import dynamodb_backends
+from moto.s3.models import s3_backends
+from moto.sqs.models import sqs_backends
 
 from devstack.apigw import Route, http_event
 from devstack.handlers import context_for, load_handler
 from devstack.moto_atomic import serialise_dynamodb
 from devstack.provision import create_all
-from devstack.runtime import Invocation
 from devstack.services import start_redis
 from devstack.streams import StreamReader, StreamSource, in_process_invoke
 from devstack.template import REGION, Stack
@@ -56,6 +61,14 @@ def _reset_process_state() -> None:
     sluice_aws.reset_clients()
     reset_redis()
     clear_auth_cache()
+
+
+def pytest_configure() -> None:
+    # sluice.aws makes each client in a boto3 Session of its own, and tests drop the clients
+    # before each test: every new session read and parsed botocore's JSON service models again
+    # (~45 ms a client, more than most tests). The models never change, so the process shares one
+    # loader (botocore has no option for it; its sessions build theirs with this function).
+    botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)  # type: ignore[attr-defined]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -104,7 +117,7 @@ class AwsStack:
     sqs: Any
     dynamodb: Any
     s3: Any
-    # The session's readers: their checkpoints outlive a test, so no test sees another's records.
+    # Readers made for this test: they start at the streams' start, which ``aws`` trimmed.
     streams: list[tuple[StreamReader, Any]] = field(default_factory=list)
 
     def run_streams(self, max_polls: int = 100) -> int:
@@ -142,43 +155,47 @@ class _MotoWorld:
     def stream_readers(self) -> list[tuple[StreamReader, Any]]:
         """The template's DynamoDB stream event sources, each a reader and its in-process handler."""
         if not self.streams:
-            streams = boto3.client("dynamodbstreams", region_name=REGION)
+            dynamodb, streams = self.clients["dynamodb"], self.clients["dynamodbstreams"]
             for spec in self.stack.functions(MOTO_ENDPOINT):
                 for event in spec.events:
                     if event.type == "DynamoDB":
                         source = StreamSource.from_event(event)
-                        reader = StreamReader(source, self.clients["dynamodb"], streams, print)
+                        reader = StreamReader(source, dynamodb, streams, print)
                         invoke = in_process_invoke(load_handler(spec), context_for(spec))
                         self.streams.append((reader, invoke))
         return self.streams
 
-    def skip_streams(self) -> None:
-        """Move every stream checkpoint past what earlier tests wrote, invoking nothing."""
-        for reader, _ in self.stream_readers():
-            while reader.poll_once(lambda _event: Invocation(result={"batchItemFailures": []})):
-                pass
-
     def empty(self) -> None:
-        """Empty every queue, table and bucket through the AWS API, leaving the resources as
-        create_all made them: a few in-process calls instead of rebuilding the world."""
-        sqs, dynamodb, s3 = self.clients["sqs"], self.clients["dynamodb"], self.clients["s3"]
+        """Empty every queue, table, table stream and bucket, leaving the resources as create_all
+        made them.
+
+        In moto's backends rather than through the API, by hand because moto has no such reset
+        short of deleting the resources: the API took ~17 calls a test (a purge per queue, a scan
+        and deletes per table), more than most tests cost, and no API trims a stream. A trimmed
+        stream goes on numbering its records, and the readers start anew at its (new) start."""
+        account = self.stack.account
+        sqs = sqs_backends[account][REGION]
         for url in self.queue_urls.values():
-            sqs.purge_queue(QueueUrl=url)
-        for logical_id, table in self.stack.resources_of("AWS::DynamoDB::Table").items():
-            name = self.stack.physical_name(logical_id)
-            keys = {f"#k{i}": k["AttributeName"] for i, k in enumerate(table["Properties"]["KeySchema"])}
-            scan = dynamodb.get_paginator("scan").paginate(
-                TableName=name, ProjectionExpression=", ".join(keys), ExpressionAttributeNames=keys
-            )
-            for page in scan:
-                for start in range(0, len(page["Items"]), 25):
-                    deletes = [{"DeleteRequest": {"Key": key}} for key in page["Items"][start : start + 25]]
-                    dynamodb.batch_write_item(RequestItems={name: deletes})
+            sqs.purge_queue(url.rsplit("/", 1)[1])
+        dynamodb = dynamodb_backends[account][REGION]
+        for logical_id in self.stack.resources_of("AWS::DynamoDB::Table"):
+            table = dynamodb.get_table(self.stack.physical_name(logical_id))
+            table.items.clear()
+            if (shard := table.stream_shard) is not None:
+                shard.starting_sequence_number += len(shard.items)
+                shard.items = []
+        self.streams.clear()
+        s3 = s3_backends[account]["global"]
         for logical_id in self.stack.resources_of("AWS::S3::Bucket"):
             bucket = self.stack.physical_name(logical_id)
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-                if objects := [{"Key": o["Key"]} for o in page.get("Contents", [])]:
-                    s3.delete_objects(Bucket=bucket, Delete={"Objects": objects})
+            if s3.get_bucket(bucket).keys:  # the API disposes of the objects' buffers
+                self._empty_bucket(bucket)
+
+    def _empty_bucket(self, bucket: str) -> None:
+        s3 = self.clients["s3"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            if objects := [{"Key": o["Key"]} for o in page.get("Contents", [])]:
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": objects})
 
 
 def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -203,7 +220,7 @@ def _moto_world() -> _MotoWorld:
             stack = Stack()
             clients = {
                 name: boto3.client(name, region_name=REGION)
-                for name in ("sqs", "dynamodb", "s3", "secretsmanager")
+                for name in ("sqs", "dynamodb", "dynamodbstreams", "s3", "secretsmanager")
             }
             urls = create_all(stack, clients, MOTO_ENDPOINT)
             settings = {
@@ -228,7 +245,6 @@ def aws(_moto_world: _MotoWorld, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aw
     world.mock.start(reset=False)
     try:
         world.empty()
-        world.skip_streams()
         for key, value in world.settings.items():
             monkeypatch.setenv(key, value)
         _reset_process_state()
