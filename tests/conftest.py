@@ -1,6 +1,7 @@
-"""Fixtures shared by every test layer: a real redis-server and moto (in-process for unit tests).
-
-Integration and e2e tests get a running devstack from their own conftest.
+"""Fixtures shared by every test layer: a real redis-server and moto (in-process for unit tests),
+the three-node Redis Cluster, and the devstacks of integration and e2e tests (``devstack`` is
+the session's stack on template.yaml, ``devstack_factory`` starts stacks with an environment,
+template or options of their own; tests/devstack_fixtures.py).
 
 Isolation rule. A pytest process builds one moto world (every queue, table and bucket of
 template.yaml) and one redis-server, and shares them between its tests:
@@ -12,7 +13,9 @@ template.yaml) and one redis-server, and shares them between its tests:
 - ``redis_client`` flushes Redis before the test.
 - The session ``devstack`` is shared by every test of the process and never reset: use an
   org/env of your own there (``devstack.create_key``), never the stack's default key for state
-  you assert on.
+  you assert on. Session fixtures live here only: one imported into a test module or another
+  conftest is another instance (another stack, another cluster) that lives until the session
+  ends.
 
 Under xdist (``make test`` runs ``pytest -n 2``) each worker is such a process. Tests that share
 a stack started once per process (the session ``devstack``, a module's own stack, the Redis
@@ -42,6 +45,7 @@ from devstack.apigw import Route, http_event
 from devstack.handlers import context_for, load_handler
 from devstack.moto_atomic import patch_dynamodb
 from devstack.provision import create_all
+from devstack.redis_cluster import RedisCluster, start_cluster
 from devstack.services import start_redis
 from devstack.streams import StreamReader, StreamSource, in_process_invoke
 from devstack.template import REGION, Stack
@@ -50,6 +54,9 @@ from sluice import aws as sluice_aws
 from sluice.auth import Environment, clear_auth_cache, provision_key
 from sluice.config import reload_settings
 from sluice.redis import reset_redis
+from tests.devstack_fixtures import devstack, devstack_factory
+
+__all__ = ["devstack", "devstack_factory"]
 
 MOTO_ENDPOINT = f"https://sqs.{REGION}.amazonaws.com"
 # Set by the redis fixtures, never from the template: tests always talk to their own Redis.
@@ -95,6 +102,16 @@ def redis_url() -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """The session's three-node Redis Cluster (started on first use); ``flushall`` it first."""
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

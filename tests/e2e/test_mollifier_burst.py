@@ -10,9 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.devstack_fixtures import StartDevstack, devstack_factory
-
-__all__ = ["devstack_factory"]
+from tests.devstack_fixtures import StartDevstack
 
 TRIGGERS = 500
 LOW_THRESHOLD = {
