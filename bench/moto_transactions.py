@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from devstack.moto_atomic import patch_dynamodb
+from devstack.moto_atomic import patch_moto
 
 STREAM_RECORDS = (0, 1000, 3000)
 TRANSACTIONS = 20
@@ -60,7 +60,7 @@ def main() -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     before = cpu_ms_per_transaction()
-    patch_dynamodb()
+    patch_moto()
     after = cpu_ms_per_transaction()
     print(f"{'records streamed':>17} {'moto':>9} {'moto_atomic':>12} {'ratio':>6}")
     for records in STREAM_RECORDS:

@@ -1,5 +1,5 @@
-"""Make moto's DynamoDB as atomic as DynamoDB (one table write at a time), and its transactions
-as cheap as their own writes.
+"""moto as devstack and the tests run it: DynamoDB as atomic as DynamoDB (one table write at a
+time), and transactions and SQS calls that cost the same however much the stack has stored.
 
 moto checks a write's condition and then applies it without a lock, and its
 ``transact_write_items`` deep-copies the whole table while other threads may be writing to it.
@@ -14,27 +14,44 @@ streamed, so a stack (or a test session) that had streamed a few thousand record
 hundred ms and more of CPU on each trigger. The rollback state now shares the records, which
 nothing changes once written, and copies only their list.
 
-``python -m devstack.moto_atomic`` runs moto's HTTP server with both in place.
+moto's SQS checks each message it hands out against the queue's retention period by computing
+every attribute of the queue, message counts included, which visits every message: receiving
+from a queue nobody drains (RunQueue on a test stack) cost O(depth) per message, and each
+visit read the clock through two datetime conversions. The check now reads the one attribute,
+and SQS reads the clock with time.time(). moto's server also stops logging every request to a
+log devstack discards.
+
+``python -m devstack.moto_atomic`` runs moto's HTTP server with all of it in place.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import logging
 import threading
+import time
+from datetime import datetime
 from typing import Any
 
+import moto.sqs.models
+from moto.core import utils as moto_utils
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard
+from moto.sqs.models import Message, SQSBackend
 
 _LOCK = threading.RLock()
 _SERIALISED = ("put_item", "update_item", "delete_item", "transact_write_items", "scan", "query")
 
 
-def patch_dynamodb() -> None:
-    """Idempotent: serialised writes and light transaction rollback state."""
+def patch_moto() -> None:
+    """Idempotent: serialised DynamoDB writes, light transaction rollback state, and SQS reads
+    that do not visit the whole queue."""
     serialise_dynamodb()
     StreamShard.__deepcopy__ = _shard_rollback_copy  # type: ignore[attr-defined]
+    SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]
+    moto.sqs.models.unix_time = _unix_time
+    moto.sqs.models.unix_time_millis = _unix_time_millis
 
 
 def serialise_dynamodb() -> None:
@@ -53,6 +70,19 @@ def serialise_dynamodb() -> None:
         setattr(DynamoDBBackend, name, locked)
 
 
+def _within_retention(backend: SQSBackend, queue_name: str, message: Message) -> bool:
+    retention_s = int(backend.get_queue(queue_name).message_retention_period)
+    return retention_s + message.sent_timestamp / 1000 > _unix_time()
+
+
+def _unix_time(dt: datetime | None = None) -> float:
+    return time.time() if dt is None else moto_utils.unix_time(dt)
+
+
+def _unix_time_millis(dt: datetime | None = None) -> float:
+    return _unix_time(dt) * 1000.0
+
+
 def _shard_rollback_copy(shard: StreamShard, memo: dict[int, Any]) -> StreamShard:
     # Called while the shard's table is deep-copied: memo already maps the table to its copy.
     clone = copy.copy(shard)
@@ -65,5 +95,6 @@ def _shard_rollback_copy(shard: StreamShard, memo: dict[int, Any]) -> StreamShar
 if __name__ == "__main__":
     from moto.server import main
 
-    patch_dynamodb()
+    patch_moto()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     main()

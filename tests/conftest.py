@@ -43,7 +43,7 @@ from moto.sqs.models import sqs_backends
 
 from devstack.apigw import Route, http_event
 from devstack.handlers import context_for, load_handler
-from devstack.moto_atomic import patch_dynamodb
+from devstack.moto_atomic import patch_moto
 from devstack.provision import create_all
 from devstack.redis_cluster import RedisCluster, start_cluster
 from devstack.services import start_redis
@@ -222,7 +222,7 @@ def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    patch_dynamodb()
+    patch_moto()
     # empty() purges every queue before each test; real SQS allows one purge a minute.
     monkeypatch.setenv("MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR", "false")
 

@@ -1,5 +1,7 @@
 """devstack.moto_atomic on moto in-process: a cancelled transaction still rolls the table and its
-stream back, and the rollback state shares the stream's records instead of copying them."""
+stream back, and the rollback state shares the stream's records instead of copying them; SQS
+hands out messages without computing the queue's attributes, and still keeps the retention
+period."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto.dynamodb.models import dynamodb_backends
+from moto.sqs.models import Queue, sqs_backends
 
 from devstack.template import REGION
 from tests.conftest import AwsStack
@@ -57,3 +60,37 @@ def test_the_rollback_state_shares_the_streams_records(aws: AwsStack) -> None:
     assert all(a is b for a, b in zip(backup.stream_shard.items, table.stream_shard.items, strict=True))
     backup.stream_shard.items.append(None)
     assert len(table.stream_shard.items) == 3
+
+
+def test_sqs_hands_out_messages_without_computing_the_queues_attributes(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The attributes count every message of the queue: computed for each message handed out,
+    # a receive from a queue nobody drains cost O(depth) per message.
+    computed: list[str] = []
+    attributes = Queue.attributes
+
+    def counted(queue: Queue) -> Any:
+        computed.append(queue.name)
+        return attributes.fget(queue)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(Queue, "attributes", property(counted))
+    url = aws.queue_urls["RunQueue"]
+    entries = [{"Id": str(i), "MessageBody": str(i)} for i in range(10)]
+    aws.sqs.send_message_batch(QueueUrl=url, Entries=entries)
+    computed.clear()
+    got = aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(m["Body"] for m in got) == [str(i) for i in range(10)]
+    assert computed == []
+
+
+def test_sqs_still_withholds_messages_past_the_retention_period(aws: AwsStack) -> None:
+    url = aws.queue_urls["RunQueue"]
+    aws.sqs.send_message(QueueUrl=url, MessageBody="kept")
+    queue = sqs_backends[aws.stack.account][REGION].get_queue(url.rsplit("/", 1)[1])
+    [message] = queue._messages
+    message.sent_timestamp -= (int(queue.message_retention_period) - 60) * 1000
+    got = aws.sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"]
+    assert [m["Body"] for m in got] == ["kept"]
+    message.sent_timestamp -= 120 * 1000
+    assert aws.sqs.receive_message(QueueUrl=url).get("Messages", []) == []
