@@ -17,9 +17,10 @@ template.yaml) and one redis-server, and shares them between its tests:
   conftest is another instance (another stack, another cluster) that lives until the session
   ends.
 
-Under xdist (``make test`` runs ``pytest -n 2``) each worker is such a process. Tests that share
-a stack started once per process (the session ``devstack``, a module's own stack, the Redis
-Cluster) are kept on one worker by ``xdist_group``, so that stack starts once, not per worker.
+Under xdist each worker is such a process. Tests that share a stack started once per process
+(the session ``devstack``, the Redis Cluster, a stack in a module-scoped fixture) are kept on one
+worker by ``xdist_group``, so that stack starts once, not per worker; every other test goes to
+whichever worker is free, a ``devstack_factory`` test with its stacks.
 """
 
 from __future__ import annotations
@@ -84,11 +85,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             group = "devstack"
         elif item.get_closest_marker("cluster"):
             group = "redis-cluster"
-        elif item.nodeid.startswith(("tests/integration/", "tests/e2e/")):
+        elif _uses_a_module_fixture(item):
             group = item.nodeid.split("::", 1)[0]  # a module's own stack starts once
         else:
-            continue
+            continue  # a test with stacks of its own (devstack_factory) goes to any worker
         item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _uses_a_module_fixture(item: pytest.Item) -> bool:
+    # pytest says which fixtures a test uses but not their scopes, outside this attribute.
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and any(defs[-1].scope == "module" for defs in info.name2fixturedefs.values())
 
 
 @pytest.fixture(scope="session")
