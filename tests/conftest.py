@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,6 +81,10 @@ def pytest_configure() -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # xdist's loadgroup schedules by test id: of tests sharing one, it runs one and drops the rest.
+    ids = Counter(item.nodeid for item in items)
+    if shared := sorted(nodeid for nodeid, n in ids.items() if n > 1):
+        raise pytest.UsageError(f"tests share an id, so xdist would run one of each: {shared}")
     for item in items:
         if "devstack" in getattr(item, "fixturenames", ()):
             group = "devstack"
