@@ -50,7 +50,7 @@ integration: $(STAMP)
 
 bench: $(STAMP)
 	for b in engine_calls mollifier_intake mollifier_drain mollifier_fairness batch_ingest streams aws_unreachable \
-	         sessions_recovery sessions_appends; do \
+	         sessions_recovery sessions_appends moto_transactions; do \
 	  echo "== bench/$$b.py"; $(PY) -m bench.$$b || exit 1; done
 
 ## redis-server is a real binary; install it from Debian's packages when it is missing.

@@ -113,6 +113,12 @@ def parser() -> argparse.ArgumentParser:
         "--tcp-nodelay", action=argparse.BooleanOptionalAction, default=True,
         help="TCP_NODELAY on the HTTP API (default on; off only to measure the ~40 ms Nagle stall)",
     )
+    up.add_argument(
+        "--warm", action=argparse.BooleanOptionalAction, default=True,
+        help="start one worker per function at start (default), so that the first request meets a "
+        "warm function and a handler that does not import is reported at once; --no-warm starts "
+        "workers on first use (a faster start for a stack that uses a few of its functions)",
+    )
     up.add_argument("--detach", action="store_true",
                     help="start in the background (log in STATE_DIR/devstack.log); "
                     "print stack.json once ready")
@@ -182,6 +188,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             aws=args.aws,
             run_consumer=args.run_consumer,
             moto_server=args.moto_server,
+            warm=args.warm,
         )
     )
 

@@ -1,4 +1,5 @@
-"""Make moto's DynamoDB as atomic as DynamoDB: one table write at a time.
+"""moto as devstack and the tests run it: DynamoDB as atomic as DynamoDB (one table write at a
+time), and transactions and SQS calls that cost the same however much the stack has stored.
 
 moto checks a write's condition and then applies it without a lock, and its
 ``transact_write_items`` deep-copies the whole table while other threads may be writing to it.
@@ -7,19 +8,49 @@ lets two conditional puts on one key both succeed, or fails a transaction with "
 size during iteration". DynamoDB serialises writes to an item and runs transactions atomically,
 so serialising moto's writes (and the scans that iterate a table) is the faithful emulation.
 
-devstack's moto server (``devstack.moto_server``) and the tests' in-process moto both take it.
+That deep copy (the rollback state of a transaction) also copies every record of the table's
+stream, and moto never trims a stream: a transaction cost ~42 us per record the table ever
+streamed, so a stack (or a test session) that had streamed a few thousand records spent a
+hundred ms and more of CPU on each trigger. The rollback state now shares the records, which
+nothing changes once written, and copies only their list.
+
+moto's SQS checks each message it hands out against the queue's retention period by computing
+every attribute of the queue, message counts included, which visits every message: receiving
+from a queue nobody drains (RunQueue on a test stack) cost O(depth) per message, and each
+visit read the clock through two datetime conversions. The check now reads the one attribute,
+and SQS reads the clock with time.time().
+
+``patch_moto`` applies all of it: devstack's moto server (``devstack.moto_server``) and the
+tests' in-process moto both take it.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import threading
+import time
+from datetime import datetime
 from typing import Any
 
+import moto.sqs.models
+from moto.core import utils as moto_utils
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import StreamShard
+from moto.sqs.models import Message, SQSBackend
 
 _LOCK = threading.RLock()
 _SERIALISED = ("put_item", "update_item", "delete_item", "transact_write_items", "scan", "query")
+
+
+def patch_moto() -> None:
+    """Idempotent: serialised DynamoDB writes, light transaction rollback state, and SQS reads
+    that do not visit the whole queue."""
+    serialise_dynamodb()
+    StreamShard.__deepcopy__ = _shard_rollback_copy  # type: ignore[attr-defined]
+    SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]
+    moto.sqs.models.unix_time = _unix_time
+    moto.sqs.models.unix_time_millis = _unix_time_millis
 
 
 def serialise_dynamodb() -> None:

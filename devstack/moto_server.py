@@ -4,7 +4,10 @@
 ``moto_server`` command, with changes that concern the emulator's cost only, never what an
 emulated service answers:
 
-- DynamoDB writes are serialised (``devstack.moto_atomic``), as DynamoDB's are atomic.
+- ``devstack.moto_atomic``: DynamoDB writes serialised (DynamoDB's are atomic), a light
+  transaction rollback state, and ReceiveMessage reading a queue's retention period directly
+  (moto computes every attribute of the queue for it, once per message received, walking every
+  message, so a receive's cost grew with the square of the queue's depth).
 - cheroot serves it instead of werkzeug's development server, which closes the connection after
   every response (so each boto3 call opened a TCP connection and moto a thread) and logs every
   request. cheroot keeps connections alive and logs nothing per request; of the keep-alive
@@ -13,12 +16,9 @@ emulated service answers:
   patterns of all its services (hundreds of regexes, under a global lock) to find the backend
   that a local endpoint's requests always name the same way.
 - Which actions a response class has is worked out once per class, not on every request.
-- ReceiveMessage reads a queue's retention period directly: moto computes every attribute of the
-  queue for it, once per message received, and three of those walk every message of the queue,
-  so a receive's cost grew with the square of the queue's depth and a burst outran the consumer.
 
 ``bench/devstack_load.py`` prints moto's CPU per trigger for both servers, side by side.
-``--plain`` serves moto's own server instead (werkzeug, with only the serialised writes):
+``--plain`` serves moto's own server instead (werkzeug, with only ``moto_atomic``'s changes):
 ``devstack up --moto-server plain`` uses it to tell a devstack problem from a moto one.
 """
 
@@ -31,11 +31,10 @@ from typing import Any
 
 import moto.core.responses
 from cheroot import wsgi
-from moto.core.utils import method_names_from_class, unix_time
+from moto.core.utils import method_names_from_class
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-from moto.sqs.models import Message, SQSBackend
 
-from devstack.moto_atomic import serialise_dynamodb
+from devstack.moto_atomic import patch_moto
 
 # Each SQS long poll holds a thread for its WaitTimeSeconds (devstack's pollers wait 1 s, tests
 # up to 20 s); idle keep-alive connections hold none.
@@ -52,17 +51,9 @@ class _CachedHosts(DomainDispatcherApplication):
         return super().get_backend_for_host(host)
 
 
-def _within_retention(self: SQSBackend, queue_name: str, message: Message) -> bool:
-    """moto's rule (a message lives until sent + MessageRetentionPeriod), reading that one
-    attribute instead of computing all of them."""
-    retention_s = self.get_queue(queue_name).message_retention_period  # type: ignore[attr-defined]
-    return bool(retention_s + message.sent_timestamp / 1000 > unix_time())  # type: ignore[operator]
-
-
 def application() -> DomainDispatcherApplication:
     """moto's WSGI application with devstack's changes applied to this process's moto."""
-    serialise_dynamodb()
-    SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]
+    patch_moto()
     moto.core.responses.method_names_from_class = cache(method_names_from_class)  # type: ignore[attr-defined]
     return _CachedHosts(create_backend_app)
 
@@ -76,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.plain:
         from moto.server import main as moto_main
 
-        serialise_dynamodb()
+        patch_moto()
         moto_main(["-H", args.host, "-p", str(args.port)])
         return
     # moto builds some URLs from it, as its own server sets it.

@@ -19,10 +19,12 @@ RETRY_PAUSE_S = 1.0
 
 
 class PollingThread(ABC):
-    """One poller's thread. ``idle_s``: the pause after a poll that found nothing; ``join_s``: how
-    long :meth:`stop` waits for the poll in progress."""
+    """One poller's thread. ``idle_s``: the pause after a poll that found nothing, doubling while
+    polls find nothing up to ``idle_max_s``; ``join_s``: how long :meth:`stop` waits for the poll
+    in progress."""
 
     idle_s = 0.0
+    idle_max_s = 0.0
     join_s = 5.0
 
     def __init__(self, kind: str, label: str) -> None:
@@ -55,6 +57,7 @@ class PollingThread(ABC):
         sys.stderr.write(f"devstack {self._kind} {self._label}: {text}\n")
 
     def _run(self) -> None:
+        idle = self.idle_s
         while not self._stop.is_set():
             try:
                 busy = self.poll_once()
@@ -63,8 +66,11 @@ class PollingThread(ABC):
                     self._log(f"poll failed, retrying in {RETRY_PAUSE_S:g}s: {exc}")
                     self._stop.wait(RETRY_PAUSE_S)
                 continue
-            if not busy:
-                self._stop.wait(self.idle_s)
+            if busy:
+                idle = self.idle_s
+            else:
+                self._stop.wait(idle)
+                idle = min(idle * 2, max(self.idle_s, self.idle_max_s))
 
 
 def stop_all(pollers: Sequence[PollingThread]) -> None:

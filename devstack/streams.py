@@ -35,6 +35,10 @@ from devstack.runtime import FunctionRuntime, Invocation
 from devstack.template import EventSource
 
 _IDLE_S = 0.05
+# An idle poll costs two requests to moto; polling every 50 ms kept an idle stack at ~14% of a
+# core (most of it this loop), so the pause doubles while nothing comes, up to this. A record that
+# arrives after a quiet spell waits at most this long to be handed to the function.
+_IDLE_MAX_S = 0.4
 SHARDS_TTL_S = 10.0
 Invoke = Callable[[dict[str, Any]], Invocation]
 
@@ -205,6 +209,7 @@ class StreamPoller(PollingThread):
     """devstack's thread for one stream event source."""
 
     idle_s = _IDLE_S
+    idle_max_s = _IDLE_MAX_S
 
     def __init__(self, source: StreamSource, runtime: FunctionRuntime, dynamodb: Any, streams: Any) -> None:
         super().__init__("stream", f"{runtime.name}/{source.name}")

@@ -70,6 +70,7 @@ class UpOptions:
     aws: str | None = None
     run_consumer: str = DEFAULT_CONSUMER
     moto_server: str = "devstack"
+    warm: bool = True
 
 
 def say(text: str) -> None:
@@ -345,6 +346,10 @@ class StackRunner:
         for spec in specs:
             runtime = FunctionRuntime(spec, envs[spec.logical_id], pool_size(spec, self.options.concurrency))
             runtimes[spec.logical_id] = runtime
+        if not self.options.warm:
+            for runtime in runtimes.values():
+                say(_described(runtime, ", started on first use"))
+            return runtimes
         if not runtimes:
             return runtimes
         # Cold starts in parallel: the first request meets warm workers, and a handler that does
@@ -354,8 +359,7 @@ class StackRunner:
         for name, runtime in runtimes.items():
             error = errors[name]
             if error is None:
-                say(f"function     {name} ({runtime.spec.handler} in {runtime.spec.code_uri.name}/, "
-                    f"pool {runtime.size}, timeout {runtime.spec.timeout}s)")
+                say(_described(runtime))
             else:
                 trace = "".join(error.get("stackTrace") or [])
                 say(f"function     {name} FAILED TO LOAD, its invocations will fail: "
@@ -483,6 +487,12 @@ class StackRunner:
                 say(f"schedule     {source.expression} -> {spec.logical_id}{speed}")
         scheduler.start()
         self._on_stop("scheduler", scheduler.stop)
+
+
+def _described(runtime: FunctionRuntime, note: str = "") -> str:
+    spec = runtime.spec
+    return (f"function     {runtime.name} ({spec.handler} in {spec.code_uri.name}/, "
+            f"pool {runtime.size}, timeout {spec.timeout}s{note})")
 
 
 def _close_all(runtimes: list[FunctionRuntime]) -> None:

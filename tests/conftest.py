@@ -1,43 +1,54 @@
-"""Fixtures shared by every test layer: a real redis-server and moto (in-process for unit tests).
-
-Integration and e2e tests get a running devstack from their own conftest.
+"""Fixtures shared by every test layer: a real redis-server and moto (in-process for unit tests),
+the three-node Redis Cluster, and the devstacks of integration and e2e tests (``devstack`` is
+the session's stack on template.yaml, ``devstack_factory`` starts stacks with an environment,
+template or options of their own; tests/devstack_fixtures.py).
 
 Isolation rule. A pytest process builds one moto world (every queue, table and bucket of
 template.yaml) and one redis-server, and shares them between its tests:
 
-- ``aws`` empties every queue, table and bucket before the test (resources stay as template.yaml
-  declares them). A test that changes a resource itself (attributes, a deleted queue, a
-  notification configuration) must put it back. DynamoDB stream records are not emptied: read
-  a stream from a shard iterator taken in your test (LATEST), not from TRIM_HORIZON.
+- ``aws`` empties every queue, table, table stream and bucket before the test (resources stay
+  as template.yaml declares them; a test's streams hold only its own records, from TRIM_HORIZON).
+  A test that changes a resource itself (attributes, a deleted queue, a notification
+  configuration) must put it back.
 - ``redis_client`` flushes Redis before the test.
 - The session ``devstack`` is shared by every test of the process and never reset: use an
   org/env of your own there (``devstack.create_key``), never the stack's default key for state
-  you assert on.
+  you assert on. Session fixtures live here only: one imported into a test module or another
+  conftest is another instance (another stack, another cluster) that lives until the session
+  ends.
 
-Under xdist (``make test`` runs ``pytest -n 2``) each worker is such a process. Tests that share
-a stack started once per process (the session ``devstack`` or ``lifecycle_devstack``, a module's
-own stack, the Redis Cluster) are kept on one worker by ``xdist_group``, so that stack starts
-once, not per worker.
+Under xdist each worker is such a process. Tests that share a stack started once per process
+(the session ``devstack`` or ``lifecycle_devstack``, the Redis Cluster, a stack in a
+module-scoped fixture) are kept on one worker by ``xdist_group``, so that stack starts once, not
+per worker; every other test goes to whichever worker is free, a ``devstack_factory`` test with
+its stacks.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 import pytest
 import redis
 from moto import mock_aws
+from moto.dynamodb.models import dynamodb_backends
+from moto.s3.models import s3_backends
+from moto.sqs.models import sqs_backends
 
 from devstack.apigw import Route, http_event
 from devstack.handlers import context_for, load_handler
-from devstack.moto_atomic import serialise_dynamodb
+from devstack.moto_atomic import patch_moto
 from devstack.provision import create_all
-from devstack.runtime import Invocation
+from devstack.redis_cluster import RedisCluster, start_cluster
 from devstack.services import start_redis
 from devstack.streams import StreamReader, StreamSource, in_process_invoke
 from devstack.template import REGION, Stack
@@ -46,6 +57,9 @@ from sluice import aws as sluice_aws
 from sluice.auth import Environment, clear_auth_cache, provision_key
 from sluice.config import reload_settings
 from sluice.redis import reset_redis
+from tests.devstack_fixtures import devstack, devstack_factory, lifecycle_devstack
+
+__all__ = ["devstack", "devstack_factory", "lifecycle_devstack"]
 
 MOTO_ENDPOINT = f"https://sqs.{REGION}.amazonaws.com"
 # Set by the redis fixtures, never from the template: tests always talk to their own Redis.
@@ -59,7 +73,19 @@ def _reset_process_state() -> None:
     clear_auth_cache()
 
 
+def pytest_configure() -> None:
+    # sluice.aws makes each client in a boto3 Session of its own, and tests drop the clients
+    # before each test: every new session read and parsed botocore's JSON service models again
+    # (~45 ms a client, more than most tests). The models never change, so the process shares one
+    # loader (botocore has no option for it; its sessions build theirs with this function).
+    botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)  # type: ignore[attr-defined]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # xdist's loadgroup schedules by test id: of tests sharing one, it runs one and drops the rest.
+    ids = Counter(item.nodeid for item in items)
+    if shared := sorted(nodeid for nodeid, n in ids.items() if n > 1):
+        raise pytest.UsageError(f"tests share an id, so xdist would run one of each: {shared}")
     for item in items:
         if "devstack" in getattr(item, "fixturenames", ()):
             group = "devstack"
@@ -67,11 +93,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             group = "lifecycle-devstack"
         elif item.get_closest_marker("cluster"):
             group = "redis-cluster"
-        elif item.nodeid.startswith(("tests/integration/", "tests/e2e/")):
+        elif _uses_a_module_fixture(item):
             group = item.nodeid.split("::", 1)[0]  # a module's own stack starts once
         else:
-            continue
+            continue  # a test with stacks of its own (devstack_factory) goes to any worker
         item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _uses_a_module_fixture(item: pytest.Item) -> bool:
+    # pytest says which fixtures a test uses but not their scopes, outside this attribute.
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and any(defs[-1].scope == "module" for defs in info.name2fixturedefs.values())
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +117,16 @@ def redis_url() -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """The session's three-node Redis Cluster (started on first use); ``flushall`` it first."""
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture
@@ -107,7 +149,7 @@ class AwsStack:
     sqs: Any
     dynamodb: Any
     s3: Any
-    # The session's readers: their checkpoints outlive a test, so no test sees another's records.
+    # Readers made for this test: they start at the streams' start, which ``aws`` trimmed.
     streams: list[tuple[StreamReader, Any]] = field(default_factory=list)
 
     def run_streams(self, max_polls: int = 100) -> int:
@@ -145,43 +187,47 @@ class _MotoWorld:
     def stream_readers(self) -> list[tuple[StreamReader, Any]]:
         """The template's DynamoDB stream event sources, each a reader and its in-process handler."""
         if not self.streams:
-            streams = boto3.client("dynamodbstreams", region_name=REGION)
+            dynamodb, streams = self.clients["dynamodb"], self.clients["dynamodbstreams"]
             for spec in self.stack.functions(MOTO_ENDPOINT):
                 for event in spec.events:
                     if event.type == "DynamoDB":
                         source = StreamSource.from_event(event)
-                        reader = StreamReader(source, self.clients["dynamodb"], streams, print)
+                        reader = StreamReader(source, dynamodb, streams, print)
                         invoke = in_process_invoke(load_handler(spec), context_for(spec))
                         self.streams.append((reader, invoke))
         return self.streams
 
-    def skip_streams(self) -> None:
-        """Move every stream checkpoint past what earlier tests wrote, invoking nothing."""
-        for reader, _ in self.stream_readers():
-            while reader.poll_once(lambda _event: Invocation(result={"batchItemFailures": []})):
-                pass
-
     def empty(self) -> None:
-        """Empty every queue, table and bucket through the AWS API, leaving the resources as
-        create_all made them: a few in-process calls instead of rebuilding the world."""
-        sqs, dynamodb, s3 = self.clients["sqs"], self.clients["dynamodb"], self.clients["s3"]
+        """Empty every queue, table, table stream and bucket, leaving the resources as create_all
+        made them.
+
+        In moto's backends rather than through the API, by hand because moto has no such reset
+        short of deleting the resources: the API took ~17 calls a test (a purge per queue, a scan
+        and deletes per table), more than most tests cost, and no API trims a stream. A trimmed
+        stream goes on numbering its records, and the readers start anew at its (new) start."""
+        account = self.stack.account
+        sqs = sqs_backends[account][REGION]
         for url in self.queue_urls.values():
-            sqs.purge_queue(QueueUrl=url)
-        for logical_id, table in self.stack.resources_of("AWS::DynamoDB::Table").items():
-            name = self.stack.physical_name(logical_id)
-            keys = {f"#k{i}": k["AttributeName"] for i, k in enumerate(table["Properties"]["KeySchema"])}
-            scan = dynamodb.get_paginator("scan").paginate(
-                TableName=name, ProjectionExpression=", ".join(keys), ExpressionAttributeNames=keys
-            )
-            for page in scan:
-                for start in range(0, len(page["Items"]), 25):
-                    deletes = [{"DeleteRequest": {"Key": key}} for key in page["Items"][start : start + 25]]
-                    dynamodb.batch_write_item(RequestItems={name: deletes})
+            sqs.purge_queue(url.rsplit("/", 1)[1])
+        dynamodb = dynamodb_backends[account][REGION]
+        for logical_id in self.stack.resources_of("AWS::DynamoDB::Table"):
+            table = dynamodb.get_table(self.stack.physical_name(logical_id))
+            table.items.clear()
+            if (shard := table.stream_shard) is not None:
+                shard.starting_sequence_number += len(shard.items)
+                shard.items = []
+        self.streams.clear()
+        s3 = s3_backends[account]["global"]
         for logical_id in self.stack.resources_of("AWS::S3::Bucket"):
             bucket = self.stack.physical_name(logical_id)
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-                if objects := [{"Key": o["Key"]} for o in page.get("Contents", [])]:
-                    s3.delete_objects(Bucket=bucket, Delete={"Objects": objects})
+            if s3.get_bucket(bucket).keys:  # the API disposes of the objects' buffers
+                self._empty_bucket(bucket)
+
+    def _empty_bucket(self, bucket: str) -> None:
+        s3 = self.clients["s3"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            if objects := [{"Key": o["Key"]} for o in page.get("Contents", [])]:
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": objects})
 
 
 def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -191,7 +237,7 @@ def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    serialise_dynamodb()
+    patch_moto()
     # empty() purges every queue before each test; real SQS allows one purge a minute.
     monkeypatch.setenv("MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR", "false")
 
@@ -206,7 +252,7 @@ def _moto_world() -> _MotoWorld:
             stack = Stack()
             clients = {
                 name: boto3.client(name, region_name=REGION)
-                for name in ("sqs", "dynamodb", "s3", "secretsmanager")
+                for name in ("sqs", "dynamodb", "dynamodbstreams", "s3", "secretsmanager")
             }
             urls = create_all(stack, clients, MOTO_ENDPOINT)
             settings = {
@@ -231,7 +277,6 @@ def aws(_moto_world: _MotoWorld, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aw
     world.mock.start(reset=False)
     try:
         world.empty()
-        world.skip_streams()
         for key, value in world.settings.items():
             monkeypatch.setenv(key, value)
         _reset_process_state()

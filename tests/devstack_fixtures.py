@@ -1,6 +1,7 @@
-"""pytest fixtures over devstack.testing.launcher: import them into a conftest.py.
+"""pytest fixtures over devstack.testing.launcher, which tests/conftest.py offers to every test.
 
-from tests.devstack_fixtures import devstack, devstack_factory, lifecycle_devstack
+Import ``StartDevstack`` (the factory's type) from here, never the fixtures themselves: a session
+fixture imported into a module is a stack of that module's own, alive until the session ends.
 """
 
 from __future__ import annotations

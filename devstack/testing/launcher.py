@@ -207,7 +207,8 @@ def start_devstack(
     for every function, ``REDIS_URL`` / ``AWS_ENDPOINT_URL`` to use running services. The test
     process's own ``SLUICE_*`` and ``REDIS_URL`` are not passed on. ``args`` are extra ``up``
     options, e.g. ``["--schedule-scale", "60", "--concurrency", "4"]``; RunQueue has no consumer
-    unless ``args`` has ``--run-consumer``.
+    unless ``args`` has ``--run-consumer``, and function workers start on first use unless ``args``
+    has ``--warm``.
     """
     owned_dir = state_dir is None
     directory = Path(tempfile.mkdtemp(prefix="devstack-")) if state_dir is None else Path(state_dir)
@@ -217,6 +218,10 @@ def start_devstack(
     # Tests read RunQueue themselves: no consumer unless one is asked for.
     if not any(a.startswith("--run-consumer") for a in args):
         up_args += ["--run-consumer", "none"]
+    # A test uses a few of the template's functions: warming a worker for each of them at start
+    # took twice the CPU of the rest of a stack's start. Workers start on first use unless asked.
+    if not any(a in ("--warm", "--no-warm") for a in args):
+        up_args.append("--no-warm")
     if template is not None:
         up_args += ["--template", str(Path(template).resolve())]
     # Against a shared AWS endpoint (LocalStack) each stack needs names of its own.

@@ -15,9 +15,6 @@ import pytest
 
 from devstack.testing.launcher import DevStack
 from sluice.client import Sluice
-from tests.devstack_fixtures import devstack
-
-__all__ = ["devstack"]
 
 BIG = {"blob": "e" * (200 * 1024)}  # over the SDK's 128 KiB offload threshold
 

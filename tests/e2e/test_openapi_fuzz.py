@@ -16,9 +16,6 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from devstack.testing.launcher import DevStack
-from tests.devstack_fixtures import devstack
-
-__all__ = ["devstack"]
 
 FUZZ_EXAMPLES = 25
 DOCUMENT = json.loads((Path(__file__).resolve().parents[2] / "openapi.json").read_text(encoding="utf-8"))

@@ -11,10 +11,7 @@ from devstack.testing.launcher import DevStack
 from sluice.client import RetryOptions, Sluice
 from sluice.streams import StreamAddress, StreamStore
 from tests.cutting_proxy import CuttingProxy
-from tests.devstack_fixtures import devstack
 from tests.stream_load import BurstyWriter
-
-__all__ = ["devstack"]
 
 ORG, ENV = "org_streams_e2e", "env_streams_e2e"
 FAST_RECONNECTS = RetryOptions(max_attempts=10, min_delay_s=0.005, randomize=False)

@@ -70,7 +70,9 @@ def test_partial_batch_failures(probe: DevStack) -> None:
 def test_timed_out_invocation_leaves_its_batch(probe: DevStack) -> None:
     hang = f"hang-{uuid.uuid4().hex[:8]}"
     probe.send("WorkQueue", hang)
-    eventually(lambda: dlq_bodies(probe, "WorkDeadLetterQueue", {hang}), what="the DLQ")
+    # Two deliveries, each a 1 s timeout, a new worker's cold start and a 2 s visibility timeout:
+    # a loaded machine needs far more than the 30 s the others get (a hang bound, not a speed bound).
+    eventually(lambda: dlq_bodies(probe, "WorkDeadLetterQueue", {hang}), timeout=180, what="the DLQ")
     assert probe.redis.hget("worker:receives", hang) == "2"
     assert "Task timed out after 1.00 seconds" in probe.log()
 

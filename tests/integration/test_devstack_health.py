@@ -102,5 +102,7 @@ def test_run_queue_consumer_drains_and_counts(devstack_factory: StartDevstack) -
 
 
 def test_without_a_consumer_run_queue_keeps_its_messages(devstack: DevStack) -> None:
-    # The session stack (as every launcher stack unless asked) leaves RunQueue to the tests.
-    assert (devstack.health() or {})["runQueue"] == {"consumer": "none"}
+    # The session stack (as every launcher stack unless asked) leaves RunQueue to the tests. A
+    # stack writes its health half a second after it is ready: this may be the stack's first test.
+    health = _wait_for(devstack.health, what="the stack's health")
+    assert health["runQueue"] == {"consumer": "none"}

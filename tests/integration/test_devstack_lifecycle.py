@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from devstack.services import REDIS_MISSING
@@ -20,7 +21,8 @@ pytestmark = pytest.mark.devstack
 
 
 def test_sigterm_stops_every_child(tmp_path: Path) -> None:
-    with start_devstack(state_dir=tmp_path) as stack:
+    # Warm: a worker per function is running when the signal comes.
+    with start_devstack(args=["--warm"], state_dir=tmp_path) as stack:
         children = descendants(stack.process.pid)
         commands = " ".join(cmdline(pid) for pid in children)
         assert "redis-server" in commands and "devstack.moto_server" in commands
@@ -29,8 +31,19 @@ def test_sigterm_stops_every_child(tmp_path: Path) -> None:
     assert not (tmp_path / "stack.json").exists() and not (tmp_path / "devstack.pid").exists()
 
 
-def test_sigint_stops_every_child(tmp_path: Path) -> None:
+def _function_workers(pid: int) -> set[int]:
+    return {child for child in descendants(pid) if "spawn_main" in cmdline(child)}
+
+
+def test_sigint_stops_every_child_with_workers_started_on_first_use(tmp_path: Path) -> None:
+    # --no-warm, the launcher's default: a function's first worker starts with its first
+    # invocation (S3's test event at start has already started the staged ingest's).
     with start_devstack(state_dir=tmp_path) as stack:
+        before = _function_workers(stack.process.pid)
+        assert len(before) < len(stack.info["functions"])
+        missing = httpx.get(stack.url("/api/v1/runs/run_missing"), headers=stack.headers, timeout=60)
+        assert missing.status_code == 404, missing.text
+        assert _function_workers(stack.process.pid) - before, "the request started a worker"
         children = descendants(stack.process.pid)
         stack.process.send_signal(signal.SIGINT)
         stack.process.wait(30)

@@ -1,5 +1,5 @@
-"""Mollifier fixtures: the buffer on a single redis-server and, for cluster-marked variants, on a
-three-node Redis Cluster started from redis-server binaries."""
+"""Mollifier fixtures: the buffer on a single redis-server and, for cluster-marked variants, on the
+session's three-node Redis Cluster (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,21 +10,12 @@ from typing import Any
 import pytest
 import redis
 
-from devstack.redis_cluster import RedisCluster, start_cluster
+from devstack.redis_cluster import RedisCluster
 from sluice.config import reload_settings
 from sluice.engine import TriggerBody
 from sluice.mollifier import BufferEntry, MollifierBuffer, get_buffer
 from sluice.mollifier.models import Snapshot
 from sluice.redis import RedisClient, get_redis, reset_redis
-
-
-@pytest.fixture(scope="session")
-def redis_cluster() -> Iterator[RedisCluster]:
-    cluster = start_cluster()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(params=["single", pytest.param("cluster", marks=pytest.mark.cluster)])

@@ -20,7 +20,6 @@ from devstack.template import Stack
 from sluice import engine
 from sluice.engine import TriggerBody
 from tests.conftest import AwsStack, HttpResult, Tenant, make_tenant
-from tests.unit.mollifier.conftest import redis_cluster  # noqa: F401  (the three-node cluster)
 
 NDJSON = {"content-type": "application/x-ndjson"}
 
