@@ -67,3 +67,25 @@ def serialise_dynamodb() -> None:
         functools.update_wrapper(locked, method)
         locked._devstack_serialised = True  # type: ignore[attr-defined]
         setattr(DynamoDBBackend, name, locked)
+
+
+def _within_retention(backend: SQSBackend, queue_name: str, message: Message) -> bool:
+    retention_s = int(backend.get_queue(queue_name).message_retention_period)
+    return retention_s + message.sent_timestamp / 1000 > _unix_time()
+
+
+def _unix_time(dt: datetime | None = None) -> float:
+    return time.time() if dt is None else moto_utils.unix_time(dt)
+
+
+def _unix_time_millis(dt: datetime | None = None) -> float:
+    return _unix_time(dt) * 1000.0
+
+
+def _shard_rollback_copy(shard: StreamShard, memo: dict[int, Any]) -> StreamShard:
+    # Called while the shard's table is deep-copied: memo already maps the table to its copy.
+    clone = copy.copy(shard)
+    memo[id(shard)] = clone
+    clone.table = copy.deepcopy(shard.table, memo)
+    clone.items = list(shard.items)
+    return clone
