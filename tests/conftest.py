@@ -81,6 +81,8 @@ def pytest_configure() -> None:
     botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)  # type: ignore[attr-defined]
 
 
+# First: xdist's own hook (a plugin registered after this file) reads the groups set here.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # xdist's loadgroup schedules by test id: of tests sharing one, it runs one and drops the rest.
     ids = Counter(item.nodeid for item in items)
