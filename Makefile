@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: venv demo up test lint typecheck template unit integration e2e bench clean
+.PHONY: venv demo up test lint typecheck template test-cases test-slow unit integration e2e bench clean
 
 $(STAMP): pyproject.toml layers/sluice/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,12 +24,19 @@ demo: $(STAMP) redis-server
 up: $(STAMP) redis-server
 	$(PY) -m devstack up
 
-## Everything CI checks: lint, types, template checks, then the whole test suite: every case
-## but the scale ones on $(WORKERS) xdist workers, then the scale ones (`slow`) in a step of their own.
-WORKERS ?= 2
+## Everything CI checks, side by side on the machine's two cores: lint, types, template checks,
+## every case but the scale ones on $(WORKERS) xdist workers, and the scale ones (`slow`) in a pytest
+## run of their own. Much of the suite waits on devstacks, so the parts fill each other's waits.
+## Each part's output is printed whole when the part ends (make -O); any part failing fails `test`.
+WORKERS ?= 3
 XDIST   := -n $(WORKERS) --dist loadgroup
-test: redis-server lint typecheck template
+test: redis-server $(STAMP)
+	$(MAKE) --no-print-directory --output-sync=target -j5 lint typecheck template test-cases test-slow
+
+test-cases: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(XDIST)
+
+test-slow: $(STAMP)
 	$(PY) -m pytest -m slow
 
 lint: $(STAMP)

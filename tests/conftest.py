@@ -17,11 +17,12 @@ template.yaml) and one redis-server, and shares them between its tests:
   conftest is another instance (another stack, another cluster) that lives until the session
   ends.
 
-Under xdist each worker is such a process. Tests that share a stack started once per process
-(the session ``devstack`` or ``lifecycle_devstack``, the Redis Cluster, a stack in a
-module-scoped fixture) are kept on one worker by ``xdist_group``, so that stack starts once, not
-per worker; every other test goes to whichever worker is free, a ``devstack_factory`` test with
-its stacks.
+Under xdist each worker is such a process, with a session ``devstack`` of its own from its first
+test that asks for one (a start costs ~4 CPU-s, and an idle stack ~4% of a core: cheaper than
+running every such test on one worker). The tests of the Redis Cluster, of ``lifecycle_devstack`` (their
+workers need RunQueue to themselves) and those sharing a module-scoped stack are kept on one
+worker by ``xdist_group``, so those start once; every other test goes to whichever worker is
+free.
 """
 
 from __future__ import annotations
@@ -89,16 +90,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if shared := sorted(nodeid for nodeid, n in ids.items() if n > 1):
         raise pytest.UsageError(f"tests share an id, so xdist would run one of each: {shared}")
     for item in items:
-        if "devstack" in getattr(item, "fixturenames", ()):
-            group = "devstack"
-        elif "lifecycle_devstack" in getattr(item, "fixturenames", ()):
+        if "lifecycle_devstack" in getattr(item, "fixturenames", ()):
             group = "lifecycle-devstack"
         elif item.get_closest_marker("cluster"):
             group = "redis-cluster"
         elif _uses_a_module_fixture(item):
             group = item.nodeid.split("::", 1)[0]  # a module's own stack starts once
         else:
-            continue  # a test with stacks of its own (devstack_factory) goes to any worker
+            continue
         item.add_marker(pytest.mark.xdist_group(group))
 
 
