@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from redis.connection import Connection
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sluice import streams
 from sluice.redis import RedisClient
@@ -196,3 +198,28 @@ def test_a_drained_read_says_closed_only_when_its_page_reaches_the_end(
     store.close(ADDRESS, "env")
     got = pages(store)
     assert [(len(p.records), p.closed, p.hasMore) for p in got] == [(2, False, True), (1, True, False)]
+
+
+def test_an_append_whose_reply_timed_out_is_retried_by_the_client_without_appending_twice(
+    store: StreamStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py retries a call whose reply timed out, though Redis ran it: the retry must not
+    append the chunks again (a CI run once read ten chunks twice this way)."""
+    address = StreamAddress.run("run_timed_out_reply", "out")
+    real_read = Connection.read_response
+    lost: list[bool] = []
+
+    def lose_the_first_reply(self: Connection, *args: Any, **kwargs: Any) -> Any:
+        reply = real_read(self, *args, **kwargs)
+        if not lost and isinstance(reply, list) and reply and reply[0] == "ok":
+            lost.append(True)
+            raise RedisTimeoutError("Timeout reading from socket")
+        return reply
+
+    monkeypatch.setattr(Connection, "read_response", lose_the_first_reply)
+    result = store.append(address, "env_a", [("", json.dumps(n)) for n in range(3)])
+    assert lost == [True]
+    monkeypatch.setattr(Connection, "read_response", real_read)
+    entries = store.client.xrange(StreamKeys(address).data)
+    assert [json.loads(fields["d"]) for _, fields in entries] == [0, 1, 2]
+    assert result.ids == [entry_id for entry_id, _ in entries]

@@ -7,6 +7,7 @@ append and close scripts touch one cluster slot.
 - ``T:data`` STREAM, the chunks; an entry has field ``d`` (the chunk as JSON) or ``e`` (the end).
 - ``T:parts`` HASH part id -> entry id, so that a retried append returns the first one's id.
 - ``T:meta`` HASH ``env`` (the environment the stream belongs to), ``closed``.
+- ``T:call:<token>`` STRING, one append call's reply for 60 s (a client retry of the call answers it).
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ class StreamKeys:
     @property
     def meta(self) -> str:
         return f"{self.tag}:meta"
+
+    def call(self, token: str) -> str:
+        """One append call's reply, kept briefly so that a retry of the call answers it again."""
+        return f"{self.tag}:call:{token}"
 
     def all(self) -> list[str]:
         """In the order the scripts take them as KEYS."""

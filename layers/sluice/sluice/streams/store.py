@@ -7,6 +7,7 @@ so a failed append has written nothing, and its retry (with the same part ids) l
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from functools import lru_cache
@@ -66,8 +67,11 @@ class StreamStore:
         args: list[Any] = [env_id, settings.stream_max_len, settings.stream_ttl_s]
         for part_id, data in chunks:
             args.extend((part_id, data))
+        keys = StreamKeys(address)
+        # A token per call, so that the client's retry of a call Redis ran already appends nothing.
+        call = keys.call(uuid.uuid4().hex)
         with redis_errors():
-            reply = self._append(keys=StreamKeys(address).all(), args=args, client=self.client)
+            reply = self._append(keys=[*keys.all(), call], args=args, client=self.client)
         status = reply[0]
         if status == "closed":
             raise StreamClosed(f"Stream {address.stream_id} is closed")
