@@ -40,9 +40,12 @@ def test_a_killed_worker_is_retried_by_the_reaper_and_the_session_recovers(
         killed_run = client.runs.retrieve(result.run_id)
         continuation = client.runs.retrieve(result.continuation_run_id)
 
-    # The killed attempt was ended by the reaper (only it retries a silent worker's run), and the
-    # retry finished the run; the continuation is a run of its own, started by the last message.
-    assert (killed_run["status"], killed_run["attempt"], result.retried_attempt) == ("COMPLETED", 2, 2)
+    # The killed attempt was ended by the reaper (only it retries a silent worker's run), and a
+    # retry finished the run (with 3 s leases a loaded machine can stall the retry's heartbeat past
+    # its lease, so the reaper may retry it once more: the replies below are still exactly once);
+    # the continuation is a run of its own, started by the last message.
+    assert killed_run["status"] == "COMPLETED"
+    assert killed_run["attempt"] == result.retried_attempt >= 2
     assert continuation["status"] == "COMPLETED" and continuation["id"] != result.run_id
     assert continuation["payload"]["continuation"] is True
     assert continuation["payload"]["previousRunId"] == result.run_id
