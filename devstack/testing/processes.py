@@ -9,15 +9,22 @@ import time
 from pathlib import Path
 
 
+def _parents() -> dict[int, int]:
+    """Every live process's parent (Linux /proc; empty elsewhere)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError):
+            continue
+    return parents
+
+
 def descendants(pid: int) -> set[int]:
     """Every live descendant of ``pid`` (Linux /proc; empty elsewhere)."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    for child, parent in _parents().items():
+        children.setdefault(parent, []).append(child)
     found: set[int] = set()
     todo = [pid]
     while todo:
@@ -28,7 +35,19 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
+def function_workers(pid: int) -> set[int]:
+    """The function workers of the devstack ``pid``: the processes its multiprocessing forkserver
+    forked (devstack.runtime), or where there is none, the interpreters it spawned."""
+    parents = _parents()
+    started = {child for child in descendants(pid) if "from multiprocessing." in cmdline(child)}
+    return {
+        child for child in started
+        if "spawn_main" in cmdline(child) or parents.get(child) in started
+    }
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie is not)."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
@@ -51,16 +70,29 @@ def stop_devstack(process: subprocess.Popen[bytes], timeout: float = 30) -> None
     assert process.returncode == 0, f"devstack exited with {process.returncode}"
 
 
+def stop_pid(pid: int, timeout: float = 30) -> None:
+    """:func:`stop_devstack` for a devstack another process started (its exit status is its
+    parent's to read)."""
+    before = descendants(pid)
+    if running(pid):
+        os.kill(pid, signal.SIGTERM)
+    try:
+        assert_gone({pid}, timeout)
+    except AssertionError:
+        raise AssertionError(f"devstack did not stop within {timeout:.0f}s of SIGTERM") from None
+    assert_gone(before)
+
+
 def assert_gone(pids: set[int], timeout: float = 10) -> None:
     """Assert that these processes end (killing any that do not, so that a failure leaks nothing).
 
     The multiprocessing resource tracker leaves when its last user did: hence the moment's grace.
     """
     deadline = time.monotonic() + timeout
-    left = {pid for pid in pids if _alive(pid)}
+    left = {pid for pid in pids if running(pid)}
     while left and time.monotonic() < deadline:
         time.sleep(0.1)
-        left = {pid for pid in left if _alive(pid)}
+        left = {pid for pid in left if running(pid)}
     commands = {pid: cmdline(pid) for pid in left}
     for pid in left:
         os.kill(pid, signal.SIGKILL)

@@ -15,7 +15,7 @@ import pytest
 
 from devstack.services import REDIS_MISSING
 from devstack.testing.launcher import ROOT, start_devstack
-from devstack.testing.processes import assert_gone, cmdline, descendants
+from devstack.testing.processes import assert_gone, cmdline, descendants, function_workers
 
 pytestmark = pytest.mark.devstack
 
@@ -31,19 +31,15 @@ def test_sigterm_stops_every_child(tmp_path: Path) -> None:
     assert not (tmp_path / "stack.json").exists() and not (tmp_path / "devstack.pid").exists()
 
 
-def _function_workers(pid: int) -> set[int]:
-    return {child for child in descendants(pid) if "spawn_main" in cmdline(child)}
-
-
 def test_sigint_stops_every_child_with_workers_started_on_first_use(tmp_path: Path) -> None:
     # --no-warm, the launcher's default: a function's first worker starts with its first
     # invocation (S3's test event at start has already started the staged ingest's).
     with start_devstack(state_dir=tmp_path) as stack:
-        before = _function_workers(stack.process.pid)
+        before = function_workers(stack.process.pid)
         assert len(before) < len(stack.info["functions"])
         missing = httpx.get(stack.url("/api/v1/runs/run_missing"), headers=stack.headers, timeout=60)
         assert missing.status_code == 404, missing.text
-        assert _function_workers(stack.process.pid) - before, "the request started a worker"
+        assert function_workers(stack.process.pid) - before, "the request started a worker"
         children = descendants(stack.process.pid)
         stack.process.send_signal(signal.SIGINT)
         stack.process.wait(30)
