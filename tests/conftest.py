@@ -17,9 +17,10 @@ template.yaml) and one redis-server, and shares them between its tests:
   conftest is another instance (another stack, another cluster) that lives until the session
   ends.
 
-Under xdist each worker is such a process, with a session ``devstack`` of its own from its first
-test that asks for one (a start costs ~4 CPU-s, and an idle stack ~4% of a core: cheaper than
-running every such test on one worker). The tests of the Redis Cluster, of ``lifecycle_devstack`` (their
+Under xdist each worker is such a process, but the session ``devstack`` is one for all of them:
+the first worker that asks starts it and the controller stops it at the end (a stack's start,
+its idle pollers and its functions' cold starts, once per worker, were a fifth of the suite's
+CPU). The tests of the Redis Cluster, of ``lifecycle_devstack`` (their
 workers need RunQueue to themselves) and those sharing a module-scoped stack are kept on one
 worker by ``xdist_group``, so those start once; every other test goes to whichever worker is
 free.
@@ -30,9 +31,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -53,15 +56,17 @@ from devstack.redis_cluster import RedisCluster, start_cluster
 from devstack.services import start_redis
 from devstack.streams import StreamReader, StreamSource, in_process_invoke
 from devstack.template import REGION, Stack
+from devstack.testing.launcher import stop_shared_devstack
 from devstack.testing.queues import decode_bodies, receive_all
 from sluice import aws as sluice_aws
 from sluice.auth import Environment, clear_auth_cache, provision_key
 from sluice.config import reload_settings
 from sluice.redis import reset_redis
-from tests.devstack_fixtures import devstack, devstack_factory, lifecycle_devstack
+from tests.devstack_fixtures import SHARED_DEVSTACK, devstack, devstack_factory, lifecycle_devstack
 
 __all__ = ["devstack", "devstack_factory", "lifecycle_devstack"]
 
+_SHARED_DEVSTACK = pytest.StashKey[Path]()
 MOTO_ENDPOINT = f"https://sqs.{REGION}.amazonaws.com"
 # Set by the redis fixtures, never from the template: tests always talk to their own Redis.
 _REDIS_SETTINGS = ("SLUICE_REDIS_URL", "SLUICE_REDIS_CLUSTER")
@@ -74,12 +79,28 @@ def _reset_process_state() -> None:
     clear_auth_cache()
 
 
-def pytest_configure() -> None:
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        # Under xdist, where this controller's workers share one session devstack.
+        config.stash[_SHARED_DEVSTACK] = Path(tempfile.mkdtemp(prefix="devstack-shared-"))
     # sluice.aws makes each client in a boto3 Session of its own, and tests drop the clients
     # before each test: every new session read and parsed botocore's JSON service models again
     # (~45 ms a client, more than most tests). The models never change, so the process shares one
     # loader (botocore has no option for it; its sessions build theirs with this function).
     botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: each worker is told where the session devstack is shared (tests/devstack_fixtures.py).
+    One stack for all workers rather than one each: a stack's start, its idle pollers and every
+    function's cold starts, three times over, were a fifth of the suite's CPU."""
+    node.workerinput[SHARED_DEVSTACK] = str(node.config.stash[_SHARED_DEVSTACK])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if (directory := config.stash.get(_SHARED_DEVSTACK, None)) is not None:
+        stop_shared_devstack(directory)
 
 
 # First: xdist's own hook (a plugin registered after this file) reads the groups set here.

@@ -13,16 +13,22 @@ from typing import Any
 
 import pytest
 
-from devstack.testing.launcher import DevStack, start_devstack
+from devstack.testing.launcher import DevStack, shared_devstack, start_devstack
 
 StartDevstack = Callable[..., DevStack]
 
 
+# Where pytest-xdist's controller tells its workers to share one session stack (tests/conftest.py).
+SHARED_DEVSTACK = "shared_devstack_dir"
+
+
 @pytest.fixture(scope="session")
-def devstack() -> Iterator[DevStack]:
+def devstack(request: pytest.FixtureRequest) -> Iterator[DevStack]:
     """The session's stack on the default template.yaml, with the dev key of ``org_dev/env_dev``.
-    Shared by every test of the session: use your own org/env ids (``devstack.create_key``)."""
-    with start_devstack() as stack:
+    Shared by every test of the session, and under xdist by every worker (the first to ask starts
+    it, the controller stops it): use your own org/env ids (``devstack.create_key``)."""
+    shared = getattr(request.config, "workerinput", {}).get(SHARED_DEVSTACK)
+    with start_devstack() if shared is None else shared_devstack(Path(shared)) as stack:
         yield stack
 
 

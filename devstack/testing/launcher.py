@@ -13,6 +13,7 @@ and left no child process behind. ``tests/devstack_fixtures.py`` wraps this in p
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -34,7 +35,7 @@ from botocore.config import Config
 
 from devstack import endpoints, stack_file
 from devstack.services import free_port
-from devstack.testing.processes import stop_devstack
+from devstack.testing.processes import running, stop_devstack, stop_pid
 from devstack.testing.queues import decode_bodies, receive_all
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # (tests set SLUICE_* for their in-process code; a stack gets only the ones a test asks for).
 _NOT_INHERITED_PREFIXES = ("SLUICE_",)
 _NOT_INHERITED = {"REDIS_URL"}
+LOG = "devstack.log"
 
 
 class DevstackFailed(RuntimeError):
@@ -54,7 +56,8 @@ class DevStack:
 
     info: dict[str, Any]
     state_dir: Path
-    process: subprocess.Popen[bytes]
+    # None where this process attached to a stack another one started (shared_devstack).
+    process: subprocess.Popen[bytes] | None
     log_path: Path
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -212,6 +215,63 @@ def start_devstack(
     """
     owned_dir = state_dir is None
     directory = Path(tempfile.mkdtemp(prefix="devstack-")) if state_dir is None else Path(state_dir)
+    process = _launch(directory, env, template, args)
+    stack: DevStack | None = None
+    try:
+        info = _wait_for_stack(process, directory, startup_timeout)
+        stack = DevStack(info, directory, process, directory / LOG)
+        yield stack
+    except BaseException:
+        # pytest shows a failed test's stderr: the stack's log is what explains most failures.
+        sys.stderr.write(f"--- devstack log ({directory / LOG}) ---\n")
+        sys.stderr.write((directory / LOG).read_text(encoding="utf-8", errors="replace")[-20000:])
+        raise
+    finally:
+        if stack is not None:
+            stack.close()
+        try:
+            stop_devstack(process)
+        finally:
+            if owned_dir and process.poll() is not None:
+                shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextmanager
+def shared_devstack(directory: Path, startup_timeout: float = 90) -> Iterator[DevStack]:
+    """The stack in ``directory``, which several processes share (pytest-xdist's workers): the
+    first to ask starts it, under a file lock, and leaves it running when it is done; the others
+    attach to it. :func:`stop_shared_devstack` stops it once every user is done."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / "start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        info = stack_file.read_stack(directory)
+        process = None
+        if info is None or not running(int(info["pid"])):
+            process = _launch(directory)
+            info = _wait_for_stack(process, directory, startup_timeout)
+    stack = DevStack(info, directory, process, directory / LOG)
+    try:
+        yield stack
+    finally:
+        stack.close()
+
+
+def stop_shared_devstack(directory: Path) -> None:
+    """Stop the stack :func:`shared_devstack` started in ``directory``, if any, as
+    :func:`start_devstack` stops its own (no process left behind), and remove ``directory``."""
+    try:
+        if (info := stack_file.read_stack(directory)) is not None:
+            stop_pid(int(info["pid"]))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _launch(
+    directory: Path,
+    env: Mapping[str, str] | None = None,
+    template: str | Path | None = None,
+    args: Sequence[str] = (),
+) -> subprocess.Popen[bytes]:
     directory.mkdir(parents=True, exist_ok=True)
     extra = dict(env or {})
     up_args = ["up", "--port", str(free_port()), "--state-dir", str(directory), *args]
@@ -230,36 +290,15 @@ def start_devstack(
     )
     if shared_aws and not any(a.startswith("Stage=") for a in args):
         up_args += ["--param", f"Stage=t{uuid.uuid4().hex[:8]}"]
-    log_path = directory / "devstack.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
+    with open(directory / LOG, "wb") as log:
+        return subprocess.Popen(
             [sys.executable, "-m", "devstack", *up_args],
             cwd=ROOT, env=_child_env(extra), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
         )
-    stack: DevStack | None = None
-    try:
-        info = _wait_for_stack(process, directory, log_path, startup_timeout)
-        stack = DevStack(info, directory, process, log_path)
-        yield stack
-    except BaseException:
-        # pytest shows a failed test's stderr: the stack's log is what explains most failures.
-        sys.stderr.write(f"--- devstack log ({log_path}) ---\n")
-        sys.stderr.write(log_path.read_text(encoding="utf-8", errors="replace")[-20000:])
-        raise
-    finally:
-        if stack is not None:
-            stack.close()
-        try:
-            stop_devstack(process)
-        finally:
-            if owned_dir and process.poll() is not None:
-                shutil.rmtree(directory, ignore_errors=True)
 
 
-def _wait_for_stack(
-    process: subprocess.Popen[bytes], state_dir: Path, log_path: Path, timeout: float
-) -> dict[str, Any]:
-    path = state_dir / "stack.json"
+def _wait_for_stack(process: subprocess.Popen[bytes], state_dir: Path, timeout: float) -> dict[str, Any]:
+    log_path = state_dir / LOG
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -267,12 +306,11 @@ def _wait_for_stack(
                 f"devstack exited with {process.returncode} while starting:\n"
                 + log_path.read_text(encoding="utf-8", errors="replace")
             )
-        if path.exists():
-            info: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-            if info.get("pid") == process.pid:
-                return info
+        info = stack_file.read_stack(state_dir)
+        if info is not None and info.get("pid") == process.pid:
+            return info
         time.sleep(0.05)
     raise DevstackFailed(
-        f"devstack did not write {path} within {timeout:.0f}s:\n"
+        f"devstack did not write {state_dir / 'stack.json'} within {timeout:.0f}s:\n"
         + log_path.read_text(encoding="utf-8", errors="replace")
     )
