@@ -111,18 +111,29 @@ class Tail:
     def __init__(self, process: subprocess.Popen[str]) -> None:
         self.process = process
         self.lines: queue.Queue[str] = queue.Queue()
+        # stderr is read too: a full pipe would stop the process, and a hang shows what it said.
+        self.errors: list[str] = []
         threading.Thread(target=self._collect, daemon=True).start()
+        threading.Thread(target=self._collect_errors, daemon=True).start()
 
     def _collect(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.put(line.rstrip("\n"))
 
+    def _collect_errors(self) -> None:
+        assert self.process.stderr is not None
+        self.errors.extend(self.process.stderr)
+
     def next_lines(self, count: int, timeout: float = 30) -> list[Any]:
         return [json.loads(self.lines.get(timeout=timeout)) for _ in range(count)]
 
     def exit_code(self, timeout: float = 30) -> int:
-        return self.process.wait(timeout)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            said = "".join(self.errors)
+            raise AssertionError(f"still running after {timeout:.0f}s; stderr: {said}") from None
 
 
 @pytest.fixture
