@@ -58,9 +58,8 @@ from devstack.streams import StreamReader, StreamSource, in_process_invoke
 from devstack.template import REGION, Stack
 from devstack.testing.launcher import stop_shared_devstack
 from devstack.testing.queues import decode_bodies, receive_all
-from sluice import aws as sluice_aws
 from sluice.auth import Environment, clear_auth_cache, provision_key
-from sluice.config import reload_settings
+from sluice.config import get_settings
 from sluice.redis import reset_redis
 from tests.devstack_fixtures import SHARED_DEVSTACK, devstack, devstack_factory, lifecycle_devstack
 
@@ -73,8 +72,9 @@ _REDIS_SETTINGS = ("SLUICE_REDIS_URL", "SLUICE_REDIS_CLUSTER")
 
 
 def _reset_process_state() -> None:
-    reload_settings()
-    sluice_aws.reset_clients()
+    # AWS clients are kept: sluice.aws makes a new one when the endpoint, region or settings change.
+    # A test that registers event handlers on one unregisters them (tests/unit/engine/test_dispatch.py).
+    get_settings.cache_clear()  # read again on first use: many tests never read them
     reset_redis()
     clear_auth_cache()
 

@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import boto3
 from botocore.config import Config
@@ -50,21 +50,43 @@ def endpoint_url(service: str) -> str | None:
     return os.environ.get(endpoint_variable(service)) or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
-@cache
+class _ClientOptions(NamedTuple):
+    endpoint: str | None
+    region: str | None
+    connect_timeout: float
+    read_timeout: float
+    attempts: int
+
+
 def client(service: str) -> Any:
+    """The process's client for ``service``, one for each endpoint, region and settings it is
+    asked with: a test or devstack that changes them gets a new client, a warm function keeps its
+    own (a client is a boto3 Session of its own, ~10 ms to make: tests made ~2 for every test)."""
     settings = get_settings()
+    options = _ClientOptions(
+        endpoint_url(service),
+        os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+        settings.aws_connect_timeout_s,
+        settings.aws_read_timeout_s,
+        settings.aws_max_attempts,
+    )
+    return _client(service, options)
+
+
+@cache
+def _client(service: str, options: _ClientOptions) -> Any:
     config = Config(
-        connect_timeout=settings.aws_connect_timeout_s,
-        read_timeout=settings.aws_read_timeout_s,
+        connect_timeout=options.connect_timeout,
+        read_timeout=options.read_timeout,
         # total_max_attempts counts the first request; botocore's max_attempts counts only retries.
-        retries={"mode": "standard", "total_max_attempts": settings.aws_max_attempts},
+        retries={"mode": "standard", "total_max_attempts": options.attempts},
         # Presigned S3 URLs must name the regional virtual host so that browsers and httpx can
         # PUT to them without a redirect.
-        s3={"addressing_style": "path" if endpoint_url("s3") else "auto"},
+        s3={"addressing_style": "path" if options.endpoint else "auto"},
         signature_version="s3v4" if service == "s3" else None,
     )
     session = boto3.session.Session()
-    return session.client(service, endpoint_url=endpoint_url(service), config=config)  # type: ignore[call-overload]
+    return session.client(service, endpoint_url=options.endpoint, config=config)  # type: ignore[call-overload]
 
 
 def dynamodb() -> DynamoDBClient:
@@ -80,8 +102,8 @@ def s3() -> S3Client:
 
 
 def reset_clients() -> None:
-    """Forget cached clients, for tests and devstack after the endpoint changes."""
-    client.cache_clear()
+    """Forget every client made so far (their event handlers and connections with them)."""
+    _client.cache_clear()
 
 
 # --- failures ------------------------------------------------------------------------------------

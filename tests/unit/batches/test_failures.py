@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -17,17 +17,28 @@ from tests.unit.batches.conftest import BatchApi, item, ndjson, run_ids_on_run_q
 from tests.unit.batches.test_ingest import status
 
 
-def fail_s3_puts(times: int) -> list[int]:
-    """Make the next ``times`` S3 PutObject attempts fail at the connection, below boto3's retries."""
-    calls = [0]
+@pytest.fixture
+def fail_s3_puts() -> Iterator[Callable[[int], list[int]]]:
+    """``fail_s3_puts(times)``: make the next ``times`` S3 PutObject attempts fail at the
+    connection, below boto3's retries (until the test ends: the process keeps its clients)."""
+    armed: list[tuple[Any, Callable[..., None]]] = []
 
-    def fail(request: Any, **_: Any) -> None:
-        calls[0] += 1
-        if calls[0] <= times:
-            raise EndpointConnectionError(endpoint_url=request.url)
+    def arm(times: int) -> list[int]:
+        calls = [0]
 
-    sluice_aws.s3().meta.events.register_first("before-send.s3.PutObject", fail)
-    return calls
+        def fail(request: Any, **_: Any) -> None:
+            calls[0] += 1
+            if calls[0] <= times:
+                raise EndpointConnectionError(endpoint_url=request.url)
+
+        client = sluice_aws.s3()
+        client.meta.events.register_first("before-send.s3.PutObject", fail)
+        armed.append((client, fail))
+        return calls
+
+    yield arm
+    for client, handler in armed:
+        client.meta.events.unregister("before-send.s3.PutObject", handler)
 
 
 def redis_down(configure: Callable[..., None]) -> None:
@@ -66,10 +77,10 @@ def test_phase_2_stopped_by_a_queue_failure_and_retried_ends_with_exactly_run_co
             raise EndpointConnectionError(endpoint_url="https://sqs")
         return real(**kwargs)
 
-    monkeypatch.setattr(sqs, "send_message", dies_after_ten)
-    res = api.items(batch_id, [item(i) for i in range(30)])
+    with monkeypatch.context() as patch:
+        patch.setattr(sqs, "send_message", dies_after_ten)
+        res = api.items(batch_id, [item(i) for i in range(30)])
     assert res.status == 503 and res.json()["code"] == "service_unavailable"
-    monkeypatch.undo()
     assert api.items(batch_id, [item(i) for i in range(30)]).json()["sealed"] is True
     assert_exactly_one_run_per_index(api, batch_id, 30)
 
@@ -85,9 +96,9 @@ def test_half_done_item_is_repaired_by_the_retry(api: BatchApi, monkeypatch: pyt
             raise ServiceUnavailable("Redis went away")
         return real(b, index)
 
-    monkeypatch.setattr(items.state, "mark_enqueued", lost_mark)
-    assert api.items(batch_id, [item(i) for i in range(3)]).status == 503
-    monkeypatch.undo()
+    with monkeypatch.context() as patch:
+        patch.setattr(items.state, "mark_enqueued", lost_mark)
+        assert api.items(batch_id, [item(i) for i in range(3)]).status == 503
     assert status(api, batch_id)["enqueuedCount"] == 2
     retry = api.items(batch_id, [item(i) for i in range(3)]).json()
     assert (retry["itemsAccepted"], retry["itemsDeduplicated"], retry["sealed"]) == (1, 2, True)
@@ -100,7 +111,7 @@ def test_half_done_item_is_repaired_by_the_retry(api: BatchApi, monkeypatch: pyt
 
 
 def test_offload_retries_a_transient_failure_and_succeeds_on_the_third_attempt(
-    api: BatchApi, configure: Callable[..., None]
+    api: BatchApi, configure: Callable[..., None], fail_s3_puts: Callable[[int], list[int]]
 ) -> None:
     configure(payload_offload_bytes=100, batch_ingest_concurrency=1, aws_max_attempts=3)
     calls = fail_s3_puts(2)
@@ -110,7 +121,9 @@ def test_offload_retries_a_transient_failure_and_succeeds_on_the_third_attempt(
     assert calls[0] == 3
 
 
-def test_s3_down_is_a_503_and_nothing_is_lost(api: BatchApi, configure: Callable[..., None]) -> None:
+def test_s3_down_is_a_503_and_nothing_is_lost(
+    api: BatchApi, configure: Callable[..., None], fail_s3_puts: Callable[[int], list[int]]
+) -> None:
     configure(payload_offload_bytes=100, aws_max_attempts=2)
     calls = fail_s3_puts(10**6)
     batch_id = api.create_id(4)
@@ -131,7 +144,7 @@ def test_s3_down_is_a_503_and_nothing_is_lost(api: BatchApi, configure: Callable
 
 
 def test_does_not_offload_when_there_is_no_payload_data(
-    api: BatchApi, configure: Callable[..., None]
+    api: BatchApi, configure: Callable[..., None], fail_s3_puts: Callable[[int], list[int]]
 ) -> None:
     configure(payload_offload_bytes=1)
     calls = fail_s3_puts(0)
@@ -147,9 +160,9 @@ def test_queue_down_is_a_503_and_nothing_is_marked(api: BatchApi, monkeypatch: p
     def down(**_: Any) -> Any:
         raise EndpointConnectionError(endpoint_url="https://sqs")
 
-    monkeypatch.setattr(sqs, "send_message", down)
-    assert api.items(batch_id, [item(0), item(1)]).status == 503
-    monkeypatch.undo()
+    with monkeypatch.context() as patch:
+        patch.setattr(sqs, "send_message", down)
+        assert api.items(batch_id, [item(0), item(1)]).status == 503
     assert status(api, batch_id)["enqueuedCount"] == 0
 
 

@@ -211,10 +211,10 @@ def test_reaper_vs_concurrent_seal_one_wins_and_the_other_changes_nothing(
         assert api.items(batch.id, [item(0)]).json()["sealed"] is True
         return real_abort(batch, now, reason)
 
-    monkeypatch.setattr(reaper.store, "abort", seal_first)
-    assert reaper.reap(datetime.now(UTC) + timedelta(hours=1)) == 0
+    with monkeypatch.context() as patch:
+        patch.setattr(reaper.store, "abort", seal_first)
+        assert reaper.reap(datetime.now(UTC) + timedelta(hours=1)) == 0
     assert status(api, sealed_id)["status"] == "PROCESSING"
-    monkeypatch.undo()
 
     # The abort lands between phase 2's count and its conditional seal.
     aborted_id = api.create_id(1)

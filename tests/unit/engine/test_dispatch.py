@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -17,16 +18,34 @@ from tests.conftest import AwsStack, Tenant
 
 
 class CallCounter:
-    """Counts the calls made through the process's real DynamoDB and SQS clients."""
+    """Counts the calls made through the process's real DynamoDB, SQS and S3 clients."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
-        for service in ("dynamodb", "sqs", "s3"):
-            client = sluice_aws.client(service)
+        self.clients = [sluice_aws.client(service) for service in ("dynamodb", "sqs", "s3")]
+        for client in self.clients:
             client.meta.events.register("before-call", self._count)
 
     def _count(self, model: Any, **_: Any) -> None:
         self.calls.append(model.name)
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.meta.events.unregister("before-call", self._count)
+
+
+@pytest.fixture
+def count_calls() -> Iterator[Callable[[], CallCounter]]:
+    """Start counting calls from now (the process keeps its clients, so the counting stops after the test)."""
+    counters: list[CallCounter] = []
+
+    def start() -> CallCounter:
+        counters.append(CallCounter())
+        return counters[-1]
+
+    yield start
+    for counter in counters:
+        counter.close()
 
 
 def _trigger(tenant: Tenant, **options: Any) -> engine.TriggerResult:
@@ -56,9 +75,9 @@ def _stream_records(aws: AwsStack, run_ids: list[str]) -> list[dict[str, Any]]:
 
 
 def test_a_trigger_is_one_aws_call_without_a_key_with_a_new_key_and_cached(
-    aws: AwsStack, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+    aws: AwsStack, tenant: Tenant, count_calls: Callable[[], CallCounter]
 ) -> None:
-    counter = CallCounter()
+    counter = count_calls()
     _trigger(tenant)
     assert counter.calls == ["PutItem"]
     counter.calls.clear()
@@ -71,11 +90,11 @@ def test_a_trigger_is_one_aws_call_without_a_key_with_a_new_key_and_cached(
 
 
 def test_a_redelivered_trigger_with_the_same_run_id_is_answered_from_the_failed_condition(
-    aws: AwsStack, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+    aws: AwsStack, tenant: Tenant, count_calls: Callable[[], CallCounter]
 ) -> None:
     body = TriggerBody.model_validate({"payload": 1})
     engine.trigger(tenant.env, "hello", body, run_id="run_fixed")
-    counter = CallCounter()
+    counter = count_calls()
     again = engine.trigger(tenant.env, "hello", body, run_id="run_fixed")
     assert counter.calls == ["PutItem"] and again.is_cached and again.id == "run_fixed"
 
