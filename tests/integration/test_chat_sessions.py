@@ -68,8 +68,13 @@ def test_a_killed_worker_is_retried_by_the_reaper_and_the_session_recovers(
     for question in ("and what is a sluice?", "are you still there?", "one more thing"):
         assert sum(f"You said: {question}" in text for text in told) == 1, question
     boots = [line for line in result.worker_output if " boots for " in line]
+    # Each retry boots as a recovery of the attempt before it (one, unless the reaper retried again).
+    retries = [
+        f"attempt {n}: the run's retry after attempt {n - 1} was lost)"
+        for n in range(2, result.retried_attempt + 1)
+    ]
     assert [line.split(" (", 1)[1] for line in boots] == [
         "first run)",
-        "attempt 2: the run's retry after attempt 1 was lost)",
+        *retries,
         f"continuation of {result.run_id})",
     ]
