@@ -7,14 +7,13 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from devstack.testing.launcher import DevStack
-from tests.devstack_fixtures import StartDevstack
+from devstack.testing.launcher import DevStack, start_devstack
 
 pytestmark = pytest.mark.devstack
 
@@ -51,10 +50,30 @@ def _consumed(stack: DevStack, run_ids: set[str]) -> bool:
     return run_ids <= set((stack.health() or {}).get("runQueue", {}).get("recentRunIds", []))
 
 
-def test_killed_children_are_restarted_with_their_state_and_reported(
-    devstack_factory: StartDevstack,
-) -> None:
-    stack = devstack_factory(args=["--no-schedules", "--concurrency", "2", "--run-consumer", "count"])
+@pytest.fixture(scope="module")
+def consuming() -> Iterator[DevStack]:
+    """A stack whose RunQueue the stand-in consumer drains, shared by this module's tests (the
+    restart test, which kills its children, comes last)."""
+    with start_devstack(args=["--no-schedules", "--concurrency", "2", "--run-consumer", "count"]) as stack:
+        yield stack
+
+
+def test_run_queue_consumer_drains_and_counts(consuming: DevStack) -> None:
+    stack = consuming
+    run_ids = [_trigger(stack, "consumed").json()["id"] for _ in range(3)]
+
+    def consumed() -> dict[str, Any] | None:
+        run_queue = (stack.health() or {}).get("runQueue", {})
+        return run_queue if set(run_ids) <= set(run_queue.get("recentRunIds", [])) else None
+
+    stats = _wait_for(consumed, what="the runs consumed")
+    assert stats["consumer"] == "count" and stats["consumed"] >= 3
+    assert stack.queue_depth("RunQueue") == (0, 0)
+    assert _status(stack)["health"]["runQueue"]["consumed"] >= 3
+
+
+def test_killed_children_are_restarted_with_their_state_and_reported(consuming: DevStack) -> None:
+    stack = consuming
     # Made before the restarts, first used after them (a function caches the keys it has seen).
     made_key = stack.create_key("org_health", "env_health")
     first = {_trigger(stack).json()["id"]}
@@ -85,20 +104,6 @@ def test_killed_children_are_restarted_with_their_state_and_reported(
     after = {res.json()["id"], made.json()["id"]}
     _wait_for(lambda: _consumed(stack, after), what="the runs after the restart dispatched")
     assert "exited with status" in stack.log()
-
-
-def test_run_queue_consumer_drains_and_counts(devstack_factory: StartDevstack) -> None:
-    stack = devstack_factory(args=["--no-schedules", "--concurrency", "2", "--run-consumer", "count"])
-    run_ids = [_trigger(stack, "consumed").json()["id"] for _ in range(3)]
-
-    def consumed() -> dict[str, Any] | None:
-        run_queue = (stack.health() or {}).get("runQueue", {})
-        return run_queue if set(run_ids) <= set(run_queue.get("recentRunIds", [])) else None
-
-    stats = _wait_for(consumed, what="the runs consumed")
-    assert stats["consumer"] == "count" and stats["consumed"] >= 3
-    assert stack.queue_depth("RunQueue") == (0, 0)
-    assert _status(stack)["health"]["runQueue"]["consumed"] >= 3
 
 
 def test_without_a_consumer_run_queue_keeps_its_messages(devstack: DevStack) -> None:
