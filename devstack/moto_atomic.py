@@ -6,7 +6,7 @@ moto checks a write's condition and then applies it without a lock, and its
 Under concurrent requests (devstack's threaded server, tests that trigger from many threads) that
 lets two conditional puts on one key both succeed, or fails a transaction with "dictionary changed
 size during iteration". DynamoDB serialises writes to an item and runs transactions atomically,
-so serialising moto's writes (and the scans that iterate a table) is the faithful emulation.
+so serialising moto's DynamoDB calls (one at a time, each whole) is the faithful emulation.
 
 That deep copy (the rollback state of a transaction) also copies every record of the table's
 stream, and moto never trims a stream: a transaction cost ~42 us per record the table ever
@@ -35,16 +35,15 @@ from typing import Any
 
 import moto.sqs.models
 from moto.core import utils as moto_utils
-from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard
+from moto.dynamodb.responses import DynamoHandler
 from moto.sqs.models import Message, SQSBackend
 
 _LOCK = threading.RLock()
-_SERIALISED = ("put_item", "update_item", "delete_item", "transact_write_items", "scan", "query")
 
 
 def patch_moto() -> None:
-    """Idempotent: serialised DynamoDB writes, light transaction rollback state, and SQS reads
+    """Idempotent: serialised DynamoDB calls, light transaction rollback state, and SQS reads
     that do not visit the whole queue."""
     serialise_dynamodb()
     StreamShard.__deepcopy__ = _shard_rollback_copy  # type: ignore[attr-defined]
@@ -54,19 +53,20 @@ def patch_moto() -> None:
 
 
 def serialise_dynamodb() -> None:
-    """Idempotent: wraps each method once."""
-    for name in _SERIALISED:
-        method = getattr(DynamoDBBackend, name)
-        if getattr(method, "_devstack_serialised", False):
-            continue
+    """Idempotent: one DynamoDB call at a time, the whole call. Locking the backend's writes was
+    not enough: UpdateItem deep-copies the item it read before it writes, and a concurrent write
+    adding an attribute to that item failed the copy."""
+    if getattr(DynamoHandler.call_action, "_devstack_serialised", False):
+        return
+    call_action = DynamoHandler.call_action
 
-        def locked(*args: Any, _method: Any = method, **kwargs: Any) -> Any:
-            with _LOCK:
-                return _method(*args, **kwargs)
+    def locked(handler: DynamoHandler) -> Any:
+        with _LOCK:
+            return call_action(handler)
 
-        functools.update_wrapper(locked, method)
-        locked._devstack_serialised = True  # type: ignore[attr-defined]
-        setattr(DynamoDBBackend, name, locked)
+    functools.update_wrapper(locked, call_action)
+    locked._devstack_serialised = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = locked  # type: ignore[method-assign]
 
 
 def _within_retention(backend: SQSBackend, queue_name: str, message: Message) -> bool:

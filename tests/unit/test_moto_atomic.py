@@ -6,6 +6,7 @@ period."""
 from __future__ import annotations
 
 import copy
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -94,3 +95,25 @@ def test_sqs_still_withholds_messages_past_the_retention_period(aws: AwsStack) -
     assert [m["Body"] for m in got] == ["kept"]
     message.sent_timestamp -= 120 * 1000
     assert aws.sqs.receive_message(QueueUrl=url).get("Messages", []) == []
+
+
+def test_concurrent_updates_of_one_item_all_apply(aws: AwsStack) -> None:
+    # moto's UpdateItem deep-copies the item it read before taking any lock: another thread adding
+    # an attribute to that item meanwhile failed the copy ("dictionary changed size during
+    # iteration", a 500 from the streams API's racing mints).
+    name, _ = _table(aws)
+    aws.dynamodb.put_item(TableName=name, Item={"runId": {"S": "run_busy"}})
+
+    def add(thread: int) -> None:
+        for n in range(40):
+            aws.dynamodb.update_item(
+                TableName=name, Key={"runId": {"S": "run_busy"}},
+                UpdateExpression="SET #a = :v",
+                ExpressionAttributeNames={"#a": f"a{thread}_{n}"},
+                ExpressionAttributeValues={":v": {"N": "1"}},
+            )
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(add, range(8)))
+    item = aws.dynamodb.get_item(TableName=name, Key={"runId": {"S": "run_busy"}})["Item"]
+    assert len(item) == 1 + 8 * 40
