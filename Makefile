@@ -33,8 +33,11 @@ up: $(STAMP) redis-server
 ## every case but the scale ones on $(WORKERS) xdist workers, and the scale ones (`slow`) in a pytest
 ## run of their own. Much of the suite waits on devstacks, so the parts fill each other's waits.
 ## Each part's output is printed whole when the part ends (make -O); any part failing fails `test`.
+## The cases are the longest part: the others run at a lower priority (BESIDE), so that they take
+## the CPU the cases leave while they wait on devstacks rather than slow them down.
 WORKERS ?= 3
 XDIST   := -n $(WORKERS) --dist loadgroup
+BESIDE  ?= nice -n 10
 test: redis-server $(STAMP)
 	$(MAKE) --no-print-directory --output-sync=target -j5 lint typecheck template test-cases test-slow
 
@@ -42,17 +45,17 @@ test-cases: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(XDIST)
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -m slow
+	$(BESIDE) $(PY) -m pytest -m slow
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check .
+	$(BESIDE) $(VENV)/bin/ruff check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy
+	$(BESIDE) $(VENV)/bin/mypy
 
 template: $(STAMP)
-	$(VENV)/bin/cfn-lint template.yaml
-	$(VENV)/bin/sam validate --lint --template template.yaml
+	$(BESIDE) $(VENV)/bin/cfn-lint template.yaml
+	$(BESIDE) $(VENV)/bin/sam validate --lint --template template.yaml
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit $(XDIST)
