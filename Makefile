@@ -88,7 +88,7 @@ localstack-stop:
 	scripts/localstack.sh stop
 
 ## The integration and e2e suites with SQS and S3 on LocalStack, DynamoDB on moto
-## (LOCALSTACK_TESTS narrows it: CI runs the SQS/S3 paths only, see .ci/run).
+## (LOCALSTACK_TESTS narrows it).
 LOCALSTACK_TESTS ?= tests/integration tests/e2e
 test-localstack: $(STAMP) redis-server localstack
 	AWS_ENDPOINT_URL_SQS=http://localhost:4566 AWS_ENDPOINT_URL_S3=http://localhost:4566 \

@@ -86,8 +86,12 @@ class DevStack:
         return str(self.info["awsEndpointUrl"])
 
     def aws_endpoint(self, service: str) -> str:
-        """The endpoint serving one service (sqs, s3, dynamodb): stacks may mix emulators."""
-        return endpoints.of(self.info).get(service, self.aws_endpoint_url)
+        """The endpoint serving one service: stacks may mix emulators, and a companion service
+        (secretsmanager, dynamodbstreams) is served where the service it goes with is."""
+        urls = endpoints.of(self.info)
+        if service in urls or service in endpoints.COMPANIONS:
+            return endpoints.url_of(urls, service)
+        return self.aws_endpoint_url
 
     @property
     def headers(self) -> dict[str, str]:
