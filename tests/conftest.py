@@ -83,9 +83,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):
         # Under xdist, where this controller's workers share one session devstack.
         config.stash[_SHARED_DEVSTACK] = Path(tempfile.mkdtemp(prefix="devstack-shared-"))
-    # sluice.aws makes each client in a boto3 Session of its own, and tests drop the clients
-    # before each test: every new session read and parsed botocore's JSON service models again
-    # (~45 ms a client, more than most tests). The models never change, so the process shares one
+    # sluice.aws makes each client in a boto3 Session of its own, and tests that change a client's
+    # settings get a new one: every new session read and parsed botocore's JSON service models
+    # again (~45 ms a client, more than most tests). The models never change, so the process shares one
     # loader (botocore has no option for it; its sessions build theirs with this function).
     botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)  # type: ignore[attr-defined]
 
