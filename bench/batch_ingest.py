@@ -48,7 +48,7 @@ def stand_ins(store_s: float, *, moto: bool) -> Iterator[None]:
     the waits on the network that concurrency overlaps) and its S3 keeps every object in memory."""
     real_store = items.payloads.store
     sqs = sluice_aws.sqs()
-    real_send = sqs.send_message
+    real_send = sqs.send_message_batch
 
     def slow_store(key: str, body: bytes) -> None:
         time.sleep(store_s)
@@ -57,12 +57,12 @@ def stand_ins(store_s: float, *, moto: bool) -> Iterator[None]:
 
     items.payloads.store = slow_store  # type: ignore[assignment]
     if not moto:
-        sqs.send_message = lambda **_: {}
+        sqs.send_message_batch = lambda **_: {"Successful": [], "Failed": []}
     try:
         yield
     finally:
         items.payloads.store = real_store  # type: ignore[assignment]
-        sqs.send_message = real_send
+        sqs.send_message_batch = real_send
 
 
 def new_batch(env: Environment, count: int, staged_: bool = False) -> str:
@@ -118,14 +118,14 @@ def staged_throughput(env: Environment, count: int) -> None:
     key = f"staging/{env.env_id}/{batch_id}.ndjson"
     sluice_aws.s3().put_object(Bucket=get_settings().staging_bucket, Key=key, Body=body)
     sqs = sluice_aws.sqs()
-    real_send = sqs.send_message
+    real_send = sqs.send_message_batch
     # moto's SQS scans its whole queue on every send (quadratic over 20 000 items); SQS does not.
-    sqs.send_message = lambda **_: {}
+    sqs.send_message_batch = lambda **_: {"Successful": [], "Failed": []}
     try:
         job = staged.StagedJob(env.env_id, batch_id, get_settings().staging_bucket, key, None)
         ms, result = timed(lambda: staged.run(job, time.monotonic() + 900))
     finally:
-        sqs.send_message = real_send
+        sqs.send_message_batch = real_send
     assert result is not None and not isinstance(result, staged.StagedJob) and result.sealed
     rate, mb = count / (ms / 1000), len(body) / 1e6
     print(f"\nstaged ingest: {count} items ({mb:.1f} MB) in {ms / 1000:.1f} s = {rate:,.0f} items/s")

@@ -48,6 +48,7 @@ PRELOADED = (
     "aws_lambda_powertools.event_handler",
     "aws_lambda_powertools.utilities.batch",
     "aws_lambda_powertools.utilities.parser",
+    "devstack.forkserver_preload",
 )
 if "forkserver" in multiprocessing.get_all_start_methods():
     _MP = multiprocessing.get_context("forkserver")

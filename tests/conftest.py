@@ -28,7 +28,6 @@ free.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import tempfile
@@ -39,8 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import botocore.loaders
-import botocore.session
 import pytest
 import redis
 from moto import mock_aws
@@ -49,6 +46,7 @@ from moto.s3.models import s3_backends
 from moto.sqs.models import sqs_backends
 
 from devstack.apigw import Route, http_event
+from devstack.botocore_models import share_loader
 from devstack.handlers import context_for, load_handler
 from devstack.moto_atomic import patch_moto
 from devstack.provision import create_all
@@ -83,11 +81,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):
         # Under xdist, where this controller's workers share one session devstack.
         config.stash[_SHARED_DEVSTACK] = Path(tempfile.mkdtemp(prefix="devstack-shared-"))
-    # sluice.aws makes each client in a boto3 Session of its own, and tests that change a client's
-    # settings get a new one: every new session read and parsed botocore's JSON service models
-    # again (~45 ms a client, more than most tests). The models never change, so the process shares one
-    # loader (botocore has no option for it; its sessions build theirs with this function).
-    botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)  # type: ignore[attr-defined]
+    # Tests that change a client's settings get a new one, and resets make new sessions: each
+    # parsed botocore's models again (~45 ms a client, more than most tests).
+    share_loader()
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -52,6 +52,11 @@ def dlq_bodies(stack: DevStack, queue: str, expected: set[str]) -> set[str]:
 def test_partial_batch_failures(probe: DevStack) -> None:
     tag = uuid.uuid4().hex[:8]
     ok, failing = [f"ok-{tag}-{i}" for i in range(3)], f"fail-{tag}"
+    # The first delivery meets a cold worker, whose start on a loaded machine can outlast the
+    # queue's 2 s visibility timeout and have the batch delivered twice: the batch goes to a warm one.
+    warm = f"warm-{uuid.uuid4().hex[:8]}"
+    probe.send("WorkQueue", warm)
+    eventually(lambda: warm in probe.redis.lrange("worker:done", 0, -1), what="a warm worker")
     probe.client("sqs").send_message_batch(
         QueueUrl=probe.queue_url("WorkQueue"),
         Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate([*ok, failing])],

@@ -122,11 +122,11 @@ def test_server_errors_are_retried_and_client_errors_carry_the_phase(
 
     real, failures = server_items.state.mark_enqueued, [1]
 
-    def flaky(batch_id: str, index: int) -> bool:
+    def flaky(batch_id: str, indexes: list[int]) -> int:
         if failures[0]:
             failures[0] -= 1
             raise ServiceUnavailable("down")
-        return real(batch_id, index)
+        return real(batch_id, indexes)
 
     monkeypatch.setattr(server_items.state, "mark_enqueued", flaky)
     assert client.batches.trigger(items(2), retry=FAST).sealed is True

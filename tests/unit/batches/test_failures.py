@@ -69,20 +69,43 @@ def test_phase_2_stopped_by_a_queue_failure_and_retried_ends_with_exactly_run_co
 ) -> None:
     batch_id = api.create_id(30)
     sqs = sluice_aws.sqs()
-    real, sent = sqs.send_message, [0]
+    real, sent = sqs.send_message_batch, [0]
 
     def dies_after_ten(**kwargs: Any) -> Any:
-        sent[0] += 1
+        sent[0] += len(kwargs["Entries"])
         if sent[0] > 10:
             raise EndpointConnectionError(endpoint_url="https://sqs")
         return real(**kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(sqs, "send_message", dies_after_ten)
+        patch.setattr(sqs, "send_message_batch", dies_after_ten)
         res = api.items(batch_id, [item(i) for i in range(30)])
     assert res.status == 503 and res.json()["code"] == "service_unavailable"
     assert api.items(batch_id, [item(i) for i in range(30)]).json()["sealed"] is True
     assert_exactly_one_run_per_index(api, batch_id, 30)
+
+
+def test_messages_the_queue_refuses_are_a_503_and_the_retry_sends_them(
+    api: BatchApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch_id = api.create_id(4)
+    sqs = sluice_aws.sqs()
+    real = sqs.send_message_batch
+
+    def refuses_the_last(**request: Any) -> Any:
+        *taken, refused = request["Entries"]
+        response = real(**{**request, "Entries": taken})
+        failure = {"Id": refused["Id"], "SenderFault": False, "Code": "InternalError", "Message": "try again"}
+        return {**response, "Failed": [failure]}
+
+    with monkeypatch.context() as patch:
+        patch.setattr(sqs, "send_message_batch", refuses_the_last)
+        res = api.items(batch_id, [item(i) for i in range(4)])
+    assert res.status == 503 and "InternalError" in res.json()["error"]
+    assert status(api, batch_id)["enqueuedCount"] == 3
+    retry = api.items(batch_id, [item(i) for i in range(4)]).json()
+    assert (retry["itemsAccepted"], retry["itemsDeduplicated"], retry["sealed"]) == (1, 3, True)
+    assert_exactly_one_run_per_index(api, batch_id, 4)
 
 
 def test_half_done_item_is_repaired_by_the_retry(api: BatchApi, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,10 +114,11 @@ def test_half_done_item_is_repaired_by_the_retry(api: BatchApi, monkeypatch: pyt
     batch_id = api.create_id(3)
     real = state.mark_enqueued
 
-    def lost_mark(b: str, index: int) -> bool:
-        if index == 1:
+    def lost_mark(b: str, indexes: list[int]) -> int:
+        added = real(b, [i for i in indexes if i != 1])
+        if 1 in indexes:
             raise ServiceUnavailable("Redis went away")
-        return real(b, index)
+        return added
 
     with monkeypatch.context() as patch:
         patch.setattr(items.state, "mark_enqueued", lost_mark)
@@ -161,7 +185,7 @@ def test_queue_down_is_a_503_and_nothing_is_marked(api: BatchApi, monkeypatch: p
         raise EndpointConnectionError(endpoint_url="https://sqs")
 
     with monkeypatch.context() as patch:
-        patch.setattr(sqs, "send_message", down)
+        patch.setattr(sqs, "send_message_batch", down)
         assert api.items(batch_id, [item(0), item(1)]).status == 503
     assert status(api, batch_id)["enqueuedCount"] == 0
 

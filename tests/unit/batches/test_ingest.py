@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import redis
 
+from sluice import aws as sluice_aws
 from sluice.batches import ingest, items, state, store
 from sluice.batches.models import BatchStatus
 from tests.unit.batches.conftest import BatchApi, item, ndjson
@@ -221,6 +223,28 @@ def test_ingests_a_large_batch_with_bounded_concurrency_and_seals_it(api: BatchA
     assert res["sealed"] is True and res["itemsAccepted"] == 100 and res["enqueuedCount"] == 100
     indexes = sorted(json.loads(m["Body"])["index"] for m in api.queued_items())
     assert indexes == list(range(100))
+
+
+def test_items_share_their_round_trips_a_group_at_a_time(api: BatchApi, redis_client: redis.Redis) -> None:
+    batch_id = api.create_id(25)
+    sqs, sends = sluice_aws.sqs(), []
+
+    def count(params: dict[str, Any], **_: Any) -> None:
+        sends.append(len(params.get("Entries", [None])))
+
+    sqs.meta.events.register("before-parameter-build.sqs", count)
+    try:
+        redis_client.config_resetstat()
+        res = api.items(batch_id, [item(i) for i in range(25)]).json()
+    finally:
+        sqs.meta.events.unregister("before-parameter-build.sqs", count)
+    assert res["sealed"] is True and res["itemsAccepted"] == 25
+    stats = redis_client.info("commandstats")
+    # Per group of 10: one SMISMEMBER skips what is enqueued, one SendMessageBatch, one mark (SADD).
+    assert sends == [10, 10, 5]
+    assert stats["cmdstat_smismember"]["calls"] == 3 and stats["cmdstat_sadd"]["calls"] == 3
+    assert "cmdstat_sismember" not in stats
+    assert sorted(json.loads(m["Body"])["index"] for m in api.queued_items()) == list(range(25))
 
 
 @pytest.mark.parametrize("concurrency", [1, 4, 10])

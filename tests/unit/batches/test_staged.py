@@ -97,9 +97,12 @@ def test_staged_ingest_of_20000_items_runs_in_bounded_memory(
 
     monkeypatch.setattr(staged, "_open", open_range)
     sent: list[int] = []
-    monkeypatch.setattr(
-        sluice_aws.sqs(), "send_message", lambda **kw: sent.append(json.loads(kw["MessageBody"])["index"])
-    )
+
+    def record(**request: Any) -> dict[str, Any]:
+        sent.extend(json.loads(entry["MessageBody"])["index"] for entry in request["Entries"])
+        return {"Successful": [], "Failed": []}
+
+    monkeypatch.setattr(sluice_aws.sqs(), "send_message_batch", record)
     del body
     tracemalloc.start()
     try:

@@ -65,10 +65,33 @@ def ingest_lines(batch: Batch, lines: Iterable[Parsed], concurrency: int | None 
     # threads, because boto3's client creation is not thread-safe.
     aws.sqs(), aws.s3(), get_redis()
     width = concurrency or get_settings().batch_ingest_concurrency
+    # Groups of items share their round trips (items.process); groups side by side keep at most
+    # ``width`` items in flight.
+    size = min(items.GROUP, width)
     outcomes: Counter[str] = Counter()
-    firsts = _first_of_each_index(lines, outcomes)
-    outcomes.update(bounded_map(firsts, partial(items.process, batch), width))
+    groups = _groups(_first_of_each_index(lines, outcomes), size)
+    for counts in bounded_map(groups, partial(items.process, batch), max(1, width // size)):
+        outcomes.update(counts)
     return outcomes
+
+
+def _groups(lines: Iterable[Parsed], size: int) -> Iterator[list[Parsed]]:
+    """``lines`` in lists of ``size``; a failing source still yields the lines before its failure,
+    so that they are queued before the error is answered (itertools.batched would drop them)."""
+    group: list[Parsed] = []
+    failure: Exception | None = None
+    try:
+        for parsed in lines:
+            group.append(parsed)
+            if len(group) == size:
+                yield group
+                group = []
+    except Exception as exc:
+        failure = exc
+    if group:
+        yield group
+    if failure is not None:
+        raise failure
 
 
 def _first_of_each_index(lines: Iterable[Parsed], outcomes: Counter[str]) -> Iterator[Parsed]:

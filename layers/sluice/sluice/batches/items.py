@@ -1,6 +1,10 @@
-"""One phase-2 item: validate it, offload its payload, queue it once.
+"""Phase-2 items, a group at a time: validate them, offload their payloads, queue each once.
 
-The order is what makes a retry repair a half-done item: the index is marked enqueued only after
+A group is one SendMessageBatch's worth of items (10): one Redis call finds the indexes already
+enqueued, one SendMessageBatch (more where the messages outweigh its 256 KiB) queues the rest, one
+Redis call marks them. Per item that was a SISMEMBER, a SendMessage and a mark: three round trips.
+
+The order is what makes a retry repair a half-done item: an index is marked enqueued only after
 its message is durably on BatchItemQueue. A crash or a dependency failure before the mark leaves
 the index unmarked, and the next phase 2 sends it again; a duplicate message is harmless because
 batch_runs creates the item's run under a run id derived from (batch, index).
@@ -9,6 +13,10 @@ batch_runs creates the item's run under a run id derived from (batch, index).
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
@@ -16,34 +24,71 @@ from pydantic import ValidationError
 
 from sluice import aws, strict_json
 from sluice.batches import keys, state
+from sluice.batches.concurrency import bounded_map
 from sluice.batches.errors import InvalidItem
 from sluice.batches.models import PAYLOAD_TOO_LARGE, STORE_PAYLOAD_TYPE, Batch, BatchItem
 from sluice.batches.ndjson import OversizedItem, Parsed
 from sluice.config import get_settings
 from sluice.engine import TriggerBody, payloads
 from sluice.engine.models import check_trigger
-from sluice.errors import PayloadTooLarge, Unprocessable, issues_from_pydantic
+from sluice.errors import PayloadTooLarge, ServiceUnavailable, Unprocessable, issues_from_pydantic
+from sluice.sqs_send import SEND_BATCH, send_chunks
 
 Outcome = Literal["accepted", "deduplicated"]
 
 # SQS's classic message limit. Queues now take 1 MiB, but staying under 256 KiB keeps the
 # message cheap (one 64 KiB billing chunk per 64 KiB) and works on every emulator.
 SQS_MAX_MESSAGE_BYTES = 256 * 1024
+# A group's messages go out together: one SendMessageBatch's worth.
+GROUP = SEND_BATCH
+ITEM_QUEUE = "batch item queue"  # what a 503 names
 
 
-def process(batch: Batch, parsed: Parsed) -> Outcome:
-    """Queue one parsed line of ``batch``.
+def process(batch: Batch, lines: Sequence[Parsed]) -> Counter[Outcome]:
+    """Queue a group of ``batch``'s parsed lines (at most ``GROUP``), up to the first invalid one.
 
     Raises:
-        InvalidItem: the line is not a valid item, or its index is outside [0, runCount).
-        ServiceUnavailable: Redis, S3 or SQS failed; nothing was marked, a retry repeats it.
+        InvalidItem: a line is not a valid item, or its index is outside [0, runCount); the lines
+            before it are queued.
+        ServiceUnavailable: Redis, S3 or SQS failed; what was queued is marked, a retry repeats the rest.
     """
+    todo: list[BatchItem | OversizedItem] = []
+    invalid: InvalidItem | None = None
+    for parsed in lines:
+        try:
+            todo.append(_checked(batch, parsed))
+        except InvalidItem as exc:
+            invalid = exc
+            break
+    outcomes: Counter[Outcome] = Counter()
+    already = state.enqueued_among(batch.id, [entry.index for entry in todo])
+    outcomes["deduplicated"] += len(already)
+    messages: list[_Message] = []
+    for entry in todo:
+        if entry.index in already:
+            continue
+        try:
+            messages.append(_message(batch, entry))
+        except InvalidItem as exc:
+            invalid = exc
+            break
+    messages, failure = _stored(messages)
+    sent, refused = _send(batch, messages)
+    if sent:
+        added = state.mark_enqueued(batch.id, sent)
+        outcomes["accepted"] += added
+        outcomes["deduplicated"] += len(sent) - added
+    for error in (refused, failure, invalid):
+        if error is not None:
+            raise error
+    return outcomes
+
+
+def _checked(batch: Batch, parsed: Parsed) -> BatchItem | OversizedItem:
     if isinstance(parsed.value, OversizedItem):
-        return _oversized(batch, parsed.value)
-    item = _validate(batch, parsed)
-    if state.is_enqueued(batch.id, item.index):
-        return "deduplicated"
-    return _enqueue(batch, item.index, _message(batch, item))
+        _check_index(batch, parsed.value.index)
+        return parsed.value
+    return _validate(batch, parsed)
 
 
 def _validate(batch: Batch, parsed: Parsed) -> BatchItem:
@@ -79,17 +124,14 @@ def _check_index(batch: Batch, index: int) -> None:
         raise InvalidItem(f"Item index {index} exceeds batch runCount {batch.runCount}", index=index)
 
 
-def _oversized(batch: Batch, marker: OversizedItem) -> Outcome:
-    _check_index(batch, marker.index)
-    if state.is_enqueued(batch.id, marker.index):
-        return "deduplicated"
+def _oversized(batch: Batch, marker: OversizedItem) -> dict[str, Any]:
     message = (
         f"Batch item payload is too large ({marker.actual_size / 1024:.1f} KB). Maximum allowed size is "
         f"{marker.max_size / 1024:.1f} KB. Reduce the payload size or offload large data to external storage."
     )
     envelope = _envelope(batch, marker.index, marker.task, {})
     envelope["error"] = {"code": PAYLOAD_TOO_LARGE, "message": message}
-    return _enqueue(batch, marker.index, envelope)
+    return envelope
 
 
 def _envelope(batch: Batch, index: int, task: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -106,24 +148,52 @@ def _envelope(batch: Batch, index: int, task: str, options: dict[str, Any]) -> d
     }
 
 
-def _message(batch: Batch, item: BatchItem) -> dict[str, Any]:
-    options = item.options.trigger_options().model_dump(mode="json", exclude_defaults=True)
-    envelope = _envelope(batch, item.index, item.task, options)
-    key = keys.item_payload(batch.envId, batch.id, item.index)
-    if item.options.payloadType == STORE_PAYLOAD_TYPE:
-        _require_uploaded(key, item.index)
+@dataclass(frozen=True)
+class _Message:
+    index: int
+    envelope: dict[str, Any]
+    # The S3 call to make before the message is sent: its payload stored, or its upload checked.
+    s3: Callable[[], None] | None = None
+
+
+def _message(batch: Batch, entry: BatchItem | OversizedItem) -> _Message:
+    if isinstance(entry, OversizedItem):
+        return _Message(entry.index, _oversized(batch, entry))
+    options = entry.options.trigger_options().model_dump(mode="json", exclude_defaults=True)
+    envelope = _envelope(batch, entry.index, entry.task, options)
+    key = keys.item_payload(batch.envId, batch.id, entry.index)
+    if entry.options.payloadType == STORE_PAYLOAD_TYPE:
         envelope["payloadRef"] = key
-        return envelope
-    encoded = payloads.encode(item.payload)
+        return _Message(entry.index, envelope, partial(_require_uploaded, key, entry.index))
+    encoded = payloads.encode(entry.payload)
     room = SQS_MAX_MESSAGE_BYTES - len(_encode(envelope)) - len(',"payload":')
     if room <= 0:
-        raise InvalidItem(f"Invalid item at index {item.index}: its options are too large", index=item.index)
-    if item.payload is not None and len(encoded) > min(get_settings().payload_offload_bytes, room):
-        payloads.store(key, encoded)
+        message = f"Invalid item at index {entry.index}: its options are too large"
+        raise InvalidItem(message, index=entry.index)
+    if entry.payload is not None and len(encoded) > min(get_settings().payload_offload_bytes, room):
         envelope["payloadRef"] = key
-    else:
-        envelope["payload"] = item.payload
-    return envelope
+        return _Message(entry.index, envelope, partial(payloads.store, key, encoded))
+    envelope["payload"] = entry.payload
+    return _Message(entry.index, envelope)
+
+
+def _stored(messages: list[_Message]) -> tuple[list[_Message], Exception | None]:
+    """The messages whose S3 call succeeded (the group's calls side by side), and the first
+    failure in item order."""
+    calls = [m for m in messages if m.s3 is not None]
+    failures = dict(bounded_map(calls, _attempt, len(calls)))
+    kept = [m for m in messages if failures.get(m.index) is None]
+    first = next((failures[m.index] for m in messages if failures.get(m.index) is not None), None)
+    return kept, first
+
+
+def _attempt(message: _Message) -> tuple[int, Exception | None]:
+    assert message.s3 is not None
+    try:
+        message.s3()
+    except Exception as exc:  # re-raised by ``process`` once the group's other items are queued
+        return message.index, exc
+    return message.index, None
 
 
 def _encode(message: dict[str, Any]) -> bytes:
@@ -160,12 +230,25 @@ def _require_uploaded(key: str, index: int) -> None:
         ) from exc
 
 
-def _enqueue(batch: Batch, index: int, message: dict[str, Any]) -> Outcome:
-    with aws.unavailable_as_503("batch item queue"):
-        aws.sqs().send_message(
-            QueueUrl=get_settings().batch_item_queue_url,
-            MessageBody=_encode(message).decode("utf-8"),
-            # Fair queues: one organization's 100 000-item batch does not hold up the others'.
-            MessageGroupId=batch.orgId,
-        )
-    return "accepted" if state.mark_enqueued(batch.id, index) else "deduplicated"
+def _send(batch: Batch, messages: list[_Message]) -> tuple[list[int], ServiceUnavailable | None]:
+    """Send ``messages`` in SendMessageBatch calls; the indexes sent, and why the rest were not."""
+    bodies = [_encode(m.envelope).decode("utf-8") for m in messages]
+    sent: list[int] = []
+    for chunk in send_chunks(bodies):
+        # Fair queues: one organization's 100 000-item batch does not hold up the others'.
+        entries = [{"Id": str(i), "MessageBody": bodies[i], "MessageGroupId": batch.orgId} for i in chunk]
+        try:
+            with aws.unavailable_as_503(ITEM_QUEUE):
+                response = aws.sqs().send_message_batch(
+                    QueueUrl=get_settings().batch_item_queue_url,
+                    Entries=entries,  # type: ignore[arg-type]
+                )
+        except ServiceUnavailable as exc:
+            return sent, exc
+        refused = response.get("Failed", [])
+        failed = {int(f["Id"]) for f in refused}
+        sent += [messages[i].index for i in chunk if i not in failed]
+        if refused:
+            reason = f"{len(refused)} items, {refused[0].get('Code')}: {refused[0].get('Message', '')}"
+            return sent, ServiceUnavailable(f"The {ITEM_QUEUE} refused messages ({reason}); retry shortly")
+    return sent, None

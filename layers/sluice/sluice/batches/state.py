@@ -5,7 +5,8 @@ state shared by every Lambda handling the batch. In DynamoDB that is either a tr
 also bumps a counter on the batch record, and concurrent transactions on one item fail with
 TransactionConflict at exactly the concurrency phase 2 runs at, or a set on the record, which a
 100 000-item staged batch would push past the 400 KB item limit. A Redis SET per batch does it
-in one sub-millisecond Lua call, with all of a batch's keys in one cluster slot.
+in one sub-millisecond Lua call, for a group of items at once, with all of a batch's keys in one
+cluster slot.
 
 What makes that safe: an index is added to ``enqueued`` only after its message is durably on
 BatchItemQueue, so a crash in between leaves the index unmarked and the retried phase 2 sends it
@@ -17,6 +18,7 @@ Redis unavailable means 503: dedup and counting cannot be done without it, and n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from functools import cache
 
@@ -36,21 +38,25 @@ def _mark_script(client: RedisClient) -> Script:
     return load_script(client, "sluice.batches", "mark")
 
 
-def _mark(set_keys: list[str], index: int) -> tuple[bool, int]:
+def _mark(set_keys: list[str], indexes: Sequence[int]) -> tuple[int, int]:
     client = get_redis()
     with redis_errors():
-        added, count = _mark_script(client)(keys=set_keys, args=[index, get_settings().batch_state_ttl_s])
-    return bool(added), int(count)
+        added, count = _mark_script(client)(keys=set_keys, args=[get_settings().batch_state_ttl_s, *indexes])
+    return int(added), int(count)
 
 
-def is_enqueued(batch_id: str, index: int) -> bool:
+def enqueued_among(batch_id: str, indexes: Sequence[int]) -> set[int]:
+    """Which of ``indexes`` are enqueued already (one round trip for all of them)."""
+    if not indexes:
+        return set()
     with redis_errors():
-        return bool(get_redis().sismember(keys.enqueued(batch_id), str(index)))
+        flags = get_redis().smismember(keys.enqueued(batch_id), [str(i) for i in indexes])
+    return {index for index, flag in zip(indexes, flags, strict=True) if flag}
 
 
-def mark_enqueued(batch_id: str, index: int) -> bool:
-    """Record that the item's message is on the queue; False when it already was."""
-    return _mark([keys.enqueued(batch_id)], index)[0]
+def mark_enqueued(batch_id: str, indexes: Sequence[int]) -> int:
+    """Record that the items' messages are on the queue; returns how many were not recorded yet."""
+    return _mark([keys.enqueued(batch_id)], indexes)[0]
 
 
 def enqueued_count(batch_id: str) -> int:
@@ -61,7 +67,7 @@ def enqueued_count(batch_id: str) -> int:
 def mark_processed(batch_id: str, index: int, failed: bool) -> int:
     """Record that the item's run exists; returns how many items of the batch have one."""
     sets = [keys.processed(batch_id), keys.failed(batch_id)] if failed else [keys.processed(batch_id)]
-    return _mark(sets, index)[1]
+    return _mark(sets, [index])[1]
 
 
 def processed_counts(batch_id: str) -> tuple[int, int]:

@@ -9,7 +9,7 @@ outlives Redis losing its data: see ``drain``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -20,12 +20,10 @@ from sluice.engine import payloads
 from sluice.errors import ServiceUnavailable
 from sluice.mollifier.keys import shard_of
 from sluice.mollifier.models import BufferEntry, CarriedEntry, DrainSignal
+from sluice.sqs_send import send_chunks
 
 # SQS takes 256 KiB per message; a larger snapshot goes to S3 and the signal carries its key.
 SIGNAL_INLINE_BYTES = 192 * 1024
-# SendMessageBatch takes at most 10 messages and 256 KiB in all.
-SEND_BATCH = 10
-SEND_BATCH_BYTES = 256 * 1024
 
 
 def carry(env_id: str, run_id: str, task_id: str, created_at: datetime, snapshot: str) -> CarriedEntry:
@@ -71,7 +69,7 @@ def resend_signals(signals: Sequence[DrainSignal]) -> list[Exception | None]:
     one answer per signal: None, or the error that kept it from being sent."""
     bodies = [signal.model_dump_json() for signal in signals]
     answers: list[Exception | None] = [None] * len(signals)
-    for chunk in _send_chunks(bodies):
+    for chunk in send_chunks(bodies):
         entries = [
             {"Id": str(i), "MessageBody": bodies[i], "MessageGroupId": signals[i].orgId} for i in chunk
         ]
@@ -87,21 +85,6 @@ def resend_signals(signals: Sequence[DrainSignal]) -> list[Exception | None]:
             reason = f"{failed.get('Code')}: {failed.get('Message', '')}"
             answers[int(failed["Id"])] = ServiceUnavailable(f"DrainQueue refused a signal ({reason})")
     return answers
-
-
-def _send_chunks(bodies: list[str]) -> Iterator[list[int]]:
-    """Consecutive indexes of ``bodies`` that fit one SendMessageBatch."""
-    chunk: list[int] = []
-    size = 0
-    for i, body in enumerate(bodies):
-        length = len(body.encode("utf-8"))
-        if chunk and (len(chunk) == SEND_BATCH or size + length > SEND_BATCH_BYTES):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(i)
-        size += length
-    if chunk:
-        yield chunk
 
 
 def signals_in_flight() -> int:
