@@ -49,6 +49,26 @@ def test_reclaims_entries_abandoned_in_draining_and_resignals_them(
     assert [json.loads(m["Body"])["runId"] for m in aws.receive_all("DrainQueue")] == [old.runId]
 
 
+def test_a_malformed_abandoned_entry_is_set_aside_and_the_sweep_goes_on(
+    aws: AwsStack, swept: MollifierBuffer
+) -> None:
+    for run_id in ("run_bad", "run_good"):
+        accept(swept, run_id)
+    popped = [pop_one(swept), pop_one(swept)]
+    keys = swept.keys_for("org_a")
+    for entry in popped:
+        assert entry is not None
+        swept.client.zadd(keys.draining, {entry.runId: 1})
+    swept.client.hset(keys.entry("run_bad"), "attempts", "not a number")
+    report = mollifier.sweep()
+    assert report.reclaimed == 1
+    good = swept.get_entry("org_a", "run_good")
+    assert good is not None and good.status == "QUEUED"
+    assert swept.client.zscore(keys.draining, "run_bad") is None, "not looked at again every sweep"
+    assert swept.client.exists(keys.entry("run_bad")), "its signal still finds what is left of it"
+    assert mollifier.sweep().reclaimed == 0
+
+
 def test_resignals_the_deficit_when_signals_were_lost(aws: AwsStack, swept: MollifierBuffer) -> None:
     for i in range(3):
         accept(swept, f"run_{i}")  # accepted, but no signal was sent

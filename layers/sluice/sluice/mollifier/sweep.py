@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from sluice.config import Settings
 from sluice.mollifier.buffer import MollifierBuffer, text, text_map, texts
+from sluice.mollifier.errors import MalformedEntry
 from sluice.mollifier.keys import SWEEP_CURSOR, SWEEP_STATS, ShardKeys
 from sluice.mollifier.models import BufferEntry
 from sluice.mollifier.signals import carried, send_signal, signals_in_flight
@@ -100,7 +101,14 @@ def reclaim_abandoned(buffer: MollifierBuffer, shard: int, cutoff_ms: int, limit
         if not fields:
             buffer.client.zrem(keys.draining, run_id)
             continue
-        entry = BufferEntry.from_hash(fields)
+        try:
+            entry = BufferEntry.from_hash(fields)
+        except MalformedEntry:
+            # Nothing can requeue or re-signal it; its own signal carries the trigger and makes the
+            # run (see ``drain``). Left in DRAINING, it stopped every later sweep at this point.
+            logger.exception("mollifier.abandoned_entry_malformed", extra={"runId": run_id})
+            buffer.client.zrem(keys.draining, run_id)
+            continue
         if buffer.requeue(entry, popped_before_ms=cutoff_ms):
             send_signal(entry.runId, entry.orgId, entry.envId, entry=carried(entry))
             logger.warning("mollifier.reclaimed_abandoned", extra={"runId": run_id})
