@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -19,8 +18,6 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from devstack.testing.launcher import DevStack
 
 FUZZ_EXAMPLES = 25
-# On one worker: the fuzz starts most of the template's functions, once on that worker's stack.
-pytestmark = pytest.mark.xdist_group("openapi-fuzz")
 DOCUMENT = json.loads((Path(__file__).resolve().parents[2] / "openapi.json").read_text(encoding="utf-8"))
 schema = schemathesis.openapi.from_dict(DOCUMENT)
 
