@@ -11,9 +11,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 
-import httpx
-
-from devstack.services import Service, free_port, wait_until
+from devstack.services import Service, free_port, wait_for_http
 from devstack.template import FunctionSpec
 
 READINESS_DEFAULT = "/"
@@ -47,7 +45,7 @@ def start_web_app(spec: FunctionSpec, env: Mapping[str, str], url: str, *, verbo
     check = url + env.get("AWS_LWA_READINESS_CHECK_PATH", READINESS_DEFAULT)
     service = Service(url, process)
     try:
-        wait_until(lambda: httpx.get(check, timeout=1).status_code < 500, START_TIMEOUT_S, spec.logical_id)
+        wait_for_http(check, START_TIMEOUT_S, spec.logical_id)
     except RuntimeError:
         service.stop()
         raise

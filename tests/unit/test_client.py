@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Callable
 
 import httpx
@@ -17,6 +18,7 @@ from sluice.client.errors import (
     ServerError,
     UnprocessableEntityError,
 )
+from sluice.client.transport import tls_context
 
 Responder = Callable[[httpx.Request], httpx.Response]
 
@@ -134,3 +136,18 @@ def test_connection_errors_are_retried_then_raised() -> None:
     with pytest.raises(ApiConnectionError):
         client_with(respond, sleeps, attempts=3).trigger("t", 1)
     assert len(sleeps) == 2
+
+
+def test_clients_load_the_ca_bundle_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    loads: list[object] = []
+    real = ssl.SSLContext.load_verify_locations
+
+    def load_verify_locations(self: ssl.SSLContext, *args: object, **kwargs: object) -> None:
+        loads.append(args or kwargs)
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", load_verify_locations)
+    tls_context.cache_clear()
+    for n in range(3):
+        Sluice("https://api.example.com", f"sk_{n}")  # each with an upload client of its own too
+    assert len(loads) == 1

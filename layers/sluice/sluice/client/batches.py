@@ -28,7 +28,7 @@ from urllib.parse import quote
 import httpx
 
 from sluice.client.errors import ApiConnectionError, ApiError, SluiceClientError
-from sluice.client.transport import RetryOptions, Transport, decode
+from sluice.client.transport import RetryOptions, Transport, decode, tls_context
 
 Phase = Literal["offload", "create", "stream", "upload"]
 Progress = Callable[[int, int], None]
@@ -135,7 +135,7 @@ class Batches:
         # MAX_REQUEST_ITEMS; a lower value stages smaller batches (and lets tests stage a few).
         self.stage_above_items = stage_above_items
         # Presigned S3 URLs carry their own signature: the API key must not go along with them.
-        self._uploads = uploads or httpx.Client(timeout=transport.http.timeout)
+        self._uploads = uploads or httpx.Client(timeout=transport.http.timeout, verify=tls_context())
 
     def trigger(
         self,
