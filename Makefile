@@ -64,7 +64,7 @@ integration: $(STAMP)
 	$(PY) -m pytest tests/integration tests/e2e $(XDIST)
 
 bench: $(STAMP)
-	for b in engine_calls mollifier_intake mollifier_drain mollifier_fairness batch_ingest streams aws_unreachable \
+	for b in engine_calls aws_clients mollifier_intake mollifier_drain mollifier_fairness batch_ingest streams aws_unreachable \
 	         sessions_recovery sessions_appends moto_transactions; do \
 	  echo "== bench/$$b.py"; $(PY) -m bench.$$b || exit 1; done
 
