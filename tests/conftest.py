@@ -56,7 +56,7 @@ from devstack.redis_cluster import RedisCluster, start_cluster
 from devstack.services import start_redis
 from devstack.streams import StreamReader, StreamSource, in_process_invoke
 from devstack.template import REGION, Stack
-from devstack.testing.launcher import stop_shared_devstack
+from devstack.testing.launcher import LOG_TAIL, stop_shared_devstack
 from devstack.testing.queues import decode_bodies, receive_all
 from sluice.auth import Environment, clear_auth_cache, provision_key
 from sluice.config import get_settings
@@ -99,6 +99,17 @@ def pytest_configure_node(node: Any) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if (directory := config.stash.get(_SHARED_DEVSTACK, None)) is not None:
         stop_shared_devstack(directory)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """A failed test on the session's stack gets the stack's log, as a test's own stack prints it
+    (start_devstack): the session's outlives the test, so nothing else would show it."""
+    report = yield
+    stack = getattr(item, "funcargs", {}).get("devstack")
+    if report.failed and report.when == "call" and stack is not None:
+        report.sections.append((f"devstack log ({stack.log_path})", stack.log()[-LOG_TAIL:]))
+    return report
 
 
 # First: xdist's own hook (a plugin registered after this file) reads the groups set here.

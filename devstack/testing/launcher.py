@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[2]
 _NOT_INHERITED_PREFIXES = ("SLUICE_",)
 _NOT_INHERITED = {"REDIS_URL"}
 LOG = "devstack.log"
+LOG_TAIL = 20_000  # characters of a stack's log shown under a failed test
 
 
 class DevstackFailed(RuntimeError):
@@ -228,7 +229,7 @@ def start_devstack(
     except BaseException:
         # pytest shows a failed test's stderr: the stack's log is what explains most failures.
         sys.stderr.write(f"--- devstack log ({directory / LOG}) ---\n")
-        sys.stderr.write((directory / LOG).read_text(encoding="utf-8", errors="replace")[-20000:])
+        sys.stderr.write((directory / LOG).read_text(encoding="utf-8", errors="replace")[-LOG_TAIL:])
         raise
     finally:
         if stack is not None:
