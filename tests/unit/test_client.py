@@ -151,3 +151,23 @@ def test_clients_load_the_ca_bundle_once_per_process(monkeypatch: pytest.MonkeyP
     for n in range(3):
         Sluice("https://api.example.com", f"sk_{n}")  # each with an upload client of its own too
     assert len(loads) == 1
+
+
+def test_records_follow_pages_and_stop_at_an_empty_one() -> None:
+    pages = [
+        {"records": [{"id": "1-0", "data": "a"}], "hasMore": True},
+        {"records": [], "hasMore": True},  # a server that says "more" and gives none
+    ]
+    asked: list[str] = []
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        assert len(asked) <= 4, "asked for the same empty page again"
+        return httpx.Response(200, json=pages[(len(asked) - 1) % 2])
+
+    client = client_with(respond, [])
+    got = client.sessions.records("sess_1", "out")
+    assert [(r.id, r.data) for r in got] == [("1-0", "a")]
+    assert len(asked) == 2 and asked[1].endswith("after=1-0")
+    assert [(m.id, m.data) for m in client.streams.records("run_1", "k")] == [("1-0", "a")]
+    assert len(asked) == 4

@@ -27,7 +27,7 @@ from urllib.parse import quote, urlencode
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from sluice.client.errors import NotFoundError
-from sluice.client.streams import StreamMessage, Streams, StreamWriter, channel_path
+from sluice.client.streams import StreamMessage, Streams, StreamWriter
 from sluice.client.transport import Transport
 from sluice.sessions.channel import Io
 from sluice.sessions.models import ChannelRecord, ChatMessage, InMessage, TextPart
@@ -123,15 +123,8 @@ class Sessions:
 
     def records(self, ref: str, io: Io, after: str | None = None) -> builtins.list[ChannelRecord]:
         """The channel's records after ``after`` as far as they go now (it never waits)."""
-        found: builtins.list[ChannelRecord] = []  # ``list`` is the method above
-        cursor = after
-        while True:
-            query = f"?{urlencode({'after': cursor})}" if cursor else ""
-            page = self.transport.json("GET", f"{channel_path(ref, io)}/records{query}")
-            found += [ChannelRecord.model_validate(record) for record in page["records"]]
-            if not page.get("hasMore") or not found:
-                return found
-            cursor = found[-1].id
+        messages = self.streams.records_slot(("session", ref, io), after)
+        return [ChannelRecord(id=message.id, data=message.data) for message in messages]
 
     def read_snapshot(self, ref: str) -> str | None:
         try:

@@ -172,5 +172,5 @@ class Streams:
             for record in page["records"]:
                 cursor = record["id"]
                 yield StreamMessage(record["id"], record["data"])
-            if not page["hasMore"]:
+            if not page["hasMore"] or not page["records"]:  # an empty page would be asked for again
                 return
