@@ -31,8 +31,8 @@ from sluice.batches.ndjson import OversizedItem, Parsed
 from sluice.config import get_settings
 from sluice.engine import TriggerBody, payloads
 from sluice.engine.models import check_trigger
-from sluice.errors import PayloadTooLarge, ServiceUnavailable, Unprocessable, issues_from_pydantic
-from sluice.sqs_send import SEND_BATCH, send_chunks
+from sluice.errors import PayloadTooLarge, Unprocessable, issues_from_pydantic
+from sluice.sqs_send import SEND_BATCH, send_all
 
 Outcome = Literal["accepted", "deduplicated"]
 
@@ -230,25 +230,11 @@ def _require_uploaded(key: str, index: int) -> None:
         ) from exc
 
 
-def _send(batch: Batch, messages: list[_Message]) -> tuple[list[int], ServiceUnavailable | None]:
-    """Send ``messages`` in SendMessageBatch calls; the indexes sent, and why the rest were not."""
+def _send(batch: Batch, messages: list[_Message]) -> tuple[list[int], Exception | None]:
+    """Send ``messages``; the indexes sent, and the first reason another was not."""
     bodies = [_encode(m.envelope).decode("utf-8") for m in messages]
-    sent: list[int] = []
-    for chunk in send_chunks(bodies):
-        # Fair queues: one organization's 100 000-item batch does not hold up the others'.
-        entries = [{"Id": str(i), "MessageBody": bodies[i], "MessageGroupId": batch.orgId} for i in chunk]
-        try:
-            with aws.unavailable_as_503(ITEM_QUEUE):
-                response = aws.sqs().send_message_batch(
-                    QueueUrl=get_settings().batch_item_queue_url,
-                    Entries=entries,  # type: ignore[arg-type]
-                )
-        except ServiceUnavailable as exc:
-            return sent, exc
-        refused = response.get("Failed", [])
-        failed = {int(f["Id"]) for f in refused}
-        sent += [messages[i].index for i in chunk if i not in failed]
-        if refused:
-            reason = f"{len(refused)} items, {refused[0].get('Code')}: {refused[0].get('Message', '')}"
-            return sent, ServiceUnavailable(f"The {ITEM_QUEUE} refused messages ({reason}); retry shortly")
-    return sent, None
+    # Fair queues: one organization's 100 000-item batch does not hold up the others'.
+    groups = [batch.orgId] * len(messages)
+    answers = send_all(get_settings().batch_item_queue_url, bodies, groups, ITEM_QUEUE)
+    sent = [m.index for m, answer in zip(messages, answers, strict=True) if answer is None]
+    return sent, next((answer for answer in answers if answer is not None), None)

@@ -12,15 +12,12 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from sluice import aws
 from sluice.config import get_settings
 from sluice.engine import payloads
-from sluice.errors import ServiceUnavailable
 from sluice.mollifier.keys import shard_of
 from sluice.mollifier.models import BufferEntry, CarriedEntry, DrainSignal
-from sluice.sqs_send import send_chunks
+from sluice.sqs_send import send_all
 
 # SQS takes 256 KiB per message; a larger snapshot goes to S3 and the signal carries its key.
 SIGNAL_INLINE_BYTES = 192 * 1024
@@ -68,23 +65,8 @@ def resend_signals(signals: Sequence[DrainSignal]) -> list[Exception | None]:
     """Send each signal again as it is (still carrying its entry), in ``SendMessageBatch`` calls;
     one answer per signal: None, or the error that kept it from being sent."""
     bodies = [signal.model_dump_json() for signal in signals]
-    answers: list[Exception | None] = [None] * len(signals)
-    for chunk in send_chunks(bodies):
-        entries = [
-            {"Id": str(i), "MessageBody": bodies[i], "MessageGroupId": signals[i].orgId} for i in chunk
-        ]
-        try:
-            response = aws.sqs().send_message_batch(
-                QueueUrl=get_settings().drain_queue_url,
-                Entries=entries,  # type: ignore[arg-type]
-            )
-        except (BotoCoreError, ClientError) as exc:
-            answers[chunk[0] : chunk[-1] + 1] = [exc] * len(chunk)
-            continue
-        for failed in response.get("Failed", []):
-            reason = f"{failed.get('Code')}: {failed.get('Message', '')}"
-            answers[int(failed["Id"])] = ServiceUnavailable(f"DrainQueue refused a signal ({reason})")
-    return answers
+    groups = [signal.orgId for signal in signals]
+    return send_all(get_settings().drain_queue_url, bodies, groups, "drain queue")
 
 
 def signals_in_flight() -> int:
