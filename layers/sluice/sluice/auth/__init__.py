@@ -8,6 +8,7 @@ from sluice.auth.api_keys import (
     hash_key,
     provision_key,
     set_org_flags,
+    tenant_key,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "hash_key",
     "provision_key",
     "set_org_flags",
+    "tenant_key",
 ]

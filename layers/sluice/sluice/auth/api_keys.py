@@ -36,6 +36,21 @@ class Environment:
     env_type: str = "DEVELOPMENT"
     org_flags: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def tenant(self) -> str:
+        """This environment's tenant as one string: see :func:`tenant_key`."""
+        return tenant_key(self.org_id, self.env_id)
+
+
+def tenant_key(org_id: str, env_id: str) -> str:
+    """One string per tenant, the pair (organization, environment), for keys and index values.
+
+    Environment ids are names an operator chooses, so two organizations may both have ``prod``:
+    anything scoped by environment is scoped by this pair. Ids never contain ``/`` (checked where
+    organizations and environments are created), so the joined form is unambiguous.
+    """
+    return f"{org_id}/{env_id}"
+
 
 def hash_key(api_key: str) -> str:
     return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
