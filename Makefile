@@ -13,10 +13,10 @@ export PYTHONDONTWRITEBYTECODE :=
 
 .PHONY: venv demo up test lint typecheck template test-cases test-slow unit integration e2e bench clean
 
-$(STAMP): pyproject.toml layers/sluice/requirements.txt
+$(STAMP): pyproject.toml layers/sluice/requirements.txt clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' -e './clients/python[sqs]'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -17,11 +17,12 @@ from pathlib import Path
 sys.path[:0] = [
     str(Path(__file__).resolve().parent.parent),
     str(Path(__file__).resolve().parent.parent / "layers/sluice"),
+    str(Path(__file__).resolve().parent.parent / "clients/python"),
 ]
 
 from pydantic import JsonValue  # noqa: E402
 
-from sluice.sessions import (  # noqa: E402
+from sluice_client.chat import (  # noqa: E402
     ChatAgent,
     ChatMessage,
     InMemorySessionChannel,

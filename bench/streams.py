@@ -21,11 +21,12 @@ from typing import Any
 sys.path[:0] = [
     str(Path(__file__).resolve().parent.parent),
     str(Path(__file__).resolve().parent.parent / "layers/sluice"),
+    str(Path(__file__).resolve().parent.parent / "clients/python"),
 ]
 
 from devstack.testing.launcher import DevStack, start_devstack  # noqa: E402
-from sluice.client import RetryOptions, Sluice  # noqa: E402
 from sluice.streams import StreamAddress, StreamStore  # noqa: E402
+from sluice_client import RetryOptions, Sluice  # noqa: E402
 from tests.stream_load import BurstyWriter, dollar_against_resuming  # noqa: E402
 
 ORG, ENV = "org_bench", "env_bench"

@@ -3,7 +3,7 @@
     python -m devstack.worker [--state-dir .devstack] [--api-key KEY] [--concurrency 4]
                               [--task send-email ...] [--seconds 0.5]
 
-It runs ``sluice.client.worker.Worker`` against a running stack's RunQueue. Every task it serves
+It runs ``sluice_client.worker.Worker`` against a running stack's RunQueue. Every task it serves
 sleeps ``payload["seconds"]`` (default ``--seconds``) and returns what it did. SIGTERM or Ctrl-C
 stops it after the runs in hand; SIGKILL is the crashed worker the run reaper is there for.
 """
@@ -25,8 +25,8 @@ import boto3
 
 from devstack.stack_file import DEFAULT_STATE_DIR, read_stack
 from devstack.testing.launcher import ROOT
-from sluice.client import Sluice
-from sluice.client.worker import TaskRun, Worker
+from sluice_client import Sluice
+from sluice_client.worker import TaskRun, Worker
 
 DEMO_TASKS = ("send-email", "resize-image", "charge-card", "sync-crm", "sleep")
 

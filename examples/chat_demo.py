@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sluice.client import Sluice
-from sluice.client.sessions import user_message
+from sluice_client import Sluice
+from sluice_client.sessions import user_message
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = ROOT / "examples" / "chat_worker.py"

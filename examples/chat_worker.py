@@ -1,4 +1,4 @@
-"""A chat worker for devstack: the SDK's ``Worker`` (``sluice.client.worker``) with one task handler,
+"""A chat worker for devstack: the SDK's ``Worker`` (``sluice_client.worker``) with one task handler,
 which serves a session's run with a ``ChatAgent`` on the HTTP session channel and answers from a
 scripted model.
 
@@ -31,10 +31,10 @@ from typing import Any
 import boto3
 from pydantic import JsonValue, ValidationError
 
-from sluice.client import Sluice
-from sluice.client.errors import ConflictError
-from sluice.client.worker import Handler, NonRetryableError, TaskRun, Worker
-from sluice.sessions import ChatAgent, ChatMessage, Recovery, RecoveryPlan, SessionRunPayload
+from sluice_client import Sluice
+from sluice_client.chat import ChatAgent, ChatMessage, Recovery, RecoveryPlan, SessionRunPayload
+from sluice_client.errors import ConflictError
+from sluice_client.worker import Handler, NonRetryableError, TaskRun, Worker
 
 Say = Callable[[str], None]
 

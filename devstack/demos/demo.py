@@ -20,7 +20,7 @@ from devstack.demos.burst import run_burst_demo
 from devstack.stack_file import mask_key
 from devstack.testing.launcher import DevStack, start_devstack
 from devstack.worker import spawn
-from sluice.client import Sluice
+from sluice_client import Sluice
 
 # Short enough that a killed worker's run comes back within seconds, long enough that a loaded
 # laptop's heartbeats (each an HTTP call through devstack) always land within it.
@@ -79,7 +79,7 @@ def watch(
 
 
 def workers_run_them(stack: DevStack, client: Sluice, run_ids: list[str]) -> subprocess.Popen[bytes]:
-    say("\n== 2. A worker (sluice.client.worker) runs them: start with a lease, heartbeat, complete")
+    say("\n== 2. A worker (sluice_client.worker) runs them: start with a lease, heartbeat, complete")
     worker = spawn(stack.state_dir, "--seconds", "1")
     watch(client, run_ids, {"COMPLETED", "FAILED"})
     return worker

@@ -17,8 +17,8 @@ from sluice.api import (
     route_docs,
 )
 from sluice.sessions import service
-from sluice.sessions.models import ChatSnapshot
 from sluice.sessions.records import CreateSession
+from sluice_wire.chat import ChatSnapshot
 
 app = make_resolver()
 

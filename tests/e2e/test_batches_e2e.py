@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from devstack.testing.launcher import DevStack
-from sluice.client import Sluice
+from sluice_client import Sluice
 
 BIG = {"blob": "e" * (200 * 1024)}  # over the SDK's 128 KiB offload threshold
 

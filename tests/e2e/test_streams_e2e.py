@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from devstack.testing.launcher import DevStack
-from sluice.client import RetryOptions, Sluice
 from sluice.streams import StreamAddress, StreamStore
+from sluice_client import RetryOptions, Sluice
 from tests.cutting_proxy import CuttingProxy
 from tests.stream_load import BurstyWriter
 

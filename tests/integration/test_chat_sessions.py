@@ -15,8 +15,8 @@ import pytest
 from devstack.testing.launcher import DevStack
 from examples.chat_demo import replies, run_chat_demo
 from examples.chat_worker import STORY
-from sluice.client import Sluice
-from sluice.sessions import recover
+from sluice_client import Sluice
+from sluice_client.chat import recover
 
 pytestmark = pytest.mark.devstack
 

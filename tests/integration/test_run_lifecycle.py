@@ -13,7 +13,7 @@ import pytest
 
 from devstack.testing.launcher import DevStack
 from devstack.worker import spawn
-from sluice.client import Sluice
+from sluice_client import Sluice
 from tests.devstack_fixtures import LIFECYCLE_LEASE_S as LEASE_S
 from tests.devstack_fixtures import LIFECYCLE_SCHEDULE_SCALE
 

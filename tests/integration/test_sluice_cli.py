@@ -19,9 +19,9 @@ import pytest
 from typer.testing import CliRunner
 
 from devstack.testing.launcher import DevStack
-from sluice.cli import app
-from sluice.cli.session import Exit
-from sluice.client import Sluice
+from sluice_client import Sluice
+from sluice_client.cli import app
+from sluice_client.cli.session import Exit
 
 pytestmark = pytest.mark.devstack
 

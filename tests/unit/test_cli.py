@@ -12,10 +12,10 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from sluice.cli import app
-from sluice.cli import session as cli_session
-from sluice.cli.session import Exit
-from sluice.client import RetryOptions, Sluice, Transport
+from sluice_client import RetryOptions, Sluice, Transport
+from sluice_client.cli import app
+from sluice_client.cli import session as cli_session
+from sluice_client.cli.session import Exit
 from tests.unit.batches.conftest import fake_batch_routes
 
 Responder = Callable[[httpx.Request], httpx.Response]

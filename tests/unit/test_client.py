@@ -9,8 +9,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from sluice.client import RetryOptions, Sluice, Transport
-from sluice.client.errors import (
+from sluice_client import RetryOptions, Sluice, Transport
+from sluice_client.errors import (
     ApiConnectionError,
     AuthenticationError,
     BadRequestError,
@@ -18,7 +18,7 @@ from sluice.client.errors import (
     ServerError,
     UnprocessableEntityError,
 )
-from sluice.client.transport import tls_context
+from sluice_client.transport import tls_context
 
 Responder = Callable[[httpx.Request], httpx.Response]
 

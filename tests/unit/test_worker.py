@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from sluice.client import Sluice, Transport
-from sluice.client.worker import NonRetryableError, TaskRun, Worker
 from sluice.config import reload_settings
 from sluice.engine import lifecycle
+from sluice_client import Sluice, Transport
+from sluice_client.worker import NonRetryableError, TaskRun, Worker
 from tests.conftest import AwsStack, Tenant
 from tests.unit.engine.test_lifecycle import make_due
 

@@ -11,9 +11,9 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from sluice.client import BatchNotSealedError, BatchTriggerError, Sluice
-from sluice.client.batches import Batches, BatchTriggerResult
-from sluice.client.transport import RetryOptions, Transport
+from sluice_client import BatchNotSealedError, BatchTriggerError, Sluice
+from sluice_client.batches import Batches, BatchTriggerResult
+from sluice_client.transport import RetryOptions, Transport
 from tests.unit.batches.conftest import BatchApi, fake_batch_routes
 from tests.unit.batches.test_ingest import status
 from tests.unit.batches.test_staged import run_staged

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sluice.sessions import ChatMessage, InMemorySessionChannel, TurnCompleteRecord
+from sluice_client.chat import ChatMessage, InMemorySessionChannel, TurnCompleteRecord
 
 
 def user(message_id: str, text: str = "hi") -> ChatMessage:

@@ -9,7 +9,7 @@ import json
 import redis
 from pydantic import JsonValue
 
-from sluice.sessions import ChannelRecord, ChatMessage, InMessage, Io
+from sluice_client.chat import ChannelRecord, ChatMessage, InMessage, Io
 
 
 class RedisSessionChannel:

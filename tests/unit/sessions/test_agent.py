@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import JsonValue
 
-from sluice.sessions import (
+from sluice_client.chat import (
     ChannelRecord,
     ChatAgent,
     ChatMessage,

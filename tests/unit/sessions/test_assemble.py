@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from sluice.sessions import (
+from sluice_client.chat import (
     ChatMessage,
     MalformedSegment,
     MessageAssembler,

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from pydantic import JsonValue
 
-from sluice.client import SessionInfo, Sluice
-from sluice.client.transport import RetryOptions, Transport
 from sluice.engine import store as run_store
-from sluice.sessions import ChatAgent, ChatMessage, SessionRunPayload, recover
+from sluice_client import SessionInfo, Sluice
+from sluice_client.chat import ChatAgent, ChatMessage, SessionRunPayload, recover
+from sluice_client.transport import RetryOptions, Transport
 from tests.unit.sessions.builders import text_chunks, texts, user
 from tests.unit.sessions.server import SessionsApi
 

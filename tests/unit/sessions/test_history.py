@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sluice.sessions import (
+from sluice_client.chat import (
     ChatMessage,
     merge_by_id,
     new_tool_results,

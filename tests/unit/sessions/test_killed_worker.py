@@ -13,7 +13,7 @@ from pathlib import Path
 
 import redis
 
-from sluice.sessions import recover
+from sluice_client.chat import recover
 from tests.unit.sessions.builders import texts, user
 from tests.unit.sessions.redis_channel import RedisSessionChannel
 

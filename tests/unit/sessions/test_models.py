@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from sluice.sessions import ChannelRecord, ChatMessage, TurnCompleteRecord
-from sluice.sessions.models import OtherPart, entry_key, is_control
+from sluice_client.chat import ChannelRecord, ChatMessage, TurnCompleteRecord
+from sluice_wire.chat import OtherPart, entry_key, is_control
 
 
 def test_parts_outside_the_vocabulary_are_kept_verbatim() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sluice.sessions import InMemorySessionChannel, Recovery, default_plan, recover, save_snapshot
+from sluice_client.chat import InMemorySessionChannel, Recovery, default_plan, recover, save_snapshot
 from tests.unit.sessions.builders import assistant, reply, text_chunks, texts, turn_complete, user, write_out
 
 

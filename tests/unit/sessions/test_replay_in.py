@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sluice.sessions import ChannelRecord, StopRequest, UserRecord, find_in_cursor, read_in, replay_in
+from sluice_client.chat import ChannelRecord, StopRequest, UserRecord, find_in_cursor, read_in, replay_in
 from tests.unit.sessions.builders import turn_complete, user
 
 

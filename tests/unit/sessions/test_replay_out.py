@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from sluice.sessions import ChannelRecord, replay_out
+from sluice_client.chat import ChannelRecord, replay_out
 from tests.unit.sessions.builders import reply, text_chunks, texts, turn_complete, user
 
 

@@ -4,7 +4,13 @@ from datetime import datetime
 
 import pytest
 
-from sluice.sessions import ChatSnapshot, InMemorySessionChannel, load_snapshot, parse_snapshot, save_snapshot
+from sluice_client.chat import (
+    ChatSnapshot,
+    InMemorySessionChannel,
+    load_snapshot,
+    parse_snapshot,
+    save_snapshot,
+)
 from tests.unit.sessions.builders import assistant, user
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import redis
 from pydantic import JsonValue
 
-from sluice.sessions import ChatAgent, ChatMessage, SessionRunPayload
+from sluice_client.chat import ChatAgent, ChatMessage, SessionRunPayload
 from tests.unit.sessions.builders import text_chunks, texts, user
 from tests.unit.sessions.redis_channel import RedisSessionChannel
 

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from sluice.client import AsyncStreams, Sluice
-from sluice.client.credentials import AsyncCredentialCache, CredentialCache, Slot, StreamCredentials
-from sluice.client.errors import AuthenticationError
-from sluice.client.transport import RetryOptions, Transport
+from sluice_client import AsyncStreams, Sluice
+from sluice_client.credentials import AsyncCredentialCache, CredentialCache, Slot, StreamCredentials
+from sluice_client.errors import AuthenticationError
+from sluice_client.transport import RetryOptions, Transport
 
 NOW = 1_000_000.0
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sluice.client import RetryOptions, Sluice
 from sluice.streams import StreamAddress, get_store
+from sluice_client import RetryOptions, Sluice
 from tests.cutting_proxy import CuttingProxy
 from tests.stream_load import BurstyWriter, dollar_against_resuming
 from tests.unit.streams.conftest import StreamsApi, new_run

@@ -74,7 +74,7 @@ def test_errors_are_json_in_the_api_shape(
 def test_the_async_sdk_reads_the_streamed_transport_to_the_end(api: StreamsApi, stream_app_url: str) -> None:
     import asyncio
 
-    from sluice.client import AsyncStreams
+    from sluice_client import AsyncStreams
 
     run_id = new_run(api.tenant)
     token = api.token(run_id)

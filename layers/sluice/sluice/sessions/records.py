@@ -7,20 +7,19 @@ A session id is ``session_`` plus 25 base-36 characters; an ``externalId`` may n
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sluice.config import TAG_MAX_CHARS, get_settings
 from sluice.engine.models import QueueOption, TriggerOptions
+from sluice_wire.sessions import SessionView, TriggerConfigView
 
 SESSION_PREFIX = "session_"
 NAME_MAX_CHARS = 128
 EXTERNAL_ID_MAX_CHARS = 256
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
-SessionStatus = Literal["ACTIVE", "CLOSED"]
 Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX_CHARS)]
 Tag = Annotated[str, Field(min_length=1, max_length=TAG_MAX_CHARS)]
 
@@ -40,12 +39,12 @@ def _tag_count(value: list[str] | None) -> list[str] | None:
     return value
 
 
-class SessionTriggerConfig(BaseModel):
-    """``TriggerConfig`` as a session carries it and the SDK reads it back: a field that a newer
-    server adds is ignored, not refused."""
+class SessionTriggerConfig(TriggerConfigView):
+    """``TriggerConfig`` as a session stores it, with the checks the server applies."""
 
     basePayload: dict[str, Any] = Field(default_factory=dict)
-    queue: QueueOption | None = None
+    # The engine's own queue option (limits, unknown fields refused), where the view has a plain one.
+    queue: QueueOption | None = None  # type: ignore[assignment]
     tags: list[Tag] | None = None
     maxAttempts: Annotated[int, Field(ge=1, le=100)] | None = None
     concurrencyKey: Annotated[str, Field(max_length=1024)] | None = None
@@ -92,27 +91,10 @@ class CreateSession(BaseModel):
         return value
 
 
-class SessionView(BaseModel):
-    """A session as the API answers it: the one definition that the routes answer with and that
-    the SDK's ``SessionInfo`` reads (it adds only the create's ``isCached``)."""
-
-    id: str
-    externalId: str | None = None
-    type: str
-    taskId: str
-    tags: list[str] = Field(default_factory=list)
-    metadata: dict[str, Any] | None = None
-    triggerConfig: SessionTriggerConfig = Field(default_factory=SessionTriggerConfig)
-    status: SessionStatus = "ACTIVE"
-    currentRunId: str | None = None
-    # Bumped by every claim of a new run: the atomic claim conditions on it (spec section 4.2).
-    currentRunVersion: int = 0
-    createdAt: datetime
-    closedAt: datetime | None = None
-
-
 class Session(SessionView):
     """A session as stored: the public view plus its owner, which stays internal."""
+
+    triggerConfig: SessionTriggerConfig = Field(default_factory=SessionTriggerConfig)
 
     envId: str
     orgId: str

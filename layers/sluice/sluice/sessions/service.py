@@ -29,9 +29,9 @@ from sluice.errors import (
     issues_from_pydantic,
 )
 from sluice.sessions import runs, table
-from sluice.sessions.models import ChatSnapshot
 from sluice.sessions.records import CreateSession, Session, is_session_id, new_session_id
 from sluice.streams import StreamAddress, get_store
+from sluice_wire.chat import ChatSnapshot
 
 LIST_DEFAULT_LIMIT = 20
 LIST_MAX_LIMIT = 100

@@ -8,18 +8,18 @@
 
 Each resource is a module with its own typer app, added here: a new one is one more module and
 one more ``add_typer`` line. Answers go to stdout as JSON; progress and errors go to stderr. Exit
-codes are in ``sluice.cli.session``.
+codes are in ``sluice_client.cli.session``.
 
-Not a Lambda concern: the layer never imports this package, and typer (with rich) is the ``cli``
-extra, not a layer requirement.
+``sluice admin ...`` is a plugin from the server package, loaded only when invoked
+(``sluice_client.cli.plugins``).
 """
 
 from __future__ import annotations
 
 import typer
 
-from sluice.cli import batch, runs, stream
-from sluice.cli.session import ConnectionOptions, connection_options
+from sluice_client.cli import batch, plugins, runs, stream
+from sluice_client.cli.session import ConnectionOptions, connection_options
 
 app = typer.Typer(
     help="Trigger runs and batches on a Sluice API, read them back, and follow run streams.",
@@ -31,6 +31,9 @@ app.command("trigger")(runs.trigger)
 app.add_typer(runs.app, name="runs")
 app.add_typer(batch.app, name="batch")
 app.add_typer(stream.app, name="stream")
+for name, (_, summary) in plugins.PLUGINS.items():
+    plugin = app.command(name, help=summary, context_settings=plugins.PASS_THROUGH, add_help_option=False)
+    plugin(plugins.invoke)
 
 
 def main() -> None:

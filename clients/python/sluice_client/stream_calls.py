@@ -16,9 +16,9 @@ from urllib.parse import quote
 import httpx
 from httpx_sse import ServerSentEvent
 
-from sluice.client.credentials import Slot, StreamCredentials
-from sluice.client.errors import ApiConnectionError, AuthenticationError
-from sluice.client.transport import RetryOptions, decode, retry_delay
+from sluice_client.credentials import Slot, StreamCredentials
+from sluice_client.errors import ApiConnectionError, AuthenticationError
+from sluice_client.transport import RetryOptions, decode, retry_delay
 
 JSON = "application/json"
 NDJSON = "application/x-ndjson"

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from sluice.cli.session import Exit, client, fail, print_json, stderr
-from sluice.client.batches import MAX_REQUEST_ITEMS
+from sluice_client.batches import MAX_REQUEST_ITEMS
+from sluice_client.cli.session import Exit, client, fail, print_json, stderr
 
 app = typer.Typer(help="Trigger and read batches.", no_args_is_help=True)
 

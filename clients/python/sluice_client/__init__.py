@@ -7,23 +7,38 @@ client.runs.retrieve(run.id)
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-from sluice.client import errors
-from sluice.client.batches import (
+from sluice_client import errors
+from sluice_client.batches import (
     MAX_REQUEST_ITEMS,
     Batches,
     BatchNotSealedError,
     BatchTriggerError,
     BatchTriggerResult,
 )
-from sluice.client.errors import ApiConnectionError, ApiError
-from sluice.client.runs import Runs, TriggerResponse
-from sluice.client.runs import trigger as _trigger
-from sluice.client.sessions import HttpSessionChannel, SessionInfo, SessionPage, Sessions
-from sluice.client.streams import StreamMessage, Streams, StreamWriter
-from sluice.client.streams_async import AsyncStreams, AsyncStreamWriter
-from sluice.client.transport import AsyncTransport, RetryOptions, Transport
+from sluice_client.errors import ApiConnectionError, ApiError
+from sluice_client.runs import Runs, TriggerResponse
+from sluice_client.runs import trigger as _trigger
+from sluice_client.streams import StreamMessage, Streams, StreamWriter
+from sluice_client.streams_async import AsyncStreams, AsyncStreamWriter
+from sluice_client.transport import AsyncTransport, RetryOptions, Transport
+
+if TYPE_CHECKING:
+    from sluice_client.sessions import HttpSessionChannel, SessionInfo, SessionPage, Sessions
+
+# Sessions bring pydantic and the chat runtime: they load with their first use, not with the SDK,
+# which every `sluice` command imports (half of `import sluice_client` before they were deferred).
+_SESSION_NAMES = {"HttpSessionChannel", "SessionInfo", "SessionPage", "Sessions"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SESSION_NAMES:
+        from sluice_client import sessions
+
+        return getattr(sessions, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Sluice:
@@ -44,7 +59,12 @@ class Sluice:
         self.runs = Runs(self.transport)
         self.batches = Batches(self.transport, stage_above_items=stage_above_items)
         self.streams = Streams(self.transport, stream_url=stream_url)
-        self.sessions = Sessions(self.transport, self.streams)
+
+    @cached_property
+    def sessions(self) -> Sessions:
+        from sluice_client.sessions import Sessions
+
+        return Sessions(self.transport, self.streams)
 
     def trigger(self, task_id: str, payload: Any = None, **options: Any) -> TriggerResponse:
         return _trigger(self.transport, task_id, payload, **options)

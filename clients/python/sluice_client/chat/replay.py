@@ -3,15 +3,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from aws_lambda_powertools import Logger
 from pydantic import TypeAdapter, ValidationError
 
-from sluice.sessions.assemble import MessageAssembler, cleanup_aborted_parts
-from sluice.sessions.errors import MalformedSegment
-from sluice.sessions.models import (
+from sluice_client.chat.assemble import MessageAssembler, cleanup_aborted_parts
+from sluice_client.chat.errors import MalformedSegment
+from sluice_wire.chat import (
     SUBMIT_MESSAGE,
     TURN_COMPLETE,
     USER_MESSAGE,
@@ -25,7 +25,7 @@ from sluice.sessions.models import (
     is_control,
 )
 
-logger = Logger(service="sluice", child=True)
+logger = logging.getLogger(__name__)
 
 _IN_RECORD = TypeAdapter[InRecord](InRecord)
 

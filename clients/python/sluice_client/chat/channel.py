@@ -9,7 +9,7 @@ from typing import Literal, Protocol
 
 from pydantic import JsonValue
 
-from sluice.sessions.models import ChannelRecord, ChatMessage, InMessage, entry_key
+from sluice_wire.chat import ChannelRecord, ChatMessage, InMessage, entry_key
 
 Io = Literal["in", "out"]
 

@@ -1,4 +1,4 @@
-"""The asyncio flavour of ``sluice.client.streams``: the same writers and reader on
+"""The asyncio flavour of ``sluice_client.streams``: the same writers and reader on
 ``httpx.AsyncClient``, with a credential cache whose in-flight mints are asyncio Tasks. What a
 write or a read does is decided in ``stream_calls``, shared with the sync flavour.
 
@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 from httpx_sse import aconnect_sse
 
-from sluice.client.credentials import AsyncCredentialCache, Slot, StreamCredentials
-from sluice.client.stream_calls import (
+from sluice_client.credentials import AsyncCredentialCache, Slot, StreamCredentials
+from sluice_client.stream_calls import (
     DEFAULT_REFRESH_MARGIN_S,
     END_EVENT,
     ReadCursor,
@@ -28,7 +28,7 @@ from sluice.client.stream_calls import (
     slot_path,
     write_attempts,
 )
-from sluice.client.transport import AsyncTransport, RetryOptions, decode
+from sluice_client.transport import AsyncTransport, RetryOptions, decode
 
 
 class AsyncStreamWriter:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from sluice.cli.session import Exit, client
+from sluice_client.cli.session import Exit, client
 
 app = typer.Typer(help="Read realtime streams.", no_args_is_help=True)
 

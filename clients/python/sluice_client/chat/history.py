@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sluice.sessions.models import ChatMessage, ToolPart
+from sluice_wire.chat import ChatMessage, ToolPart
 
 
 def pending_tool_calls(messages: Iterable[ChatMessage]) -> list[ToolPart]:

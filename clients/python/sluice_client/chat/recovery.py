@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sluice.sessions.channel import SessionChannel
-from sluice.sessions.history import merge_by_id, pending_tool_calls
-from sluice.sessions.models import ChatMessage, ChatSnapshot, ToolPart, entry_key
-from sluice.sessions.replay import UserRecord, find_in_cursor, replay_in, replay_out
-from sluice.sessions.snapshot import load_snapshot
+from sluice_client.chat.channel import SessionChannel
+from sluice_client.chat.history import merge_by_id, pending_tool_calls
+from sluice_client.chat.replay import UserRecord, find_in_cursor, replay_in, replay_out
+from sluice_client.chat.snapshot import load_snapshot
+from sluice_wire.chat import ChatMessage, ChatSnapshot, ToolPart, entry_key
 
 
 @dataclass(frozen=True)

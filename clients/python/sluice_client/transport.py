@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from sluice.client.errors import ApiConnectionError, error_for
+from sluice_client.errors import ApiConnectionError, error_for
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from sluice.client.transport import Transport
+from sluice_client.transport import Transport
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import JsonValue, TypeAdapter, ValidationError
 
-from sluice.sessions.errors import MalformedSegment
-from sluice.sessions.models import (
+from sluice_client.chat.errors import MalformedSegment
+from sluice_wire.chat import (
     ChatMessage,
     Chunk,
     FinishChunk,

@@ -27,8 +27,8 @@ from urllib.parse import quote
 
 import httpx
 
-from sluice.client.errors import ApiConnectionError, ApiError, SluiceClientError
-from sluice.client.transport import RetryOptions, Transport, decode, tls_context
+from sluice_client.errors import ApiConnectionError, ApiError, SluiceClientError
+from sluice_client.transport import RetryOptions, Transport, decode, tls_context
 
 Phase = Literal["offload", "create", "stream", "upload"]
 Progress = Callable[[int, int], None]

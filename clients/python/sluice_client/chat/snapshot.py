@@ -4,15 +4,15 @@ version only means a longer replay of ``out``, so it is never a reason to fail a
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
-from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
-from sluice.sessions.channel import SessionChannel
-from sluice.sessions.models import ChatMessage, ChatSnapshot
+from sluice_client.chat.channel import SessionChannel
+from sluice_wire.chat import ChatMessage, ChatSnapshot
 
-logger = Logger(service="sluice", child=True)
+logger = logging.getLogger(__name__)
 
 
 def parse_snapshot(raw: str | bytes | None) -> ChatSnapshot | None:

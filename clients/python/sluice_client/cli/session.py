@@ -21,9 +21,9 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from sluice.client import RetryOptions, Sluice
-from sluice.client.batches import BatchTriggerError
-from sluice.client.errors import ApiConnectionError, ApiError, AuthenticationError
+from sluice_client import RetryOptions, Sluice
+from sluice_client.batches import BatchTriggerError
+from sluice_client.errors import ApiConnectionError, ApiError, AuthenticationError
 
 DEFAULT_STACK_FILE = Path(".devstack") / "stack.json"
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)

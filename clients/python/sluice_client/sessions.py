@@ -5,7 +5,7 @@
     for message in client.sessions.read(session.id, "out"):
         print(message.data)
 
-    # the session's task handler in a worker (``sluice.client.worker.Worker``); the attempt makes a
+    # the session's task handler in a worker (``sluice_client.worker.Worker``); the attempt makes a
     # retried attempt boot as a continuation, as a continuation run does:
     def chat(task: TaskRun) -> None:
         payload = SessionRunPayload.model_validate(task.payload)
@@ -26,16 +26,16 @@ from urllib.parse import quote, urlencode
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
-from sluice.client.errors import NotFoundError
-from sluice.client.streams import StreamMessage, Streams, StreamWriter
-from sluice.client.transport import Transport
-from sluice.sessions.channel import Io
-from sluice.sessions.models import ChannelRecord, ChatMessage, InMessage, TextPart
-from sluice.sessions.records import SessionView
+from sluice_client.chat.channel import Io
+from sluice_client.errors import NotFoundError
+from sluice_client.streams import StreamMessage, Streams, StreamWriter
+from sluice_client.transport import Transport
+from sluice_wire.chat import ChannelRecord, ChatMessage, InMessage, TextPart
+from sluice_wire.sessions import SessionView
 
 
 class SessionInfo(SessionView):
-    """A session as the API answers it: the server's own model (``sluice.sessions.records``), so
+    """A session as the API answers it: the wire model the routes answer with (``sluice_wire.sessions``), so
     the two cannot drift. ``isCached`` is the create's answer; fields a newer server adds are kept."""
 
     model_config = ConfigDict(extra="allow")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sluice.cli.session import Exit, client, fail, print_json
+from sluice_client.cli.session import Exit, client, fail, print_json
 
 app = typer.Typer(help="Read runs.", no_args_is_help=True)
 

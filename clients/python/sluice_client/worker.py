@@ -19,6 +19,7 @@ between a message and the lifecycle routes.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
 from collections.abc import Callable, Mapping
@@ -27,16 +28,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-import boto3
-from aws_lambda_powertools import Logger
-from botocore.exceptions import BotoCoreError, ClientError
+try:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+except ImportError as exc:  # pragma: no cover - depends on what is installed
+    raise ImportError(
+        "the worker consumes RunQueue with boto3, the client's `sqs` extra: pip install 'sluice-client[sqs]'"
+    ) from exc
 
-from sluice.client.errors import ApiConnectionError, ApiError, ConflictError, NotFoundError
+from sluice_client.errors import ApiConnectionError, ApiError, ConflictError, NotFoundError
 
 if TYPE_CHECKING:
-    from sluice.client import Sluice
+    from sluice_client import Sluice
 
-logger = Logger(service="sluice-worker", child=True)
+logger = logging.getLogger(__name__)
 
 Outcome = Literal["completed", "retrying", "failed", "skipped", "deferred", "lost", "unreported"]
 SQS_MAX_VISIBILITY_S = 43_200  # 12 hours, SQS's ceiling

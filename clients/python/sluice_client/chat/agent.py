@@ -23,26 +23,18 @@ the reply it meant had finished. User messages seen meanwhile are answered after
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 
-from aws_lambda_powertools import Logger
 from pydantic import JsonValue
 
-from sluice.sessions.assemble import MessageAssembler, cleanup_aborted_parts
-from sluice.sessions.channel import SessionChannel
-from sluice.sessions.errors import MalformedSegment
-from sluice.sessions.models import (
-    ChatMessage,
-    SessionRunPayload,
-    TurnCompleteRecord,
-    UserMessageRecord,
-    entry_key,
-    is_control,
-)
-from sluice.sessions.recovery import (
+from sluice_client.chat.assemble import MessageAssembler, cleanup_aborted_parts
+from sluice_client.chat.channel import SessionChannel
+from sluice_client.chat.errors import MalformedSegment
+from sluice_client.chat.recovery import (
     Recovery,
     RecoveryPlan,
     apply_plan,
@@ -50,10 +42,18 @@ from sluice.sessions.recovery import (
     default_plan,
     recover,
 )
-from sluice.sessions.replay import StopRequest, UserRecord, read_in
-from sluice.sessions.snapshot import save_snapshot
+from sluice_client.chat.replay import StopRequest, UserRecord, read_in
+from sluice_client.chat.snapshot import save_snapshot
+from sluice_wire.chat import (
+    ChatMessage,
+    SessionRunPayload,
+    TurnCompleteRecord,
+    UserMessageRecord,
+    entry_key,
+    is_control,
+)
 
-logger = Logger(service="sluice", child=True)
+logger = logging.getLogger(__name__)
 
 # What live readers see when ``run`` fails; the exception itself goes to the worker's log only.
 RUN_FAILED_TEXT = "The agent failed while answering."

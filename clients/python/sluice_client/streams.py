@@ -22,8 +22,8 @@ from urllib.parse import urlencode
 import httpx
 from httpx_sse import connect_sse
 
-from sluice.client.credentials import CredentialCache, Slot, StreamCredentials
-from sluice.client.stream_calls import (
+from sluice_client.credentials import CredentialCache, Slot, StreamCredentials
+from sluice_client.stream_calls import (
     DEFAULT_REFRESH_MARGIN_S,
     END_EVENT,
     ReadCursor,
@@ -35,7 +35,7 @@ from sluice.client.stream_calls import (
     slot_path,
     write_attempts,
 )
-from sluice.client.transport import RetryOptions, Transport
+from sluice_client.transport import RetryOptions, Transport
 
 __all__ = ["StreamMessage", "StreamWriter", "Streams", "channel_path"]
 
