@@ -16,7 +16,10 @@ export PYTHONDONTWRITEBYTECODE :=
 $(STAMP): pyproject.toml layers/sluice/requirements.txt clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]' -e './clients/python[sqs]'
+	$(PY) -m pip install --quiet -e '.[dev]'
+	# After the server: a venv made before the split has a `sluice` script of the server's, which the
+	# server's reinstall removes; the client's install then writes the one that stays.
+	$(PY) -m pip install --quiet -e './clients/python[sqs]'
 	touch $(STAMP)
 
 venv: $(STAMP)
