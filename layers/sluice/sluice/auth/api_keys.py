@@ -1,16 +1,17 @@
-"""API keys, organizations and environments in the API keys table.
+"""API keys -> environments: the read side of the API keys table.
 
-Layout (one table, partition key ``pk``):
+Layout (one table, partition key ``pk``; ``sluice.auth.admin`` writes it and describes it whole):
 
-- ``KEY#<sha256(key)>`` -> ``orgId``, ``envId``, ``envType``, ``createdAt``: one API key.
-- ``ORG#<orgId>`` -> ``flags`` (a map): the organization's feature flags.
+- ``KEY#<sha256(key)>`` -> ``orgId``, ``envId``, ``envType``, ``createdAt``, and ``revokedAt``
+  once revoked: one API key.
+- ``ORG#<orgId>`` -> ``flags`` (JSON text): the organization's feature flags.
+- ``ENV#<orgId>/<envId>``: one environment.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from sluice.errors import Unauthorized
 
 KEY_PREFIX = "KEY#"
 ORG_PREFIX = "ORG#"
+ENV_PREFIX = "ENV#"
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ def _load_environment(key_hash: str) -> Environment:
         item = aws.dynamodb().get_item(TableName=table, Key={"pk": {"S": KEY_PREFIX + key_hash}}).get("Item")
         if item is None:
             raise Unauthorized("Invalid API key")
+        if "revokedAt" in item and float(item["revokedAt"]["N"]) <= time.time():
+            raise Unauthorized("API key revoked")
         org_id = item["orgId"]["S"]
         org = aws.dynamodb().get_item(TableName=table, Key={"pk": {"S": ORG_PREFIX + org_id}}).get("Item")
     flags = json.loads(org["flags"]["S"]) if org and "flags" in org else {}
@@ -116,41 +120,3 @@ def _load_environment(key_hash: str) -> Environment:
         org_flags=flags if isinstance(flags, dict) else {},
     )
 
-
-def provision_key(
-    org_id: str,
-    env_id: str,
-    *,
-    env_type: str = "DEVELOPMENT",
-    flags: dict[str, Any] | None = None,
-    api_key: str | None = None,
-) -> str:
-    """Create an API key for ``env_id`` of ``org_id`` and return it (the only time it is seen).
-
-    ``flags`` replaces the organization's feature flags when given. ``api_key`` stores a key
-    made earlier instead of a new one (devstack restoring its key into a restarted moto).
-    """
-    prefix = "sk_prod_" if env_type.upper() == "PRODUCTION" else "sk_dev_"
-    api_key = api_key or prefix + secrets.token_urlsafe(24)
-    aws.dynamodb().put_item(
-        TableName=get_settings().api_keys_table,
-        Item={
-            "pk": {"S": KEY_PREFIX + hash_key(api_key)},
-            "orgId": {"S": org_id},
-            "envId": {"S": env_id},
-            "envType": {"S": env_type.upper()},
-            "createdAt": {"N": str(int(time.time()))},
-        },
-        ConditionExpression="attribute_not_exists(pk)",
-    )
-    if flags is not None:
-        set_org_flags(org_id, flags)
-    return api_key
-
-
-def set_org_flags(org_id: str, flags: dict[str, Any]) -> None:
-    """Store the organization's feature flags (a JSON object, kept as a string so any JSON fits)."""
-    aws.dynamodb().put_item(
-        TableName=get_settings().api_keys_table,
-        Item={"pk": {"S": ORG_PREFIX + org_id}, "flags": {"S": json.dumps(flags)}},
-    )
