@@ -59,16 +59,18 @@ class _ClientOptions(NamedTuple):
     attempts: int
 
 
-def client(service: str) -> Any:
+def client(service: str, *, region: str | None = None, endpoint: str | None = None) -> Any:
     """The process's client for ``service``, one for each endpoint, region and settings it is
     asked with: a test or devstack that changes them gets a new client, a warm function keeps its
     own. Every client comes from one boto3 Session: botocore parses its models and endpoint rules
     once per session, and a cold start's DynamoDB, SQS and S3 clients took 235 ms of CPU with a
-    session each, 128 ms from one (``bench/aws_clients.py``)."""
+    session each, 128 ms from one (``bench/aws_clients.py``).
+
+    ``region`` and ``endpoint`` override the environment's (a command line's ``--region``)."""
     settings = get_settings()
     options = _ClientOptions(
-        endpoint_url(service),
-        os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+        endpoint or endpoint_url(service),
+        region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
         settings.aws_connect_timeout_s,
         settings.aws_read_timeout_s,
         settings.aws_max_attempts,
