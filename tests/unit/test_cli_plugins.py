@@ -53,7 +53,9 @@ def test_admin_help_is_the_plugins_own(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_admin_without_the_server_package_says_where_it_comes_from(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "sluice.admin", None)  # an import of it raises ModuleNotFoundError
+    # An import of either raises ModuleNotFoundError (the real one may be imported already).
+    monkeypatch.setitem(sys.modules, "sluice.admin", None)
+    monkeypatch.setitem(sys.modules, "sluice.admin.cli", None)
     result = runner.invoke(app, ["admin", "keys"])
     assert result.exit_code == Exit.USAGE
     assert "server package" in result.output and "sluice.admin.cli" in result.output

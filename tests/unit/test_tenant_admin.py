@@ -131,7 +131,9 @@ def test_a_key_is_stored_hashed_and_listed_without_its_secret(
     assert auth(first.api_key).tenant == "org_a/prod"
 
 
-def test_listing_an_environment_that_does_not_exist_is_not_found(admin: TenantAdmin, env_a: tuple[str, str]) -> None:
+def test_listing_an_environment_that_does_not_exist_is_not_found(
+    admin: TenantAdmin, env_a: tuple[str, str]
+) -> None:
     assert admin.list_keys(*env_a) == []
     with pytest.raises(NotFound):
         admin.list_keys("org_a", "staging")
@@ -248,7 +250,9 @@ def test_flags_are_set_merged_unset_and_replaced(admin: TenantAdmin, env_a: tupl
     assert admin.get_flags("org_a") == {"only": "this"}
 
 
-def test_flags_of_an_organization_that_does_not_exist_are_not_found(admin: TenantAdmin, aws: AwsStack) -> None:
+def test_flags_of_an_organization_that_does_not_exist_are_not_found(
+    admin: TenantAdmin, aws: AwsStack
+) -> None:
     for call in (
         lambda: admin.get_flags("org_x"),
         lambda: admin.update_flags("org_x", {"a": 1}),
