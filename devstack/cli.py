@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from devstack import key_backup, stack_file
 from devstack.run_consumer import CONSUMERS, DEFAULT_CONSUMER
@@ -39,14 +38,6 @@ def _pair(text: str) -> tuple[str, str]:
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     return name, value
-
-
-def _flag_value(text: str) -> Any:
-    """Flags are JSON when they parse (``true`` -> True, ``5`` -> 5), else strings."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def parser() -> argparse.ArgumentParser:
@@ -138,7 +129,8 @@ def parser() -> argparse.ArgumentParser:
     create = keys_commands.add_parser("create", help="create an API key, print {apiKey, orgId, envId}")
     create.add_argument("--org", required=True, help="organization id")
     create.add_argument("--env", required=True, help="environment id")
-    create.add_argument("--env-type", default="DEVELOPMENT", help="DEVELOPMENT (default) or PRODUCTION, ...")
+    create.add_argument("--env-type", default="DEVELOPMENT",
+                        help="DEVELOPMENT (default), STAGING, PREVIEW or PRODUCTION (sk_prod_ keys)")
     create.add_argument("--flag", type=_pair, action="append", default=[], metavar="NAME=VALUE",
                         help="organization feature flag; JSON values parse (true, 5), others are strings")
     create.add_argument("--template", type=Path, default=None, help="default: the running stack's template")
@@ -257,9 +249,10 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     use_stack_in_process(info, args.template)
     from sluice import aws
     from sluice.auth import provision_key
+    from sluice.auth.admin import flag_value
     from sluice.config import get_settings
 
-    flags = {name: _flag_value(value) for name, value in args.flag}
+    flags = {name: flag_value(value) for name, value in args.flag}
     api_key = provision_key(args.org, args.env, env_type=args.env_type, flags=flags or None)
     # So that the key outlives a restart of the stack's moto.
     key_backup.save(args.state_dir, aws.dynamodb(), get_settings().api_keys_table)

@@ -53,6 +53,12 @@ def test_keys_create_prints_a_working_key_and_sets_flags(devstack: DevStack) -> 
     assert json.loads(item["flags"]["S"]) == {"mollifierEnabled": True, "limit": 5, "name": "plain text"}
 
 
+def test_keys_create_refuses_an_id_that_is_not_one(devstack: DevStack) -> None:
+    done = devstack.cli("keys", "create", "--org", "org/a", "--env", "env_cli")
+    assert done.returncode == 2 and "invalid organization id 'org/a'" in done.stderr, done.stderr
+    assert done.stdout == ""
+
+
 def test_invoke_runs_the_handler_against_the_stack(devstack: DevStack) -> None:
     post = devstack.cli("invoke", "trigger_intake", "--event", str(ROOT / "events/trigger_intake_post.json"))
     assert post.returncode == 0, post.stderr
