@@ -4,6 +4,7 @@ of a stack, the key's life, flags, how the table is found and the exit code of e
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import boto3
@@ -45,6 +46,7 @@ def test_the_first_tenant_of_a_stack_and_its_key_life(table: str) -> None:
     assert env == {"orgId": "acme", "envId": "prod", "envType": "PRODUCTION"}
     created = ok(admin("keys", "create", "--org", "acme", "--env", "prod", table=table))
     assert created["apiKey"].startswith("sk_prod_") and created["active"] is True
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", created["createdAt"])
     assert authenticate({"authorization": f"Bearer {created['apiKey']}"}).tenant == "acme/prod"
 
     listed = ok(admin("keys", "list", "--org", "acme", "--env", "prod", table=table))

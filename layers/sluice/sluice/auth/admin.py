@@ -22,15 +22,16 @@ that clients can move to the new key before the old one stops working.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
-from dataclasses import dataclass, replace
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
@@ -95,8 +96,8 @@ class ApiKeyInfo:
             "envId": self.env_id,
             "envType": self.env_type,
             "start": self.start,
-            "createdAt": self.created_at,
-            "revokedAt": self.revoked_at,
+            "createdAt": iso_time(self.created_at),
+            "revokedAt": None if self.revoked_at is None else iso_time(self.revoked_at),
             "active": self.active(now),
         }
 
@@ -105,6 +106,10 @@ class ApiKeyInfo:
 class NewApiKey:
     api_key: str  # shown once: only its hash is stored
     info: ApiKeyInfo
+
+
+def iso_time(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def check_id(kind: str, value: str) -> str:
@@ -263,7 +268,9 @@ class TenantAdmin:
             )
         except ClientError as exc:
             if aws.error_code(exc) == "ConditionalCheckFailedException":
-                raise AlreadyRevoked(f"key {key_id} is revoked already") from exc
+                old = cast("Mapping[str, Any]", exc.response.get("Item") or item)
+                was = _key_info(old).revoked_at
+                raise AlreadyRevoked(f"key {key_id} is revoked already, since {iso_time(was or 0)}") from exc
             raise
         return _key_info(answer["Attributes"])
 
@@ -300,7 +307,7 @@ class TenantAdmin:
             if _cancellation_codes(exc)[1:2] == ["ConditionalCheckFailed"]:
                 raise AlreadyRevoked(f"key {key_id} was revoked or rotated meanwhile") from exc
             raise
-        return new, replace(old, revoked_at=revoked_at)
+        return new, dataclasses.replace(old, revoked_at=revoked_at)
 
     # --- organization flags ----------------------------------------------------------------------
 
