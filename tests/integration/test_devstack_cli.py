@@ -1,16 +1,20 @@
-"""The devstack CLI around a running stack: keys create, invoke, status, up --detach and down."""
+"""The devstack CLI around a running stack: keys create, invoke, status, up --detach and down; and
+`sluice admin` on it, as on a deployed stack."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from devstack.testing.launcher import DevStack, run_cli
 from devstack.testing.processes import descendants
+from sluice_client.cli import app
 
 pytestmark = pytest.mark.devstack
 
@@ -57,6 +61,34 @@ def test_keys_create_refuses_an_id_that_is_not_one(devstack: DevStack) -> None:
     done = devstack.cli("keys", "create", "--org", "org/a", "--env", "env_cli")
     assert done.returncode == 2 and "invalid organization id 'org/a'" in done.stderr, done.stderr
     assert done.stdout == ""
+
+
+def test_sluice_admin_makes_a_working_key_on_the_stack(devstack: DevStack) -> None:
+    """The deployed stack's path (README: Deploying, and the first tenant) on moto's server."""
+    org = f"org_{uuid.uuid4().hex[:8]}"
+    target = [
+        "admin", "--endpoint-url", devstack.aws_endpoint("dynamodb"),
+        "--region", str(devstack.info["region"]), "--table", devstack.table("ApiKeysTable"),
+    ]
+
+    def admin(*args: str) -> Any:
+        done = CliRunner().invoke(
+            app, [*target, *args], env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+        )
+        assert done.exit_code == 0, done.output
+        return json.loads(done.stdout)
+
+    admin("orgs", "create", "--org", org)
+    admin("envs", "create", "--org", org, "--env", "prod", "--type", "PRODUCTION")
+    created = admin("keys", "create", "--org", org, "--env", "prod")
+    res = httpx.post(
+        devstack.url("/api/v1/tasks/admin/trigger"),
+        json={"payload": {}},
+        headers={"authorization": f"Bearer {created['apiKey']}"},
+    )
+    assert res.status_code == 200, res.text
+    listed = admin("keys", "list", "--org", org, "--env", "prod")
+    assert [key["keyId"] for key in listed] == [created["keyId"]]
 
 
 def test_invoke_runs_the_handler_against_the_stack(devstack: DevStack) -> None:
