@@ -28,7 +28,6 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -118,6 +117,11 @@ def check_id(kind: str, value: str) -> str:
     return value
 
 
+def checked_tenant(org_id: str, env_id: str) -> str:
+    """``tenant_key`` of two ids that are valid (``InvalidInput`` otherwise)."""
+    return tenant_key(check_id("organization", org_id), check_id("environment", env_id))
+
+
 def check_env_type(value: str) -> str:
     upper = value.upper()
     if upper not in ENV_TYPES:
@@ -182,29 +186,12 @@ class TenantAdmin:
     # --- organizations and environments --------------------------------------------------------
 
     def create_organization(self, org_id: str) -> None:
-        check_id("organization", org_id)
-        try:
-            self.dynamodb.put_item(
-                TableName=self.table,
-                Item={"pk": {"S": ORG_PREFIX + org_id}, "createdAt": self._now(), "flags": {"S": "{}"}},
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if aws.error_code(exc) == "ConditionalCheckFailedException":
-                raise AlreadyExists(f"organization {org_id} exists already") from exc
-            raise
+        item = {**self._org_key(org_id), "createdAt": self._now(), "flags": {"S": "{}"}}
+        if self._put_new(item) is not None:
+            raise AlreadyExists(f"organization {org_id} exists already")
 
     def create_environment(self, org_id: str, env_id: str, env_type: str = "DEVELOPMENT") -> None:
-        check_id("organization", org_id)
-        check_id("environment", env_id)
-        env_type = check_env_type(env_type)
-        item = {
-            "pk": {"S": ENV_PREFIX + tenant_key(org_id, env_id)},
-            "orgId": {"S": org_id},
-            "envId": {"S": env_id},
-            "envType": {"S": env_type},
-            "createdAt": self._now(),
-        }
+        item = self._env_item(org_id, env_id, check_env_type(env_type))
         try:
             self.dynamodb.transact_write_items(
                 TransactItems=[
@@ -224,24 +211,29 @@ class TenantAdmin:
 
     # --- API keys ------------------------------------------------------------------------------
 
-    def create_key(self, org_id: str, env_id: str, *, env_type: str | None = None) -> NewApiKey:
-        """A new key for the environment. ``env_type``, when given, must be the environment's."""
+    def create_key(self, org_id: str, env_id: str) -> NewApiKey:
+        """A new key for the environment."""
         env = self._environment(org_id, env_id)
-        stored_type = env["envType"]["S"]
-        if env_type is not None and check_env_type(env_type) != stored_type:
+        return self._put_key(org_id, env_id, env["envType"]["S"])
+
+    def provision_key(
+        self, org_id: str, env_id: str, env_type: str = "DEVELOPMENT", *, flags: dict[str, Any] | None = None
+    ) -> NewApiKey:
+        """A new key for the environment, making the organization and the environment first when
+        they do not exist (devstack's ``keys create``, tests): three puts when they do not, no
+        transaction (moto copies every table for one). ``flags`` replace the organization's. An
+        existing environment of another type is ``InvalidInput``."""
+        checked_tenant(org_id, env_id)
+        env_type = check_env_type(env_type)
+        org = {**self._org_key(org_id), "createdAt": self._now(), "flags": {"S": json.dumps(flags or {})}}
+        if self._put_new(org) is not None and flags is not None:
+            self.update_flags(org_id, flags, replace=True)
+        existing = self._put_new(self._env_item(org_id, env_id, env_type))
+        if existing is not None and existing["envType"]["S"] != env_type:
             raise InvalidInput(
-                f"environment {env_id} of organization {org_id} is {stored_type}, not {env_type}"
+                f"environment {env_id} of organization {org_id} is {existing['envType']['S']}, not {env_type}"
             )
-        new, item = self._new_key_item(org_id, env_id, stored_type)
-        try:
-            self.dynamodb.put_item(
-                TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)"
-            )
-        except ClientError as exc:
-            if aws.error_code(exc) == "ConditionalCheckFailedException":
-                raise AlreadyExists("that API key exists already") from exc
-            raise
-        return new
+        return self._put_key(org_id, env_id, env_type)
 
     def list_keys(self, org_id: str, env_id: str) -> list[ApiKeyInfo]:
         """The environment's keys, revoked ones included, oldest first."""
@@ -387,18 +379,14 @@ class TenantAdmin:
         return dict(item)
 
     def _environment(self, org_id: str, env_id: str) -> dict[str, Any]:
-        check_id("organization", org_id)
-        check_id("environment", env_id)
-        key = {"pk": {"S": ENV_PREFIX + tenant_key(org_id, env_id)}}
+        key = {"pk": {"S": ENV_PREFIX + checked_tenant(org_id, env_id)}}
         item = self.dynamodb.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
         if item is None:
             raise NotFound(f"no environment {env_id} in organization {org_id}: create it first")
         return dict(item)
 
     def _query_keys(self, org_id: str, env_id: str, key_id: str | None = None) -> Iterable[dict[str, Any]]:
-        check_id("organization", org_id)
-        check_id("environment", env_id)
-        condition, values = "tenant = :tenant", {":tenant": {"S": tenant_key(org_id, env_id)}}
+        condition, values = "tenant = :tenant", {":tenant": {"S": checked_tenant(org_id, env_id)}}
         if key_id is not None:
             condition += " AND keyId = :key"
             values[":key"] = {"S": key_id}
@@ -414,6 +402,36 @@ class TenantAdmin:
         if found is None:
             raise NotFound(f"no key {key_id} in environment {env_id} of organization {org_id}")
         return found
+
+    def _put_key(self, org_id: str, env_id: str, env_type: str) -> NewApiKey:
+        new, item = self._new_key_item(org_id, env_id, env_type)
+        if self._put_new(item) is not None:  # 192 random bits met a key again: nothing to retry
+            raise AlreadyExists("that API key exists already")
+        return new
+
+    def _put_new(self, item: dict[str, Any]) -> dict[str, Any] | None:
+        """Write ``item`` unless its key exists: None when written, else the item that exists."""
+        try:
+            self.dynamodb.put_item(
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if aws.error_code(exc) == "ConditionalCheckFailedException":
+                return cast("dict[str, Any]", exc.response.get("Item") or {})
+            raise
+        return None
+
+    def _env_item(self, org_id: str, env_id: str, env_type: str) -> dict[str, Any]:
+        return {
+            "pk": {"S": ENV_PREFIX + checked_tenant(org_id, env_id)},
+            "orgId": {"S": org_id},
+            "envId": {"S": env_id},
+            "envType": {"S": env_type},
+            "createdAt": self._now(),
+        }
 
     def _new_key_item(self, org_id: str, env_id: str, env_type: str) -> tuple[NewApiKey, dict[str, Any]]:
         prefix = "sk_prod_" if env_type == "PRODUCTION" else "sk_dev_"
@@ -450,19 +468,9 @@ def provision_key(
     env_type: str = "DEVELOPMENT",
     flags: dict[str, Any] | None = None,
 ) -> str:
-    """An API key for ``env_id`` of ``org_id``, making the organization and the environment when
-    they do not exist yet (devstack's ``keys create``, tests); returns it (the only time it is seen).
-
-    ``flags`` replaces the organization's flags when given.
-    """
-    admin = TenantAdmin.from_settings()
-    with suppress(AlreadyExists):
-        admin.create_organization(org_id)
-    with suppress(AlreadyExists):  # of another type: create_key refuses it
-        admin.create_environment(org_id, env_id, env_type)
-    if flags is not None:
-        admin.update_flags(org_id, flags, replace=True)
-    return admin.create_key(org_id, env_id, env_type=env_type).api_key
+    """An API key for ``env_id`` of ``org_id`` (``TenantAdmin.provision_key`` on the process's table),
+    returned the only time it is seen."""
+    return TenantAdmin.from_settings().provision_key(org_id, env_id, env_type, flags=flags).api_key
 
 
 def set_org_flags(org_id: str, flags: dict[str, Any]) -> None:
