@@ -10,7 +10,8 @@ for the read side):
   (``orgId/envId``), ``keyId``, ``start``, and ``revokedAt`` once revoked: one API key. The
   ``byTenant`` index (``tenant``, ``keyId``) lists an environment's keys and finds one by id.
 
-Keys are stored hashed: only ``create_key`` and ``rotate_key`` ever see one, and return it once.
+Keys are stored hashed: only the methods that make one (``create_key``, ``rotate_key``,
+``provision_key``) see it, and return it once.
 ``keyId`` is ``key_`` and 16 hex digits of the hash (naming a key without being one), ``start``
 its first four characters after the prefix, so that an operator can tell which key they hold.
 
