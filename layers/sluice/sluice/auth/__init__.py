@@ -9,6 +9,7 @@ from sluice.auth.api_keys import (
     hash_key,
     tenant_key,
 )
+from sluice.auth.tenancy import owns
 
 __all__ = [
     "Environment",
@@ -16,6 +17,7 @@ __all__ = [
     "bearer_token",
     "clear_auth_cache",
     "hash_key",
+    "owns",
     "provision_key",
     "set_org_flags",
     "tenant_key",

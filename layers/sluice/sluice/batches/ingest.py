@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any
 
 from sluice import aws
-from sluice.auth import Environment
+from sluice.auth import Environment, owns
 from sluice.batches import items, keys, state, store
 from sluice.batches.concurrency import bounded_map
 from sluice.batches.errors import BatchNotFound, BatchNotPending
@@ -34,7 +34,7 @@ def load_batch(env: Environment, batch_id: str) -> Batch:
         BatchNotFound: no such batch in the caller's environment.
     """
     batch = store.get(batch_id) if keys.is_batch_id(batch_id) else None
-    if batch is None or batch.envId != env.env_id:
+    if batch is None or not owns(env, batch.orgId, batch.envId):
         raise BatchNotFound(f"Batch {batch_id} not found")
     return batch
 

@@ -161,7 +161,7 @@ def _message(batch: Batch, entry: BatchItem | OversizedItem) -> _Message:
         return _Message(entry.index, _oversized(batch, entry))
     options = entry.options.trigger_options().model_dump(mode="json", exclude_defaults=True)
     envelope = _envelope(batch, entry.index, entry.task, options)
-    key = keys.item_payload(batch.envId, batch.id, entry.index)
+    key = keys.item_payload(batch.tenant, batch.id, entry.index)
     if entry.options.payloadType == STORE_PAYLOAD_TYPE:
         envelope["payloadRef"] = key
         return _Message(entry.index, envelope, partial(_require_uploaded, key, entry.index))

@@ -33,7 +33,7 @@ from sluice.engine.payloads import payload_key
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 BATCH_ID = re.compile(r"^batch_[0-9a-z]{25}$")
 STAGING_PREFIX = "staging/"
-_STAGING_KEY = re.compile(r"^staging/([A-Za-z0-9_.-]+)/(batch_[0-9a-z]{25})\.ndjson$")
+_STAGING_KEY = re.compile(r"^staging/([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)/(batch_[0-9a-z]{25})\.ndjson$")
 
 
 def new_batch_id() -> str:
@@ -60,12 +60,12 @@ def failed(batch_id: str) -> str:
     return _tag(batch_id) + ":failed"
 
 
-def rate_limit(env_id: str) -> str:
-    return "sluice:ratelimit:batch:{" + env_id + "}"
+def rate_limit(tenant: str) -> str:
+    return "sluice:ratelimit:batch:{" + tenant + "}"
 
 
-def idempotency_pk(env_id: str, key: str) -> str:
-    return "IDEM#" + hashlib.sha256(json.dumps([env_id, key]).encode("utf-8")).hexdigest()
+def idempotency_pk(tenant: str, key: str) -> str:
+    return "IDEM#" + hashlib.sha256(json.dumps([tenant, key]).encode("utf-8")).hexdigest()
 
 
 def run_id(batch_id: str, index: int) -> str:
@@ -73,15 +73,15 @@ def run_id(batch_id: str, index: int) -> str:
     return derived_run_id(batch_id, str(index))
 
 
-def item_payload(env_id: str, batch_id: str, index: int) -> str:
-    return payload_key(env_id, run_id(batch_id, index))
+def item_payload(tenant: str, batch_id: str, index: int) -> str:
+    return payload_key(tenant, run_id(batch_id, index))
 
 
-def staging(env_id: str, batch_id: str) -> str:
-    return f"{STAGING_PREFIX}{env_id}/{batch_id}.ndjson"
+def staging(tenant: str, batch_id: str) -> str:
+    return f"{STAGING_PREFIX}{tenant}/{batch_id}.ndjson"
 
 
 def parse_staging(key: str) -> tuple[str, str] | None:
-    """(environment, batch) of a staging object key, or None for any other key."""
+    """(tenant, batch) of a staging object key, or None for any other key."""
     match = _STAGING_KEY.match(key)
     return (match.group(1), match.group(2)) if match else None

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from sluice.auth import tenant_key
 from sluice.config import get_settings
 from sluice.engine import TriggerOptions
 from sluice.engine.models import Duration, ParentRunId, TaskId, check_idempotency_key_length
@@ -133,6 +134,10 @@ class Batch(BaseModel):
     processedCount: int | None = None
     failedCount: int | None = None
     error: str | None = None
+
+    @property
+    def tenant(self) -> str:
+        return tenant_key(self.orgId, self.envId)
 
     def is_retry_success(self) -> bool:
         """A phase-2 retry of this batch has nothing left to do (spec §2.5): it sealed, or it got

@@ -32,7 +32,7 @@ def _script(client: RedisClient) -> Script:
     return load_script(client, "sluice.batches", "token_bucket")
 
 
-def consume(env_id: str, run_count: int) -> Allowance:
+def consume(tenant: str, run_count: int) -> Allowance:
     """Take ``run_count`` tokens (at most the bucket's capacity, so a staged batch larger than the
     bucket waits for a full bucket instead of never fitting).
 
@@ -47,7 +47,7 @@ def consume(env_id: str, run_count: int) -> Allowance:
     client = get_redis()
     with redis_errors():
         allowed, tokens, now_ms, wait_ms = _script(client)(
-            keys=[keys.rate_limit(env_id)],
+            keys=[keys.rate_limit(tenant)],
             args=[capacity, settings.batch_rate_limit_refill, interval_ms, cost],
         )
     reset_at_s = math.ceil((int(now_ms) + int(wait_ms)) / 1000)

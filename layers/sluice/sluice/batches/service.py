@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sluice import aws
-from sluice.auth import Environment
+from sluice.auth import Environment, owns
 from sluice.batches import keys, ratelimit, state, store
 from sluice.batches.errors import BatchNotPending
 from sluice.batches.ingest import load_batch
@@ -56,7 +56,7 @@ def create_batch(env: Environment, request: CreateBatchRequest) -> CreateResult:
     settings = get_settings()
     binding: tuple[str, int] | None = None
     if request.idempotencyKey:
-        pk = keys.idempotency_pk(env.env_id, request.idempotencyKey)
+        pk = keys.idempotency_pk(env.tenant, request.idempotencyKey)
         if (cached := _cached(env, pk, now)) is not None:
             return cached
         try:
@@ -64,7 +64,7 @@ def create_batch(env: Environment, request: CreateBatchRequest) -> CreateResult:
         except ValueError as exc:
             raise Unprocessable(str(exc), code="invalid_idempotency_ttl") from exc
         binding = (pk, math.ceil((now + ttl).timestamp()))
-    ratelimit.consume(env.env_id, request.runCount)
+    ratelimit.consume(env.tenant, request.runCount)
     batch = Batch(
         id=keys.new_batch_id(),
         orgId=env.org_id,
@@ -94,7 +94,7 @@ def create_batch(env: Environment, request: CreateBatchRequest) -> CreateResult:
 def _cached(env: Environment, pk: str, now: datetime) -> CreateResult | None:
     batch_id = store.lookup_idempotency(pk, now)
     batch = store.get(batch_id) if batch_id else None
-    if batch is None or batch.envId != env.env_id:
+    if batch is None or not owns(env, batch.orgId, batch.envId):
         return None
     return CreateResult(batch, is_cached=True, upload=_staging_upload(batch))
 
@@ -114,7 +114,7 @@ def _presign_put(bucket: str, key: str, content_type: str) -> dict[str, Any]:
 def _staging_upload(batch: Batch) -> dict[str, Any] | None:
     if not batch.staged or batch.status != BatchStatus.PENDING or batch.sealed:
         return None
-    return _presign_put(get_settings().staging_bucket, keys.staging(batch.envId, batch.id), NDJSON)
+    return _presign_put(get_settings().staging_bucket, keys.staging(batch.tenant, batch.id), NDJSON)
 
 
 def payload_uploads(env: Environment, batch_id: str, indices: Any) -> list[dict[str, Any]]:
@@ -140,7 +140,7 @@ def payload_uploads(env: Environment, batch_id: str, indices: Any) -> list[dict[
         )
     bucket = get_settings().payload_bucket
     return [
-        {"index": i, **_presign_put(bucket, keys.item_payload(batch.envId, batch.id, i), "application/json")}
+        {"index": i, **_presign_put(bucket, keys.item_payload(batch.tenant, batch.id, i), "application/json")}
         for i in indices
     ]
 

@@ -42,7 +42,7 @@ STAGED_OBJECT = "staged object"  # what a 503 names
 
 @dataclass(frozen=True)
 class StagedJob:
-    env_id: str
+    tenant: str
     batch_id: str
     bucket: str
     key: str
@@ -67,10 +67,10 @@ def jobs_from_message(body: dict[str, Any]) -> list[StagedJob]:
         if owner is None:
             logger.warning("object outside the staging layout ignored", extra={"key": key})
             continue
-        env_id, batch_id = owner
+        tenant, batch_id = owner
         jobs.append(
             StagedJob(
-                env_id, batch_id, record["s3"]["bucket"]["name"], key, record["s3"]["object"].get("eTag")
+                tenant, batch_id, record["s3"]["bucket"]["name"], key, record["s3"]["object"].get("eTag")
             )
         )
     return jobs
@@ -155,7 +155,7 @@ def run(job: StagedJob, deadline: float) -> StagedJob | IngestResult | None:
             own offset.
     """
     batch = store.get(job.batch_id)
-    if batch is None or batch.envId != job.env_id:
+    if batch is None or batch.tenant != job.tenant:
         logger.warning("staged object for an unknown batch ignored", extra={"key": job.key})
         return None
     if batch.is_retry_success() or batch.status != BatchStatus.PENDING:
@@ -170,7 +170,7 @@ def run(job: StagedJob, deadline: float) -> StagedJob | IngestResult | None:
         logger.warning("staged batch aborted", extra={"batchId": batch.id, "reason": exc.message})
         return None
     if source.stopped:
-        return StagedJob(job.env_id, job.batch_id, job.bucket, job.key, job.etag, source.resume)
+        return StagedJob(job.tenant, job.batch_id, job.bucket, job.key, job.etag, source.resume)
     result = finish(batch, outcomes["accepted"], outcomes["deduplicated"])
     if not result.sealed:
         logger.warning(

@@ -39,7 +39,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sluice import aws
-from sluice.auth import Environment
+from sluice.auth import Environment, owns
 from sluice.config import RUN_ERROR_CODE_MAX_CHARS, RUN_ERROR_MESSAGE_MAX_CHARS, get_settings
 from sluice.engine import payloads, store
 from sluice.engine.models import Run, RunError
@@ -64,12 +64,12 @@ final_listeners: list[FinalListener] = []
 _NAMES = {
     f"#{name}": name
     for name in (
-        "envId", "status", "attempt", "leaseToken", "leaseExpiresAt", "leaseShard", "startedAt",
+        "orgId", "envId", "status", "attempt", "leaseToken", "leaseExpiresAt", "leaseShard", "startedAt",
         "completedAt", "output", "outputRef", "error", "delayUntil", "dispatchSeq", "dispatchPending",
     )
 }  # fmt: skip
 _NAME_REF = re.compile(r"#\w+")
-_OWNED = "#envId = :env AND #status = :executing AND #leaseToken = :token"
+_OWNED = "#orgId = :org AND #envId = :env AND #status = :executing AND #leaseToken = :token"
 
 
 def on_final(run: Run) -> None:
@@ -219,9 +219,18 @@ def _s(item: Mapping[str, Any] | None, name: str) -> str | None:
     return value.get("S") if isinstance(value, Mapping) else None
 
 
+def _tenant(org_id: str, env_id: str) -> dict[str, Any]:
+    """The values of the ownership half of a condition (``#orgId = :org AND #envId = :env``)."""
+    return {":org": {"S": org_id}, ":env": {"S": env_id}}
+
+
+def _owned(env: Environment, item: Mapping[str, Any] | None) -> bool:
+    return item is not None and owns(env, _s(item, "orgId"), _s(item, "envId"))
+
+
 def _conflict(env: Environment, run_id: str, old: Mapping[str, Any] | None) -> Exception:
     """What a lost heartbeat, complete or fail tells its worker."""
-    if old is None or _s(old, "envId") != env.env_id:
+    if not _owned(env, old):
         return NotFound(f"Run {run_id} not found")
     status = _s(old, "status")
     if status in FINAL_STATUSES:
@@ -250,7 +259,7 @@ def start(env: Environment, run_id: str, body: StartBody) -> Lease:
     expires = now + timedelta(seconds=get_settings().run_lease_s)
     token = body.leaseToken or secrets.token_urlsafe(24)
     values = {
-        ":env": {"S": env.env_id},
+        **_tenant(env.org_id, env.env_id),
         ":queued": {"S": QUEUED},
         ":delayed": {"S": DELAYED},
         ":executing": {"S": EXECUTING},
@@ -265,7 +274,7 @@ def start(env: Environment, run_id: str, body: StartBody) -> Lease:
             run_id,
             "SET #status = :executing, #leaseToken = :token, #leaseExpiresAt = :exp, #leaseShard = :shard,"
             " #startedAt = if_not_exists(#startedAt, :now) ADD #attempt :one",
-            "#envId = :env AND #status IN (:queued, :delayed)"
+            "#orgId = :org AND #envId = :env AND #status IN (:queued, :delayed)"
             " AND (attribute_not_exists(#delayUntil) OR #delayUntil <= :now)",
             values,
         )
@@ -274,7 +283,7 @@ def start(env: Environment, run_id: str, body: StartBody) -> Lease:
         if (
             _s(old, "status") == EXECUTING
             and _s(old, "leaseToken") == token
-            and _s(old, "envId") == env.env_id
+            and _owned(env, old)
         ):
             # The same worker retrying a start whose answer it never saw: its lease, extended.
             lease = heartbeat(env, run_id, token)
@@ -286,7 +295,7 @@ def start(env: Environment, run_id: str, body: StartBody) -> Lease:
 
 
 def _start_conflict(env: Environment, run_id: str, old: Mapping[str, Any] | None, now: datetime) -> Exception:
-    if old is None or _s(old, "envId") != env.env_id:
+    if not _owned(env, old):
         return NotFound(f"Run {run_id} not found")
     status = _s(old, "status")
     if status == EXECUTING:
@@ -316,7 +325,7 @@ def heartbeat(env: Environment, run_id: str, token: str) -> Lease:
             "SET #leaseExpiresAt = :exp",
             _OWNED,
             {
-                ":env": {"S": env.env_id},
+                **_tenant(env.org_id, env.env_id),
                 ":executing": {"S": EXECUTING},
                 ":token": {"S": token},
                 ":exp": {"N": _ms(expires)},
@@ -343,7 +352,7 @@ def complete(env: Environment, run_id: str, body: CompleteBody) -> Ended:
         body.output, settings.run_max_output_bytes, what="The output", code="output_too_large"
     )
     values: dict[str, Any] = {
-        ":env": {"S": env.env_id},
+        **_tenant(env.org_id, env.env_id),
         ":executing": {"S": EXECUTING},
         ":token": {"S": body.leaseToken},
         ":completed": {"S": COMPLETED},
@@ -351,7 +360,7 @@ def complete(env: Environment, run_id: str, body: CompleteBody) -> Ended:
     }
     if len(encoded) > settings.run_output_offload_bytes:
         # Keyed by the lease: a worker whose lease lapsed cannot overwrite the winner's output.
-        key = payloads.output_key(env.env_id, run_id, body.leaseToken)
+        key = payloads.output_key(env.tenant, run_id, body.leaseToken)
         payloads.store(key, encoded)
         values[":out"] = {"S": key}
         set_output = "#outputRef = :out"
@@ -366,7 +375,11 @@ def complete(env: Environment, run_id: str, body: CompleteBody) -> Ended:
             values,
         )
     except _Lost as lost:
-        if _s(lost.old, "status") == COMPLETED and _s(lost.old, "leaseToken") == body.leaseToken:
+        if (
+            _owned(env, lost.old)
+            and _s(lost.old, "status") == COMPLETED
+            and _s(lost.old, "leaseToken") == body.leaseToken
+        ):
             return Ended(store.run_from_item(lost.old or {}))
         raise _conflict(env, run_id, lost.old) from None
     run = store.run_from_item(item)
@@ -387,7 +400,7 @@ def fail(env: Environment, run_id: str, body: FailBody) -> Ended:
     item = _read(run_id)
     if (
         item is None
-        or _s(item, "envId") != env.env_id
+        or not _owned(env, item)
         or _s(item, "status") != EXECUTING
         or _s(item, "leaseToken") != body.leaseToken
     ):
@@ -434,7 +447,7 @@ def _end_attempt(
     max_attempts = run.maxAttempts or get_settings().run_default_max_attempts
     condition = _OWNED + " AND #attempt = :attempt"
     values: dict[str, Any] = {
-        ":env": {"S": run.envId},
+        **_tenant(run.orgId, run.envId),
         ":executing": {"S": EXECUTING},
         ":token": item["leaseToken"],
         ":attempt": {"N": str(run.attempt)},

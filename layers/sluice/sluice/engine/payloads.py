@@ -31,8 +31,9 @@ def encode_within(value: Any, limit: int, *, what: str, code: str) -> bytes:
     return encoded
 
 
-def payload_key(env_id: str, run_id: str) -> str:
-    return f"payloads/{env_id}/{run_id}.json"
+def payload_key(tenant: str, run_id: str) -> str:
+    """Under the run's tenant (``sluice.auth.tenant_key``: ``<org>/<env>``)."""
+    return f"payloads/{tenant}/{run_id}.json"
 
 
 def store(key: str, body: bytes) -> None:
@@ -51,10 +52,10 @@ def load(key: str) -> Any:
         return json.loads(obj["Body"].read())
 
 
-def output_key(env_id: str, run_id: str, lease_token: str) -> str:
+def output_key(tenant: str, run_id: str, lease_token: str) -> str:
     """Per attempt (its lease): a late upload from a worker that lost its lease never overwrites
     the output of the attempt that completed the run."""
-    return f"outputs/{env_id}/{run_id}/{lease_token}.json"
+    return f"outputs/{tenant}/{run_id}/{lease_token}.json"
 
 
 def load_offloaded(run: Run) -> Run:

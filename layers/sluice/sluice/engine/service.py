@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ParamSpec
 
-from sluice.auth import Environment
+from sluice.auth import Environment, owns, tenant_key
 from sluice.aws import ConditionFailed
 from sluice.config import get_settings
 from sluice.engine import payloads, store
@@ -128,7 +128,7 @@ def prepare(
             body = body.model_copy(update={"options": options})
             key_expires = None
         else:
-            pk = store.idempotency_pk(env.env_id, task_id, idempotency_key)
+            pk = store.idempotency_pk(env.tenant, task_id, idempotency_key)
             key = (pk, math.ceil(key_expires.timestamp()))
     run = Run(
         id=run_id or new_run_id(),
@@ -160,14 +160,14 @@ def create(prepared: PreparedRun) -> TriggerResult:
     """
     run = prepared.run
     if run.payloadRef is None and len(prepared.payload) > get_settings().payload_offload_bytes:
-        ref = payloads.payload_key(run.envId, run.id)
+        ref = payloads.payload_key(tenant_key(run.orgId, run.envId), run.id)
         payloads.store(ref, prepared.payload)
         run = run.model_copy(update={"payload": None, "payloadRef": ref})
     created = store.create_run(run, prepared.key, now=int(_now().timestamp()))
     if created.created:
         return TriggerResult(run.id, is_cached=False, failed=run.status == "FAILED")
     if created.run is not None:
-        if created.run.envId != run.envId:
+        if (created.run.orgId, created.run.envId) != (run.orgId, run.envId):
             raise NotFound(f"Run {run.id} not found")
         return TriggerResult(created.run.id, is_cached=True, failed=created.run.status == "FAILED")
     assert created.bound_run_id is not None
@@ -219,6 +219,6 @@ def get_run(env: Environment, run_id: str) -> Run:
         NotFound: no such run in the caller's environment.
     """
     run = store.get_run_item(run_id)
-    if run is None or run.envId != env.env_id:
+    if run is None or not owns(env, run.orgId, run.envId):
         raise NotFound(f"Run {run_id} not found")
     return payloads.load_offloaded(run)

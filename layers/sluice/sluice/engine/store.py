@@ -236,8 +236,9 @@ def mark_dispatched(run_id: str, seq: int, at: datetime) -> None:
         pass
 
 
-def idempotency_pk(env_id: str, task_id: str, key: str) -> str:
-    return hashlib.sha256(json.dumps([env_id, task_id, key]).encode("utf-8")).hexdigest()
+def idempotency_pk(tenant: str, task_id: str, key: str) -> str:
+    """The binding of an idempotency key, per tenant (``sluice.auth.tenant_key``) and task."""
+    return hashlib.sha256(json.dumps([tenant, task_id, key]).encode("utf-8")).hexdigest()
 
 
 def lookup_idempotency(pk: str, now: int) -> str | None:

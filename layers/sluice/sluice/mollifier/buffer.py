@@ -50,6 +50,7 @@ from aws_lambda_powertools import Logger
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
+from sluice.auth import tenant_key
 from sluice.config import get_settings
 from sluice.engine import RunError
 from sluice.mollifier.errors import AcceptContention, MalformedEntry
@@ -181,7 +182,7 @@ class MollifierBuffer:
         """
         keys = self.keys_for(org_id)
         key = snapshot.body.options.idempotencyKey
-        base = [keys.entry(run_id), keys.queue(env_id), keys.org_envs(org_id), keys.orgs]
+        base = [keys.entry(run_id), keys.queue(org_id, env_id), keys.org_envs(org_id), keys.orgs]
         args = [
             run_id,
             env_id,
@@ -195,7 +196,7 @@ class MollifierBuffer:
             if key is None:
                 reply = self._run("accept", base, args)
             else:
-                lookup = keys.idempotency(env_id, snapshot.taskId, key)
+                lookup = keys.idempotency(tenant_key(org_id, env_id), snapshot.taskId, key)
                 bound = text(self.client.get(lookup)) or ""
                 bound_entry = keys.entry(bound) if bound else keys.entry(run_id)
                 reply = self._run("accept", [*base, lookup, bound_entry], [*args, bound])
@@ -221,7 +222,7 @@ class MollifierBuffer:
     def lookup_idempotency(self, org_id: str, env_id: str, task_id: str, key: str) -> BufferEntry | None:
         """The buffered run that owns the key; a binding whose entry is gone is dropped (self-heal)."""
         keys = self.keys_for(org_id)
-        lookup = keys.idempotency(env_id, task_id, key)
+        lookup = keys.idempotency(tenant_key(org_id, env_id), task_id, key)
         run_id = text(self.client.get(lookup))
         if not run_id:
             return None
@@ -308,7 +309,7 @@ class MollifierBuffer:
         keys = self.keys_for(entry.orgId)
         requeue_keys = [
             keys.entry(entry.runId),
-            keys.queue(entry.envId),
+            keys.queue(entry.orgId, entry.envId),
             keys.org_envs(entry.orgId),
             keys.orgs,
             keys.draining,
@@ -337,8 +338,9 @@ class MollifierBuffer:
         self, org_id: str, env_id: str, *, window_ms: int, threshold: int, hold_ms: int
     ) -> TripResult:
         keys = self.keys_for(org_id)
+        tenant = tenant_key(org_id, env_id)
         count, tripped = self._run(
-            "evaluate_trip", [keys.rate(env_id), keys.tripped(env_id)], [window_ms, threshold, hold_ms]
+            "evaluate_trip", [keys.rate(tenant), keys.tripped(tenant)], [window_ms, threshold, hold_ms]
         )
         return TripResult(int(count), bool(tripped))
 

@@ -19,6 +19,7 @@ from datetime import datetime
 
 from aws_lambda_powertools import Logger
 
+from sluice.auth import tenant_key
 from sluice.config import Settings
 from sluice.mollifier.buffer import MollifierBuffer
 from sluice.mollifier.errors import ClaimTimedOut
@@ -94,7 +95,7 @@ def claim_or_await(
     Raises:
         ClaimTimedOut: the owner neither published nor released within the wait.
     """
-    claim_key = buffer.keys_for(org_id).claim(env_id, task_id, key)
+    claim_key = buffer.keys_for(org_id).claim(tenant_key(org_id, env_id), task_id, key)
     token = uuid.uuid4().hex
     deadline = time.monotonic() + settings.mollifier_claim_wait_ms / 1000
     try:

@@ -13,7 +13,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sluice import engine
-from sluice.auth import Environment
+from sluice.auth import Environment, owns, tenant_key
 from sluice.engine import PreparedRun, Run, TriggerBody
 from sluice.errors import ServiceUnavailable, SluiceError
 from sluice.mollifier.buffer import MollifierBuffer
@@ -56,7 +56,9 @@ def mollify(buffer: MollifierBuffer, env: Environment, prepared: PreparedRun) ->
     if result.kind != "accepted":
         return result
     try:
-        entry = carry(run.envId, run.id, run.taskId, run.createdAt, snapshot.model_dump_json())
+        entry = carry(
+            tenant_key(run.orgId, run.envId), run.id, run.taskId, run.createdAt, snapshot.model_dump_json()
+        )
         send_signal(run.id, run.orgId, run.envId, entry=entry)
     except (BotoCoreError, ClientError, ServiceUnavailable):
         logger.warning("mollifier.signal_failed", extra={"runId": run.id})
@@ -65,8 +67,8 @@ def mollify(buffer: MollifierBuffer, env: Environment, prepared: PreparedRun) ->
 
 
 def buffered_entry(buffer: MollifierBuffer, env: Environment, run_id: str) -> BufferEntry | None:
-    """The caller's environment's buffered entry of ``run_id``; None when there is none, or it is
-    another environment's, or it does not parse (logged: it can never be drained either).
+    """The caller's tenant's buffered entry of ``run_id``; None when there is none, or it is
+    another tenant's, or it does not parse (logged: it can never be drained either).
 
     Raises:
         ``sluice.redis.UNAVAILABLE_ERRORS``: the buffer could not be read.
@@ -76,7 +78,7 @@ def buffered_entry(buffer: MollifierBuffer, env: Environment, run_id: str) -> Bu
     except MalformedEntry:
         logger.exception("mollifier.malformed_entry", extra={"runId": run_id})
         return None
-    return entry if entry is not None and entry.envId == env.env_id else None
+    return entry if entry is not None and owns(env, entry.orgId, entry.envId) else None
 
 
 def buffered_run(entry: BufferEntry) -> Run:

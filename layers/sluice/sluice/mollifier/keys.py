@@ -10,17 +10,21 @@ cluster slot. Every variable segment is base64url without padding: its alphabet 
 Per shard ``S`` (``T = {mollifier:S}``):
 
 - ``T:entry:<run>`` HASH, one buffered run (fields in ``models.BufferEntry``).
-- ``T:queue:<env>`` LIST of run ids; accept LPUSHes, pop takes the RPOP end, requeue RPUSHes.
+- ``T:queue:<org>:<env>`` LIST of run ids (two organizations may both name an environment
+  ``prod``); accept LPUSHes, pop takes the RPOP end, requeue RPUSHes.
 - ``T:org-envs:<org>`` LIST, ring of the organization's environments with queued entries.
 - ``T:orgs`` LIST, ring of the shard's organizations with queued entries.
 - ``T:draining`` ZSET run id -> pop time (ms).
-- ``T:idempotency:<env>:<task>:<key>`` STRING, the buffered run that owns an idempotency key.
-- ``T:claim:<env>:<task>:<key>`` STRING, ``pending:<token>`` then the winning run id (with TTL).
-- ``T:rate:<env>`` / ``T:tripped:<env>`` STRING, the trip evaluator's window counter and hold.
+- ``T:idempotency:<tenant>:<task>:<key>`` STRING, the buffered run that owns an idempotency key.
+- ``T:claim:<tenant>:<task>:<key>`` STRING, ``pending:<token>`` then the winning run id (with TTL).
+- ``T:rate:<tenant>`` / ``T:tripped:<tenant>`` STRING, the trip evaluator's window counter and hold.
+
+``<tenant>`` is ``sluice.auth.tenant_key(org, env)`` (``<org>/<env>``), base64url like every segment.
 - ``T:slot-guard`` never written: ``pop_batch.lua`` declares it so that Redis refuses the script
   while the shard's slot migrates (see ``MollifierBuffer.pop_batch``).
 
 ``pop_batch.lua`` builds the entry, queue and org-envs keys itself, as ``prefix .. base64url(id)``
+(a queue: ``prefix .. base64url(org) .. ':' .. base64url(env)``)
 with the prefixes from ``ShardKeys.script_prefixes`` (its ``b64`` is this module's ``b64``; a
 test holds them to the same output).
 
@@ -73,8 +77,8 @@ class ShardKeys:
     def entry(self, run_id: str) -> str:
         return self._prefix("entry") + b64(run_id)
 
-    def queue(self, env_id: str) -> str:
-        return self._prefix("queue") + b64(env_id)
+    def queue(self, org_id: str, env_id: str) -> str:
+        return f"{self._prefix('queue')}{b64(org_id)}:{b64(env_id)}"
 
     def org_envs(self, org_id: str) -> str:
         return self._prefix("org-envs") + b64(org_id)
@@ -83,14 +87,14 @@ class ShardKeys:
         """The entry, queue and org-envs prefixes, for a script that builds those keys itself."""
         return [self._prefix("entry"), self._prefix("queue"), self._prefix("org-envs")]
 
-    def idempotency(self, env_id: str, task_id: str, key: str) -> str:
-        return f"{self.tag}:idempotency:{b64(env_id)}:{b64(task_id)}:{b64(key)}"
+    def idempotency(self, tenant: str, task_id: str, key: str) -> str:
+        return f"{self.tag}:idempotency:{b64(tenant)}:{b64(task_id)}:{b64(key)}"
 
-    def claim(self, env_id: str, task_id: str, key: str) -> str:
-        return f"{self.tag}:claim:{b64(env_id)}:{b64(task_id)}:{b64(key)}"
+    def claim(self, tenant: str, task_id: str, key: str) -> str:
+        return f"{self.tag}:claim:{b64(tenant)}:{b64(task_id)}:{b64(key)}"
 
-    def rate(self, env_id: str) -> str:
-        return f"{self.tag}:rate:{b64(env_id)}"
+    def rate(self, tenant: str) -> str:
+        return f"{self.tag}:rate:{b64(tenant)}"
 
-    def tripped(self, env_id: str) -> str:
-        return f"{self.tag}:tripped:{b64(env_id)}"
+    def tripped(self, tenant: str) -> str:
+        return f"{self.tag}:tripped:{b64(tenant)}"

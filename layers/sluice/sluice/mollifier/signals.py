@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sluice import aws
+from sluice.auth import tenant_key
 from sluice.config import get_settings
 from sluice.engine import payloads
 from sluice.mollifier.keys import shard_of
@@ -23,17 +24,19 @@ from sluice.sqs_send import send_all
 SIGNAL_INLINE_BYTES = 192 * 1024
 
 
-def carry(env_id: str, run_id: str, task_id: str, created_at: datetime, snapshot: str) -> CarriedEntry:
+def carry(tenant: str, run_id: str, task_id: str, created_at: datetime, snapshot: str) -> CarriedEntry:
     """What a signal carries of an entry. Raises ServiceUnavailable: S3 is down (large ones)."""
     if len(snapshot.encode("utf-8")) <= SIGNAL_INLINE_BYTES:
         return CarriedEntry(taskId=task_id, createdAt=created_at, snapshot=snapshot)
-    key = f"signals/{payloads.payload_key(env_id, run_id)}"
+    key = f"signals/{payloads.payload_key(tenant, run_id)}"
     payloads.store(key, snapshot.encode("utf-8"))
     return CarriedEntry(taskId=task_id, createdAt=created_at, snapshotRef=key)
 
 
 def carried(entry: BufferEntry) -> CarriedEntry:
-    return carry(entry.envId, entry.runId, entry.taskId, entry.createdAt, entry.snapshot)
+    return carry(
+        tenant_key(entry.orgId, entry.envId), entry.runId, entry.taskId, entry.createdAt, entry.snapshot
+    )
 
 
 def carried_snapshot(signal: DrainSignal) -> str | None:
@@ -50,9 +53,7 @@ def send_signal(
     """Raises botocore errors: the caller decides whether a lost signal matters."""
     settings = get_settings()
     shard = shard_of(org_id, settings.mollifier_shards)
-    signal = DrainSignal(
-        runId=run_id, orgId=org_id, envId=env_id, shard=shard, entry=entry
-    )
+    signal = DrainSignal(runId=run_id, orgId=org_id, envId=env_id, shard=shard, entry=entry)
     aws.sqs().send_message(
         QueueUrl=settings.drain_queue_url,
         MessageBody=signal.model_dump_json(),

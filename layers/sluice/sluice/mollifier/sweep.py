@@ -68,9 +68,9 @@ def inspect_shard(buffer: MollifierBuffer, shard: int, max_envs: int) -> tuple[S
     keys = ShardKeys(shard)
     envs = _queued_envs(buffer, keys, max_envs)
     pipe = buffer.client.pipeline(transaction=False)
-    for _, env_id in envs:
-        pipe.llen(keys.queue(env_id))
-        pipe.lindex(keys.queue(env_id), -1)
+    for org_id, env_id in envs:
+        pipe.llen(keys.queue(org_id, env_id))
+        pipe.lindex(keys.queue(org_id, env_id), -1)
     pipe.zcard(keys.draining)
     replies = pipe.execute()
     draining = int(replies.pop())

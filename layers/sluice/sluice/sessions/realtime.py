@@ -32,7 +32,7 @@ from sluice.streams import (
     parse_chunks,
 )
 from sluice.streams.service import issue_credentials, open_reader
-from sluice.streams.tokens import is_stream_token, verify_token
+from sluice.streams.tokens import TokenClaims, is_stream_token, verify_token
 
 logger = Logger(service="sluice", child=True)
 
@@ -73,9 +73,9 @@ class ChannelAppend:
         return ChannelAppendAnswer(**self.result.to_api(), runId=self.run_id).model_dump()
 
 
-def _session_of_token(env_id: str, session_id: str) -> Session:
+def _session_of_token(claims: TokenClaims, session_id: str) -> Session:
     session = table.get_session_item(session_id)
-    if session is None or session.envId != env_id:
+    if session is None or (session.orgId, session.envId) != (claims.org_id, claims.env_id):
         raise NotFound(f"Session {session_id} not found", code="session_not_found")
     return session
 
@@ -96,11 +96,11 @@ def append(
     address = channel_address(session_id, io)
     claims = verify_token(token, address)
     chunks = parse_chunks(body, content_type, part_id)
-    session = _session_of_token(claims.env_id, session_id) if io == "in" else None
+    session = _session_of_token(claims, session_id) if io == "in" else None
     if session is not None and session.closed:
         raise SessionClosed(f"Session {session_id} is closed")
     try:
-        result = get_store().append(address, claims.env_id, chunks)
+        result = get_store().append(address, claims.tenant, chunks)
     except StreamClosed as exc:
         raise SessionClosed(f"Session {session_id} is closed") from exc
     run_id = None

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from sluice import aws
-from sluice.auth import Environment
+from sluice.auth import Environment, owns, tenant_key
 from sluice.aws import ConditionFailed
 from sluice.config import get_settings
 from sluice.engine import payloads
@@ -77,7 +77,7 @@ def create_session(env: Environment, body: CreateSession) -> tuple[Session, bool
     """
     session_id = new_session_id()
     if body.externalId is not None:
-        session_id = table.bind_external_id(env.env_id, body.externalId, session_id)
+        session_id = table.bind_external_id(env.tenant, body.externalId, session_id)
     session = table.get_session_item(session_id)
     cached = session is not None
     if session is None:
@@ -114,9 +114,9 @@ def get_session(env: Environment, ref: str) -> Session:
     Raises:
         NotFound: no such session in ``env``.
     """
-    session_id = ref if is_session_id(ref) else table.lookup_external_id(env.env_id, ref)
+    session_id = ref if is_session_id(ref) else table.lookup_external_id(env.tenant, ref)
     session = table.get_session_item(session_id) if session_id else None
-    if session is None or session.envId != env.env_id:
+    if session is None or not owns(env, session.orgId, session.envId):
         raise NotFound(f"Session {ref} not found", code="session_not_found")
     return session
 
@@ -152,8 +152,8 @@ def _decode_cursor(env: Environment, cursor: str, session_type: str | None) -> d
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         valid = (
             isinstance(key, dict)
-            and key.get("envId") == {"S": env.env_id}
-            and ("envType" in key) == (session_type is not None)
+            and key.get("tenant") == {"S": env.tenant}
+            and ("tenantType" in key) == (session_type is not None)
             and all(isinstance(v, dict) and isinstance(v.get("S"), str) for v in key.values())
         )
     except (ValueError, binascii.Error, UnicodeDecodeError):
@@ -164,7 +164,7 @@ def _decode_cursor(env: Environment, cursor: str, session_type: str | None) -> d
 
 
 def _page_key(item: dict[str, Any], session_type: str | None) -> dict[str, Any]:
-    names = ["pk", "envId", "createdKey"] + (["envType"] if session_type is not None else [])
+    names = ["pk", "tenant", "createdKey"] + (["tenantType"] if session_type is not None else [])
     return {name: item[name] for name in names}
 
 
@@ -201,7 +201,7 @@ def list_sessions(
     more = True
     while len(found) < limit and more:
         items, last = table.query_page(
-            env.env_id,
+            env.tenant,
             session_type=session_type,
             tag=tag,
             status=status,
@@ -222,7 +222,7 @@ def list_sessions(
 
 
 def snapshot_key(session: Session) -> str:
-    return f"sessions/{session.envId}/{session.id}/snapshot.json"
+    return f"sessions/{tenant_key(session.orgId, session.envId)}/{session.id}/snapshot.json"
 
 
 def put_snapshot(env: Environment, ref: str, body: bytes) -> ChatSnapshot:

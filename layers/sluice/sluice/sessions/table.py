@@ -4,13 +4,14 @@ Layout (partition key ``pk``):
 
 - ``session_...`` -> a session: ``doc`` (its fixed fields as JSON) and, as attributes of their
   own because they change or are indexed, ``status``, ``closedAt``, ``currentRunId``,
-  ``currentRunVersion``, ``envId``, ``envType`` (``<envId>#<type>``), ``tags`` (a string set) and
-  ``createdKey`` (``<createdAt>#<id>``, so that two sessions created in one instant still order).
-- ``ext#<sha256(envId, externalId)>`` -> ``sessionId``: the binding that makes create idempotent
-  on (environment, externalId). It has no ``envId``, so it is in neither index.
+  ``currentRunVersion``, ``tenant`` (``<orgId>/<envId>``, ``sluice.auth.tenant_key``),
+  ``tenantType`` (``<tenant>#<type>``), ``tags`` (a string set) and ``createdKey``
+  (``<createdAt>#<id>``, so that two sessions created in one instant still order).
+- ``ext#<sha256(tenant, externalId)>`` -> ``sessionId``: the binding that makes create idempotent
+  on (tenant, externalId). It has no ``tenant``, so it is in neither index.
 
-Indexes (both sparse, newest first by ``createdKey``): ``byEnv`` (``envId``) for the list,
-``byEnvType`` (``envType``) for the list filtered by type. Tag and status filter the pages.
+Indexes (both sparse, newest first by ``createdKey``): ``byTenant`` (``tenant``) for the list,
+``byTenantType`` (``tenantType``) for the list filtered by type. Tag and status filter the pages.
 """
 
 from __future__ import annotations
@@ -22,17 +23,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sluice import aws
+from sluice.auth import tenant_key
 from sluice.aws import ConditionFailed, dynamodb_errors
 from sluice.config import get_settings
 from sluice.sessions.records import Session
 
-BY_ENV = "byEnv"
-BY_ENV_TYPE = "byEnvType"
+BY_TENANT = "byTenant"
+BY_TENANT_TYPE = "byTenantType"
 _MUTABLE = {"status", "closedAt", "currentRunId", "currentRunVersion"}
 
 
-def binding_key(env_id: str, external_id: str) -> str:
-    return "ext#" + hashlib.sha256(json.dumps([env_id, external_id]).encode("utf-8")).hexdigest()
+def binding_key(tenant: str, external_id: str) -> str:
+    return "ext#" + hashlib.sha256(json.dumps([tenant, external_id]).encode("utf-8")).hexdigest()
 
 
 def created_key(session: Session) -> str:
@@ -40,8 +42,8 @@ def created_key(session: Session) -> str:
     return f"{session.createdAt.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{session.id}"
 
 
-def env_type(env_id: str, session_type: str) -> str:
-    return f"{env_id}#{session_type}"
+def tenant_type(tenant: str, session_type: str) -> str:
+    return f"{tenant}#{session_type}"
 
 
 def _table() -> str:
@@ -52,8 +54,8 @@ def _item(session: Session) -> dict[str, Any]:
     item: dict[str, Any] = {
         "pk": {"S": session.id},
         "doc": {"S": session.model_dump_json(exclude=_MUTABLE)},
-        "envId": {"S": session.envId},
-        "envType": {"S": env_type(session.envId, session.type)},
+        "tenant": {"S": tenant_key(session.orgId, session.envId)},
+        "tenantType": {"S": tenant_type(tenant_key(session.orgId, session.envId), session.type)},
         "createdKey": {"S": created_key(session)},
         "status": {"S": session.status},
         "currentRunVersion": {"N": str(session.currentRunVersion)},
@@ -75,9 +77,9 @@ def session_from_item(item: Mapping[str, Any]) -> Session:
     return session
 
 
-def bind_external_id(env_id: str, external_id: str, session_id: str) -> str:
+def bind_external_id(tenant: str, external_id: str, session_id: str) -> str:
     """Bind ``external_id`` to ``session_id`` unless it is bound already; the bound session id."""
-    key = binding_key(env_id, external_id)
+    key = binding_key(tenant, external_id)
     try:
         with dynamodb_errors("session"):
             aws.dynamodb().put_item(
@@ -87,18 +89,18 @@ def bind_external_id(env_id: str, external_id: str, session_id: str) -> str:
             )
         return session_id
     except ConditionFailed:
-        bound = lookup_external_id(env_id, external_id)
+        bound = lookup_external_id(tenant, external_id)
         if bound is None:  # pragma: no cover - bindings are never deleted
             raise
         return bound
 
 
-def lookup_external_id(env_id: str, external_id: str) -> str | None:
+def lookup_external_id(tenant: str, external_id: str) -> str | None:
     with dynamodb_errors("session"):
         item = (
             aws.dynamodb()
             .get_item(
-                TableName=_table(), Key={"pk": {"S": binding_key(env_id, external_id)}}, ConsistentRead=True
+                TableName=_table(), Key={"pk": {"S": binding_key(tenant, external_id)}}, ConsistentRead=True
             )
             .get("Item")
         )
@@ -159,7 +161,7 @@ def mark_closed(session_id: str, at: datetime) -> None:
 
 
 def query_page(
-    env_id: str,
+    tenant: str,
     *,
     session_type: str | None,
     tag: str | None,
@@ -167,19 +169,19 @@ def query_page(
     start_key: dict[str, Any] | None,
     page_size: int,
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """One page of the environment's sessions, newest first, filtered: the raw items and
+    """One page of the tenant's sessions, newest first, filtered: the raw items and
     DynamoDB's LastEvaluatedKey. A filtered page may hold fewer items than ``page_size``."""
     request: dict[str, Any] = {"TableName": _table(), "ScanIndexForward": False, "Limit": page_size}
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
     if session_type is None:
-        request["IndexName"] = BY_ENV
-        request["KeyConditionExpression"] = "envId = :partition"
-        values[":partition"] = {"S": env_id}
+        request["IndexName"] = BY_TENANT
+        request["KeyConditionExpression"] = "tenant = :partition"
+        values[":partition"] = {"S": tenant}
     else:
-        request["IndexName"] = BY_ENV_TYPE
-        request["KeyConditionExpression"] = "envType = :partition"
-        values[":partition"] = {"S": env_type(env_id, session_type)}
+        request["IndexName"] = BY_TENANT_TYPE
+        request["KeyConditionExpression"] = "tenantType = :partition"
+        values[":partition"] = {"S": tenant_type(tenant, session_type)}
     filters = []
     if tag is not None:
         filters.append("contains(tags, :tag)")

@@ -66,17 +66,17 @@ def mint(env: Environment, address: StreamAddress, *, api_base: str) -> Credenti
 
 
 def issue_credentials(env: Environment, address: StreamAddress, path: str, *, api_base: str) -> Credentials:
-    """Bind the stream to ``env`` and hand out a token for it, with the URLs under ``path``
+    """Bind the stream to ``env``'s tenant and hand out a token for it, with the URLs under ``path``
     (the owner's checks are the caller's: a run's mint, a session channel's mint)."""
     settings = get_settings()
-    get_store().register(address, env.env_id)
+    get_store().register(address, env.tenant)
     expires_at = int(time.time()) + settings.stream_token_ttl_s
     read_base = settings.stream_read_url.rstrip("/") or api_base.rstrip("/")
     return Credentials(
         stream_id=address.stream_id,
         append_url=f"{api_base.rstrip('/')}{path}/append",
         read_url=f"{read_base}{path}",
-        token=mint_token(env.env_id, address, expires_at),
+        token=mint_token(env, address, expires_at),
         expires_at=expires_at,
     )
 
@@ -148,13 +148,13 @@ def append(
         ServiceUnavailable: Redis is down (nothing appended; retry with the same part ids).
     """
     claims = verify_token(token, address)
-    return get_store().append(address, claims.env_id, parse_chunks(body, content_type, part_id))
+    return get_store().append(address, claims.tenant, parse_chunks(body, content_type, part_id))
 
 
 def close(token: str, address: StreamAddress) -> bool:
     """Close the stream; False when it was closed already."""
     claims = verify_token(token, address)
-    return get_store().close(address, claims.env_id) is not None
+    return get_store().close(address, claims.tenant) is not None
 
 
 def open_reader(
@@ -176,8 +176,9 @@ def open_reader(
     store = get_store()
     if is_stream_token(bearer):
         claims = verify_token(bearer, address, or_for=token_for)
-        if store.environment(address) not in (None, claims.env_id):
-            raise InvalidStreamToken("The stream token was made for another environment")
+        # The token's ownership check: the tenant the stream was bound to at its mint.
+        if store.tenant(address) not in (None, claims.tenant):
+            raise InvalidStreamToken("The stream token was made for another tenant")
     else:
         env = authenticate({"authorization": f"Bearer {bearer}"})
         try:

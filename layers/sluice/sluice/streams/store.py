@@ -23,6 +23,9 @@ from sluice.streams.models import AppendResult, StreamAddress, StreamEvent
 
 DATA_FIELD = "d"
 END_FIELD = "e"
+# The meta hash's field naming the stream's tenant (``sluice.auth.tenant_key``); also the scripts'
+# answer when a writer's token names another tenant.
+TENANT_FIELD = "tenant"
 
 
 def redis_errors() -> AbstractContextManager[None]:
@@ -43,28 +46,28 @@ class StreamStore:
         self._append: Script = load_script(client, "sluice.streams", "append")
         self._close: Script = load_script(client, "sluice.streams", "close")
 
-    def register(self, address: StreamAddress, env_id: str) -> None:
-        """Bind the stream to its environment (a mint does this before handing out a token)."""
+    def register(self, address: StreamAddress, tenant: str) -> None:
+        """Bind the stream to its tenant (a mint does this before handing out a token)."""
         meta = StreamKeys(address).meta
         with redis_errors():
-            self.client.hsetnx(meta, "env", env_id)
+            self.client.hsetnx(meta, TENANT_FIELD, tenant)
             self.client.expire(meta, get_settings().stream_ttl_s)
 
-    def environment(self, address: StreamAddress) -> str | None:
+    def tenant(self, address: StreamAddress) -> str | None:
         with redis_errors():
-            env: str | None = self.client.hget(StreamKeys(address).meta, "env")  # type: ignore[assignment]
-        return env
+            tenant: str | None = self.client.hget(StreamKeys(address).meta, TENANT_FIELD)  # type: ignore[assignment]
+        return tenant
 
-    def append(self, address: StreamAddress, env_id: str, chunks: Sequence[tuple[str, str]]) -> AppendResult:
+    def append(self, address: StreamAddress, tenant: str, chunks: Sequence[tuple[str, str]]) -> AppendResult:
         """Append ``(part id or "", chunk JSON)`` pairs in order, in one script call.
 
         Raises:
             StreamClosed: the stream is closed (nothing appended).
-            InvalidStreamToken: the stream belongs to another environment (nothing appended).
+            InvalidStreamToken: the stream belongs to another tenant (nothing appended).
             ServiceUnavailable: Redis is down (nothing appended, or all of it: retry with part ids).
         """
         settings = get_settings()
-        args: list[Any] = [env_id, settings.stream_max_len, settings.stream_ttl_s]
+        args: list[Any] = [tenant, settings.stream_max_len, settings.stream_ttl_s]
         for part_id, data in chunks:
             args.extend((part_id, data))
         keys = StreamKeys(address)
@@ -75,21 +78,21 @@ class StreamStore:
         status = reply[0]
         if status == "closed":
             raise StreamClosed(f"Stream {address.stream_id} is closed")
-        if status == "env":
-            raise InvalidStreamToken("The stream token was made for another environment")
+        if status == TENANT_FIELD:
+            raise InvalidStreamToken("The stream token was made for another tenant")
         return AppendResult(ids=[str(i) for i in reply[2:]], deduplicated=int(reply[1]))
 
-    def close(self, address: StreamAddress, env_id: str = "") -> str | None:
+    def close(self, address: StreamAddress, tenant: str = "") -> str | None:
         """Close the stream; the end entry's id, or None if it was closed already.
 
-        ``env_id`` empty: the platform closes it (a run finished), whatever its environment.
+        ``tenant`` empty: the platform closes it (a run finished), whatever its tenant.
         """
         with redis_errors():
             reply = self._close(
-                keys=StreamKeys(address).all(), args=[env_id, get_settings().stream_ttl_s], client=self.client
+                keys=StreamKeys(address).all(), args=[tenant, get_settings().stream_ttl_s], client=self.client
             )
-        if reply[0] == "env":
-            raise InvalidStreamToken("The stream token was made for another environment")
+        if reply[0] == TENANT_FIELD:
+            raise InvalidStreamToken("The stream token was made for another tenant")
         return str(reply[1]) or None
 
     def tail(self, address: StreamAddress) -> StreamEvent | None:

@@ -1,4 +1,4 @@
-"""Stream write tokens: an HMAC over (environment, stream address, expiry).
+"""Stream write tokens: an HMAC over (organization, environment, stream address, expiry).
 
 Checked with the secret alone, never a database read, so an append costs one Redis call. The
 secret comes from Secrets Manager through Powertools parameters, cached per process.
@@ -26,6 +26,7 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
 from sluice import aws
+from sluice.auth import Environment, tenant_key
 from sluice.config import get_settings
 from sluice.errors import ServiceUnavailable
 from sluice.streams.errors import InvalidStreamToken
@@ -36,9 +37,14 @@ PREFIX = "st1"
 
 @dataclass(frozen=True)
 class TokenClaims:
+    org_id: str
     env_id: str
     address: StreamAddress
     expires_at: int
+
+    @property
+    def tenant(self) -> str:
+        return tenant_key(self.org_id, self.env_id)
 
 
 @lru_cache(maxsize=4)
@@ -81,8 +87,16 @@ def _sign(secret: bytes, message: str) -> str:
     return _b64(hmac.new(secret, message.encode("ascii"), hashlib.sha256).digest())
 
 
-def mint_token(env_id: str, address: StreamAddress, expires_at: int, secret: bytes | None = None) -> str:
-    claims = {"env": env_id, "s": address.scope, "o": address.owner, "k": address.key, "exp": expires_at}
+def mint_token(env: Environment, address: StreamAddress, expires_at: int, secret: bytes | None = None) -> str:
+    """A token for ``address`` that carries both halves of ``env``'s tenant."""
+    claims = {
+        "org": env.org_id,
+        "env": env.env_id,
+        "s": address.scope,
+        "o": address.owner,
+        "k": address.key,
+        "exp": expires_at,
+    }
     body = f"{PREFIX}.{_b64(json.dumps(claims, separators=(',', ':')).encode())}"
     return f"{body}.{_sign(secret or signing_secret(), body)}"
 
@@ -108,7 +122,9 @@ def verify_token(
         raise InvalidStreamToken("The stream token's signature does not match")
     try:
         raw = json.loads(_unb64(parts[1]))
+        # A token without ``org`` was made before tokens named the organization: refused.
         claims = TokenClaims(
+            org_id=str(raw["org"]),
             env_id=str(raw["env"]),
             address=StreamAddress(raw["s"], str(raw["o"]), str(raw["k"])),
             expires_at=int(raw["exp"]),

@@ -62,7 +62,7 @@ while #result - 1 < want and wasted_left > 0 do
   end
   local org_envs = envs_prefix .. b64(org)
   local env = redis.call('LMOVE', org_envs, org_envs, 'RIGHT', 'LEFT')
-  local queue = env and queue_prefix .. b64(env)
+  local queue = env and queue_prefix .. b64(org) .. ':' .. b64(env)
   local run = queue and redis.call('LINDEX', queue, -1)
   if not run then
     prune(org, org_envs, env, queue)

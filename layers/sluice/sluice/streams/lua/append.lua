@@ -2,24 +2,24 @@
 -- KEYS[1] data stream, KEYS[2] parts hash, KEYS[3] meta hash (one hash tag: one cluster slot),
 -- KEYS[4] this call's reply: the Redis client retries a call whose reply timed out, and Redis may
 -- have run it already, so a second run of the same call answers the first one's reply.
--- ARGV[1] environment id of the writer's token
+-- ARGV[1] tenant (<orgId>/<envId>) of the writer's token
 -- ARGV[2] approximate MAXLEN, ARGV[3] TTL seconds (refreshed on every write)
 -- ARGV[4..] pairs: part id ("" for none), chunk JSON
 -- Returns {"ok", deduplicated, id1, ..., idN} (a deduplicated chunk gives its first entry's id),
--- or {"closed"} / {"env"} having written nothing.
+-- or {"closed"} / {"tenant"} having written nothing.
 local replayed = redis.call('GET', KEYS[4])
 if replayed then
   return cjson.decode(replayed)
 end
-local env = redis.call('HGET', KEYS[3], 'env')
-if env and env ~= ARGV[1] then
-  return {'env'}
+local tenant = redis.call('HGET', KEYS[3], 'tenant')
+if tenant and tenant ~= ARGV[1] then
+  return {'tenant'}
 end
 if redis.call('HGET', KEYS[3], 'closed') then
   return {'closed'}
 end
-if not env then
-  redis.call('HSET', KEYS[3], 'env', ARGV[1])
+if not tenant then
+  redis.call('HSET', KEYS[3], 'tenant', ARGV[1])
 end
 local result = {'ok', 0}
 local deduplicated = 0
