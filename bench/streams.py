@@ -25,11 +25,13 @@ sys.path[:0] = [
 ]
 
 from devstack.testing.launcher import DevStack, start_devstack  # noqa: E402
+from sluice.auth import tenant_key  # noqa: E402
 from sluice.streams import StreamAddress, StreamStore  # noqa: E402
 from sluice_client import RetryOptions, Sluice  # noqa: E402
 from tests.stream_load import BurstyWriter, dollar_against_resuming  # noqa: E402
 
 ORG, ENV = "org_bench", "env_bench"
+TENANT = tenant_key(ORG, ENV)
 QUICK = RetryOptions(max_attempts=10, min_delay_s=0.005, randomize=False)
 
 
@@ -48,7 +50,7 @@ def transport_run(
         writer = BurstyWriter(
             StreamStore(stack.redis),
             StreamAddress.run(run_id, "out"),
-            ENV,
+            TENANT,
             events,
             rate=rate,
             burst=10 if rate else 100,
@@ -57,7 +59,7 @@ def transport_run(
         order: list[int] = []
         # A warm-up chunk (-1): the writer starts once the reader is connected and has read it,
         # so connection setup is not counted as latency.
-        writer.store.append(writer.address, ENV, [("", "-1")])
+        writer.store.append(writer.address, TENANT, [("", "-1")])
         for message in client.streams.read(run_id, "out", last_event_id="0-0", retry=QUICK):
             if message.data == -1:
                 writer.start()
@@ -122,7 +124,7 @@ def main() -> None:
                 f"  {transport:10} {r['events_per_s']:>9.0f} events/s, delivered {r['delivered']}, "
                 f"in order {r['in_order']}"
             )
-        lost_dollar, lost_sluice = dollar_against_resuming(StreamStore(stack.redis), 2000, 50, ENV)
+        lost_dollar, lost_sluice = dollar_against_resuming(StreamStore(stack.redis), 2000, 50, TENANT)
         print("\nreaders cut off 50 times under the 1 kHz writer (2000 events):")
         print(f"  re-reads $ on reconnect: {lost_dollar} lost;  Sluice's resuming reader: {lost_sluice} lost")
         cached, uncached, cached_s, uncached_s = mints(stack, key, args.chunks)

@@ -26,7 +26,7 @@ class BurstyWriter(threading.Thread):
         self,
         store: StreamStore,
         address: StreamAddress,
-        env_id: str,
+        tenant: str,
         count: int,
         *,
         close: bool = True,
@@ -34,7 +34,7 @@ class BurstyWriter(threading.Thread):
         burst: int = BURST,
     ) -> None:
         super().__init__(daemon=True)
-        self.store, self.address, self.env_id, self.count, self.close = store, address, env_id, count, close
+        self.store, self.address, self.tenant, self.count, self.close = store, address, tenant, count, close
         self.rate, self.burst = rate, burst  # rate None: as fast as the store takes it
         self.stamps: dict[int, float] = {}
 
@@ -42,7 +42,7 @@ class BurstyWriter(threading.Thread):
         start = time.monotonic()
         for first in range(0, self.count, self.burst):
             values = range(first, min(first + self.burst, self.count))
-            self.store.append(self.address, self.env_id, [("", json.dumps(v)) for v in values])
+            self.store.append(self.address, self.tenant, [("", json.dumps(v)) for v in values])
             now = time.time()
             self.stamps.update(dict.fromkeys(values, now))
             if self.rate is None:
@@ -51,7 +51,7 @@ class BurstyWriter(threading.Thread):
             if pause > 0:
                 time.sleep(pause)
         if self.close:
-            self.store.close(self.address, self.env_id)
+            self.store.close(self.address, self.tenant)
 
 
 def naive_dollar_reader(store: Any, address: StreamAddress, disconnects: int, gap_s: float) -> list[Any]:
@@ -93,12 +93,12 @@ def resuming_reader(store: Any, address: StreamAddress, disconnects: int, gap_s:
 
 
 def dollar_against_resuming(
-    store: StreamStore, events: int, disconnects: int, env_id: str = "env"
+    store: StreamStore, events: int, disconnects: int, tenant: str = "org/env"
 ) -> tuple[int, int]:
     """Events lost by a ``$`` reader and by Sluice's resuming reader, each on its own stream under
     its own 1 kHz bursty writer, with the same cut-off connections and reconnect gaps."""
     dollar, resumed = StreamAddress.run("run_dollar", "out"), StreamAddress.run("run_resume", "out")
-    writers = [BurstyWriter(store, address, env_id, events) for address in (dollar, resumed)]
+    writers = [BurstyWriter(store, address, tenant, events) for address in (dollar, resumed)]
     for writer in writers:
         writer.start()
     naive = naive_dollar_reader(store, dollar, disconnects, gap_s=RECONNECT_GAP_S)

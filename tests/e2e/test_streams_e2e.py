@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from devstack.testing.launcher import DevStack
+from sluice.auth import tenant_key
 from sluice.streams import StreamAddress, StreamStore
 from sluice_client import RetryOptions, Sluice
 from tests.cutting_proxy import CuttingProxy
@@ -57,9 +58,9 @@ def test_a_1khz_writer_reaches_a_reader_cut_off_50_times_exactly_once_in_order(
     events = 3000
     with Sluice(devstack.api_url, key, stream_url=via_proxy) as client:
         run_id = client.trigger("agent").id
-        client.streams.credentials(run_id, "out")  # binds the stream to the environment
+        client.streams.credentials(run_id, "out")  # binds the stream to the tenant
         store = StreamStore(devstack.redis)
-        writer = BurstyWriter(store, StreamAddress.run(run_id, "out"), ENV, events)
+        writer = BurstyWriter(store, StreamAddress.run(run_id, "out"), tenant_key(ORG, ENV), events)
         writer.start()
         got = [m.data for m in client.streams.read(run_id, "out", last_event_id="0-0", retry=FAST_RECONNECTS)]
     writer.join()

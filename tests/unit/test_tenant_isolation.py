@@ -253,3 +253,34 @@ def test_every_route_refuses_another_tenant_and_changes_nothing(
     assert not leaks, "\n".join(map(str, leaks))
     assert owner_view(call_api, owned) == before
     assert len({r for r, _, _ in matrix}) == len(ROUTES)
+
+
+def redis_commands(client: redis.Redis) -> dict[str, int]:
+    """The commands Redis ran since the last reset of its statistics (the bookkeeping excluded)."""
+    stats = client.info("commandstats")
+    return {
+        name: int(s["calls"])
+        for name, s in stats.items()
+        if not name.startswith(("cmdstat_info", "cmdstat_config"))
+    }
+
+
+@pytest.mark.parametrize(
+    "route", ["/realtime/v1/streams/{run}/out/records", "/realtime/v1/sessions/{session}/out/records"]
+)
+def test_a_foreign_stream_reads_like_a_missing_one_without_touching_redis(
+    owned: Owned, call_api: Any, redis_client: redis.Redis, route: str
+) -> None:
+    """The ownership check comes first and reads no Redis, so a foreign stream and a missing one
+    run the same commands (none) and answer the same: nothing tells them apart, not even time."""
+    other = make_tenant("org_other", "prod")
+    answers = {}
+    for name, run, session in (
+        ("foreign", owned.queued_run, owned.session),
+        ("missing", "run_" + "0" * 25, "session_" + "0" * 25),
+    ):
+        redis_client.config_resetstat()
+        res = call_api("GET", route.format(run=run, session=session), headers=other.headers)
+        answers[name] = (res.status, res.json().get("code"), redis_commands(redis_client))
+    assert answers["foreign"] == answers["missing"]
+    assert answers["foreign"][0] == 404 and answers["foreign"][2] == {}

@@ -128,7 +128,7 @@ def test_staged_create_returns_a_presigned_put_url(api: BatchApi) -> None:
     assert res.status == 202, res.body
     upload = res.json()["upload"]
     assert upload["method"] == "PUT" and upload["headers"] == {"content-type": "application/x-ndjson"}
-    assert f"staging/env_a_dev/{res.json()['id']}.ndjson" in upload["url"]
+    assert f"staging/org_a/env_a_dev/{res.json()['id']}.ndjson" in upload["url"]
     assert "X-Amz-Signature=" in upload["url"]
 
 

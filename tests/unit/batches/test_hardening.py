@@ -70,7 +70,7 @@ def upload_payload(api: BatchApi, batch_id: str, index: int, data: bytes) -> Non
     )
     assert res.status == 200, res.body
     (upload,) = res.json()["uploads"]
-    key = keys.item_payload(api.tenant.env.env_id, batch_id, index)
+    key = keys.item_payload(api.tenant.env.tenant, batch_id, index)
     assert httpx.URL(upload["url"]).path.endswith(key)
     # What the client's PUT to the presigned URL stores, written straight to moto's S3.
     api.aws.s3.put_object(Bucket=get_settings().payload_bucket, Key=key, Body=data)

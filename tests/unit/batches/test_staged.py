@@ -36,7 +36,7 @@ def upload(api: BatchApi, batch_id: str, body: bytes) -> None:
     """What the client does with the presigned URL (moto in-process has no HTTP endpoint)."""
     api.aws.s3.put_object(
         Bucket=api.aws.stack.physical_name("StagingBucket"),
-        Key=keys.staging(api.tenant.env.env_id, batch_id),
+        Key=keys.staging(api.tenant.env.tenant, batch_id),
         Body=body,
         ContentType="application/x-ndjson",
     )
@@ -172,7 +172,7 @@ def test_objects_outside_the_staging_layout_and_test_events_are_ignored(staging:
         "s3": {"bucket": {"name": "b"}, "object": {"key": "staging/env/not-a-batch.ndjson"}},
     }
     assert staged.jobs_from_message({"Records": [record]}) == []
-    unknown = keys.staging(staging.tenant.env.env_id, keys.new_batch_id())
+    unknown = keys.staging(staging.tenant.env.tenant, keys.new_batch_id())
     staging.aws.s3.put_object(
         Bucket=staging.aws.stack.physical_name("StagingBucket"), Key=unknown, Body=b"{}"
     )

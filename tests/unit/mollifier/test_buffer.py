@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from devstack.redis_cluster import RedisCluster
 from devstack.testing.round_trips import round_trips
+from sluice.auth import tenant_key
 from sluice.config import reload_settings
 from sluice.engine import RunError
 from sluice.mollifier import BufferEntry, MollifierBuffer, get_buffer
@@ -24,6 +25,8 @@ from sluice.mollifier.errors import AcceptContention
 from sluice.mollifier.keys import ShardKeys, shard_of
 from sluice.redis import RedisClient, reset_redis
 from tests.unit.mollifier.conftest import accept, pop_one, snapshot
+
+TENANT = tenant_key("org_a", "env_a")
 
 
 def keys(buffer: MollifierBuffer, org: str = "org_a") -> ShardKeys:
@@ -44,7 +47,7 @@ def test_accept_writes_entry_enqueues_and_tracks_env(buffer: MollifierBuffer) ->
     entry = buffer.get_entry("org_a", "run_1")
     assert entry is not None and entry.status == "QUEUED" and entry.attempts == 0
     assert entry.parsed_snapshot().body.payload == {"n": 1}
-    assert buffer.client.lrange(k.queue("env_a"), 0, -1) == ["run_1"]
+    assert buffer.client.lrange(k.queue("org_a", "env_a"), 0, -1) == ["run_1"]
     assert buffer.client.lrange(k.org_envs("org_a"), 0, -1) == ["env_a"]
     assert buffer.client.lrange(k.orgs, 0, -1) == ["org_a"]
 
@@ -59,7 +62,7 @@ def test_entry_has_no_ttl_on_accept_and_keeps_none_across_pop(buffer: MollifierB
 def test_duplicate_run_id_is_refused_without_double_enqueue_or_overwrite(buffer: MollifierBuffer) -> None:
     accept(buffer, "run_1", payload="first")
     assert accept(buffer, "run_1", payload="second") == "duplicate_run_id"
-    assert buffer.client.llen(keys(buffer).queue("env_a")) == 1
+    assert buffer.client.llen(keys(buffer).queue("org_a", "env_a")) == 1
     entry = buffer.get_entry("org_a", "run_1")
     assert entry is not None and entry.parsed_snapshot().body.payload == "first"
 
@@ -124,7 +127,7 @@ def test_pop_skips_orphan_queue_references(buffer: MollifierBuffer) -> None:
     accept(buffer, "run_1")
     buffer.client.delete(keys(buffer).entry("run_1"))
     assert pop_one(buffer) is None
-    assert buffer.client.llen(keys(buffer).queue("env_a")) == 0
+    assert buffer.client.llen(keys(buffer).queue("org_a", "env_a")) == 0
     assert buffer.client.llen(keys(buffer).orgs) == 0
 
 
@@ -195,7 +198,7 @@ def test_requeue_on_missing_or_not_draining_entry_is_a_noop(buffer: MollifierBuf
     assert entry is not None
     assert buffer.requeue(entry) == 1
     assert buffer.requeue(entry) == 0, "a second requeue would put the run in the queue twice"
-    assert buffer.client.llen(keys(buffer).queue("env_a")) == 1
+    assert buffer.client.llen(keys(buffer).queue("org_a", "env_a")) == 1
     buffer.client.delete(keys(buffer).entry("run_1"))
     assert buffer.requeue(entry) == 0
 
@@ -255,7 +258,7 @@ def test_fail_drops_the_idempotency_lookup(buffer: MollifierBuffer) -> None:
 # --- idempotency lookup -----------------------------------------------------------------------------
 def test_accept_with_key_binds_the_lookup_with_no_ttl(buffer: MollifierBuffer) -> None:
     accept(buffer, "run_1", idempotencyKey="k")
-    lookup = keys(buffer).idempotency("env_a", "hello", "k")
+    lookup = keys(buffer).idempotency(TENANT, "hello", "k")
     assert buffer.client.get(lookup) == "run_1"
     assert buffer.client.ttl(lookup) == -1
 
@@ -284,7 +287,7 @@ def test_lookup_self_heals_when_the_bound_entry_is_gone(buffer: MollifierBuffer)
     accept(buffer, "run_1", idempotencyKey="k")
     buffer.client.delete(keys(buffer).entry("run_1"))
     assert buffer.lookup_idempotency("org_a", "env_a", "hello", "k") is None
-    assert buffer.client.get(keys(buffer).idempotency("env_a", "hello", "k")) is None
+    assert buffer.client.get(keys(buffer).idempotency(TENANT, "hello", "k")) is None
 
 
 def test_accept_self_heals_a_stale_lookup_and_still_dedups_a_live_one(buffer: MollifierBuffer) -> None:
@@ -292,14 +295,14 @@ def test_accept_self_heals_a_stale_lookup_and_still_dedups_a_live_one(buffer: Mo
     assert accept(buffer, "run_2", idempotencyKey="k") == "duplicate_idempotency"
     buffer.client.delete(keys(buffer).entry("run_1"))
     assert accept(buffer, "run_3", idempotencyKey="k") == "accepted"
-    assert buffer.client.get(keys(buffer).idempotency("env_a", "hello", "k")) == "run_3"
+    assert buffer.client.get(keys(buffer).idempotency(TENANT, "hello", "k")) == "run_3"
 
 
 def test_ack_drops_the_lookup_only_if_it_still_names_the_run(buffer: MollifierBuffer) -> None:
     accept(buffer, "run_1", idempotencyKey="k")
     entry = pop_one(buffer)
     assert entry is not None
-    lookup = keys(buffer).idempotency("env_a", "hello", "k")
+    lookup = keys(buffer).idempotency(TENANT, "hello", "k")
     buffer.client.set(lookup, "run_newer")
     buffer.ack(entry)
     assert buffer.client.get(lookup) == "run_newer"
@@ -329,7 +332,7 @@ def test_concurrent_same_key_accepts_bind_exactly_one_run(buffer: MollifierBuffe
     for t in threads:
         t.join()
     assert len(set(winners)) == 1
-    assert buffer.client.llen(keys(buffer).queue("env_a")) == 1
+    assert buffer.client.llen(keys(buffer).queue("org_a", "env_a")) == 1
 
 
 def test_composite_keys_that_would_alias_unencoded_do_not_collide(buffer: MollifierBuffer) -> None:
@@ -340,7 +343,7 @@ def test_composite_keys_that_would_alias_unencoded_do_not_collide(buffer: Mollif
 
 # --- claims -----------------------------------------------------------------------------------------
 def test_claim_first_caller_claims_second_is_pending_then_resolved(buffer: MollifierBuffer) -> None:
-    key = keys(buffer).claim("env_a", "hello", "k")
+    key = keys(buffer).claim(TENANT, "hello", "k")
     assert buffer.claim(key, "t1", 30) == "claimed"
     assert buffer.claim(key, "t2", 30) == "pending"
     assert buffer.claim(key, "t1", 30) == "claimed"
@@ -349,7 +352,7 @@ def test_claim_first_caller_claims_second_is_pending_then_resolved(buffer: Molli
 
 
 def test_release_or_publish_with_the_wrong_token_is_a_noop(buffer: MollifierBuffer) -> None:
-    key = keys(buffer).claim("env_a", "hello", "k")
+    key = keys(buffer).claim(TENANT, "hello", "k")
     buffer.claim(key, "t1", 30)
     assert not buffer.release_claim(key, "t2")
     assert not buffer.publish_claim(key, "t2", "run_x", 30)
@@ -359,7 +362,7 @@ def test_release_or_publish_with_the_wrong_token_is_a_noop(buffer: MollifierBuff
 
 
 def test_stale_release_after_ttl_expiry_does_not_erase_a_fresh_claim(buffer: MollifierBuffer) -> None:
-    key = keys(buffer).claim("env_a", "hello", "k")
+    key = keys(buffer).claim(TENANT, "hello", "k")
     buffer.claim(key, "old", 1)
     buffer.client.delete(key)  # what the TTL does
     assert buffer.claim(key, "new", 30) == "claimed"
@@ -521,7 +524,7 @@ def test_a_batch_skips_orphans_and_materialised_entries(buffer: MollifierBuffer)
     buffer.client.delete(keys(buffer).entry("run_2"))
     buffer.client.hset(keys(buffer).entry("run_4"), "materialised", "true")
     assert [e.runId for e in buffer.pop_batch(5)] == ["run_1", "run_3", "run_5"]
-    assert buffer.client.llen(keys(buffer).queue("env_a")) == 0
+    assert buffer.client.llen(keys(buffer).queue("org_a", "env_a")) == 0
     assert buffer.client.llen(keys(buffer).orgs) == 0
 
 
@@ -530,7 +533,7 @@ def test_a_batch_pop_consumes_at_most_max_pop_steps_orphans_per_call(buffer: Mol
         accept(buffer, f"run_{i:03}")
     buffer.client.delete(*(keys(buffer).entry(f"run_{i:03}") for i in range(MAX_POP_STEPS)))
     assert buffer.pop_batch(1) == []
-    assert buffer.client.llen(keys(buffer).queue("env_a")) == 1
+    assert buffer.client.llen(keys(buffer).queue("org_a", "env_a")) == 1
     assert [e.runId for e in buffer.pop_batch(1)] == [f"run_{MAX_POP_STEPS:03}"]
 
 
@@ -542,7 +545,7 @@ def test_the_pop_script_builds_the_keys_keys_py_builds(buffer: MollifierBuffer, 
     accept(buffer, run, org_id=org, env_id=env)
     assert [e.runId for e in buffer.pop_batch(2)] == [run]
     k = buffer.keys_for(org)
-    assert buffer.client.llen(k.queue(env)) == 0
+    assert buffer.client.llen(k.queue(org, env)) == 0
     assert buffer.client.hget(k.entry(run), "status") == "DRAINING"
     assert buffer.client.llen(k.orgs) == 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from redis.crc import key_slot
 
+from sluice.auth import tenant_key
 from sluice.mollifier.keys import ShardKeys, b64, shard_of
 
 
@@ -13,12 +14,12 @@ def org_keys(org: str, shards: int = 8) -> list[str]:
         k.orgs,
         k.draining,
         k.entry("run_1"),
-        k.queue("env_a"),
+        k.queue(org, "env_a"),
         k.org_envs(org),
-        k.idempotency("env_a", "task", "key"),
-        k.claim("env_a", "task", "key"),
-        k.rate("env_a"),
-        k.tripped("env_a"),
+        k.idempotency(tenant_key(org, "env_a"), "task", "key"),
+        k.claim(tenant_key(org, "env_a"), "task", "key"),
+        k.rate(tenant_key(org, "env_a")),
+        k.tripped(tenant_key(org, "env_a")),
     ]
 
 
@@ -39,6 +40,21 @@ def test_encoded_segments_carry_no_separator_and_do_not_alias() -> None:
     suffix = k.idempotency("a:b", "c:d", "e:f").removeprefix(f"{k.tag}:idempotency:")
     assert suffix.count(":") == 2
     assert ":" not in b64("a:b:c") and "=" not in b64("ab")
+
+
+def test_two_organizations_with_one_environment_id_share_no_key() -> None:
+    """Environment ids are names two organizations may share; on one shard, their queues,
+    idempotency lookups, claims and trip counters are still apart."""
+    k = ShardKeys(0)
+    a, b = ("org_a", "prod"), ("org_b", "prod")
+    assert k.queue(*a) != k.queue(*b)
+    for build in (
+        lambda t: k.idempotency(t, "task", "key"),
+        k.rate,
+        k.tripped,
+        lambda t: k.claim(t, "t", "k"),
+    ):
+        assert build(tenant_key(*a)) != build(tenant_key(*b))
 
 
 def test_shard_of_is_stable_across_processes() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 
+from sluice.auth import tenant_key
 from sluice.mollifier import MollifierBuffer
 from sluice.mollifier.models import TripResult
 from sluice.redis import RedisClient
@@ -42,7 +43,7 @@ def test_crossing_the_threshold_sets_the_hold_marker(buffer: MollifierBuffer) ->
     for _ in range(3):
         trip(buffer)
     assert trip(buffer) == TripResult(4, True)
-    assert buffer.client.exists(buffer.keys_for("org_a").tripped("env_a"))
+    assert buffer.client.exists(buffer.keys_for("org_a").tripped(tenant_key("org_a", "env_a")))
 
 
 def test_hold_outlives_the_window_then_the_env_resets(buffer: MollifierBuffer) -> None:
@@ -55,7 +56,7 @@ def test_hold_outlives_the_window_then_the_env_resets(buffer: MollifierBuffer) -
 
 
 def test_every_over_threshold_call_re_arms_the_hold(buffer: MollifierBuffer) -> None:
-    tripped_key = buffer.keys_for("org_a").tripped("env_a")
+    tripped_key = buffer.keys_for("org_a").tripped(tenant_key("org_a", "env_a"))
     for _ in range(4):
         trip(buffer, window=10_000, threshold=2, hold=3000)
     advance(buffer.client, 1000)

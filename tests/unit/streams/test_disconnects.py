@@ -22,7 +22,7 @@ def test_the_streamed_reader_gets_every_event_once_in_order_through_50_forced_di
     api.token(run_id)
     host, port = stream_app_url.removeprefix("http://").split(":")
     proxy = CuttingProxy((host, int(port)), cuts=DISCONNECTS)
-    writer = BurstyWriter(get_store(), StreamAddress.run(run_id, "out"), api.tenant.env.env_id, EVENTS)
+    writer = BurstyWriter(get_store(), StreamAddress.run(run_id, "out"), api.tenant.env.tenant, EVENTS)
     fast_reconnects = RetryOptions(max_attempts=10, min_delay_s=0.005, randomize=False)
     with Sluice("http://127.0.0.1:9", api.tenant.api_key, stream_url=proxy.url) as client:
         writer.start()

@@ -1,0 +1,85 @@
+"""Does a stream's records read tell a foreign stream from a missing one by time? On devstack, the
+median of N reads of ``GET /realtime/v1/streams/{run}/out/records`` (and the session channel's)
+with another tenant's API key: the owner's real stream (with records) beside a run id that does
+not exist, alternated so that drift hits both alike. Two other tenants: an organization whose
+environment has the owner's id, and another environment of the owner's organization.
+
+Neither read touches Redis (the ownership check, one RunsTable/SessionsTable GetItem, refuses
+first; tests/unit/test_tenant_isolation.py counts the commands). Beside them, the same GetItem
+sent straight to devstack's moto for the existing item and for a missing one: what is left of the
+gap is the emulator reading an item that exists.
+
+    .venv/bin/python -m bench.foreign_read_timing [--reads 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import httpx
+
+from devstack.testing.launcher import start_devstack
+
+MISSING_RUN = "run_" + "0" * 25
+MISSING_SESSION = "session_" + "0" * 25
+
+
+def _timed(http: httpx.Client, path: str, headers: dict[str, str]) -> tuple[float, int]:
+    start = time.perf_counter()
+    res = http.get(path, headers=headers)
+    return (time.perf_counter() - start) * 1000, res.status_code
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reads", type=int, default=25)
+    args = parser.parse_args()
+    with start_devstack(args=["--no-schedules"]) as stack:
+        owner = stack.headers
+        others = {
+            "other org, same env id": stack.create_key("org_bench_other", stack.env_id),
+            "other env, same org": stack.create_key(stack.org_id, "env_bench_other"),
+        }
+        with httpx.Client(base_url=stack.api_url, timeout=30) as http:
+            run = http.post("/api/v1/tasks/bench/trigger", json={"payload": {}}, headers=owner).json()["id"]
+            token = http.put(f"/realtime/v1/streams/{run}/out", headers=owner).json()["token"]
+            body = {"type": "chat", "taskId": "bench"}
+            session = http.post("/api/v1/sessions", json=body, headers=owner).json()["id"]
+            channel = http.put(f"/realtime/v1/sessions/{session}/out", headers=owner).json()["token"]
+            for i in range(20):
+                auth = {"authorization": f"Bearer {token}"}
+                http.post(
+                    f"/realtime/v1/streams/{run}/out/append", json={"i": i}, headers=auth
+                ).raise_for_status()
+                auth = {"authorization": f"Bearer {channel}"}
+                http.post(f"/realtime/v1/sessions/{session}/out/append", json={"i": i}, headers=auth)
+            routes = {
+                "run stream": ("/realtime/v1/streams/{}/out/records", run, MISSING_RUN),
+                "session out": ("/realtime/v1/sessions/{}/out/records", session, MISSING_SESSION),
+            }
+            print(f"records read with another tenant's key on devstack, median of {args.reads} each")
+            print(
+                f"  {'route':<12} {'caller':<24} {'foreign ms':>10} {'missing ms':>10} {'ratio':>6}  statuses"
+            )
+            for route, (template, real, missing) in routes.items():
+                for caller, key in others.items():
+                    headers = {"authorization": f"Bearer {key}"}
+                    _timed(http, template.format(missing), headers)  # warm the key's auth cache
+                    foreign_ms, missing_ms, statuses = [], [], set()
+                    for _ in range(args.reads):
+                        ms, status = _timed(http, template.format(real), headers)
+                        foreign_ms.append(ms)
+                        statuses.add(("foreign", status))
+                        ms, status = _timed(http, template.format(missing), headers)
+                        missing_ms.append(ms)
+                        statuses.add(("missing", status))
+                    f, m = statistics.median(foreign_ms), statistics.median(missing_ms)
+                    print(
+                        f"  {route:<12} {caller:<24} {f:>10.1f} {m:>10.1f} {f / m:>6.2f}  {sorted(statuses)}"
+                    )
+
+
+if __name__ == "__main__":
+    main()
