@@ -79,6 +79,18 @@ def main() -> None:
                     print(
                         f"  {route:<12} {caller:<24} {f:>10.1f} {m:>10.1f} {f / m:>6.2f}  {sorted(statuses)}"
                     )
+        ddb, table = stack.client("dynamodb"), stack.table("RunsTable")
+
+        def get_item(run_id: str) -> float:
+            start = time.perf_counter()
+            ddb.get_item(TableName=table, Key={"runId": {"S": run_id}}, ConsistentRead=True)
+            return (time.perf_counter() - start) * 1000
+
+        hit = statistics.median(get_item(run) for _ in range(args.reads))
+        miss = statistics.median(get_item(MISSING_RUN) for _ in range(args.reads))
+        print(
+            f"  RunsTable GetItem straight to devstack's moto: existing {hit:.1f} ms, missing {miss:.1f} ms"
+        )
 
 
 if __name__ == "__main__":
