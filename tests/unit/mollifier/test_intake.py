@@ -11,7 +11,9 @@ import pytest
 import redis
 
 from devstack.services import free_port
+from sluice.config import get_settings
 from sluice.mollifier import get_buffer
+from sluice.mollifier.keys import shard_of
 from sluice.redis import reset_redis
 from tests.conftest import AwsStack, Tenant, make_tenant
 
@@ -54,6 +56,23 @@ def test_same_idempotency_key_returns_the_buffered_run_cached(burst: Tenant, cal
     first = post(call_api, burst, options={"idempotencyKey": "k"}).json()
     second = post(call_api, burst, options={"idempotencyKey": "k"}).json()
     assert second == {"id": first["id"], "isCached": True}
+
+
+def test_another_organization_with_the_same_environment_id_shares_no_buffered_run(
+    burst: Tenant, call_api: Any
+) -> None:
+    """On the owner's shard, its idempotency key binds its own run, it cannot read the owner's
+    buffered run, and its burst is a queue of its own."""
+    shards = get_settings().mollifier_shards
+    org = next(f"org_{i}" for i in range(1000) if shard_of(f"org_{i}", shards) == shard_of("org_a", shards))
+    other = make_tenant(org, burst.env.env_id, mollifierEnabled=True)
+    owner_run = post(call_api, burst, options={"idempotencyKey": "k"}).json()
+    other_run = post(call_api, other, options={"idempotencyKey": "k"}).json()
+    assert other_run["id"] != owner_run["id"] and other_run["isCached"] is False
+    assert get(call_api, other, owner_run["id"]).status == 404
+    assert get(call_api, burst, other_run["id"]).status == 404
+    popped = {entry.runId: entry.orgId for entry in get_buffer().pop_batch(10)}
+    assert popped == {owner_run["id"]: "org_a", other_run["id"]: org}
 
 
 def test_validation_runs_before_the_gate(burst: Tenant, call_api: Any, redis_client: redis.Redis) -> None:
