@@ -41,7 +41,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "unauthorized": (401, "no `Bearer` key, or an unknown key"),
     "invalid_stream_token": (
         401,
-        "a stream token that is malformed, forged, or made for another stream, channel or environment",
+        "a stream token that is malformed, forged, or made for another stream, channel or tenant",
     ),
     "stream_token_expired": (401, "a stream token past its expiry: mint a new one"),
     "secret_key_required": (
@@ -49,9 +49,9 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         "minting a session's `out` channel with a key that is not a secret (`sk_`) key",
     ),
     "forbidden": (403, "any other request the key may not make"),
-    "not_found": (404, "no such run in this environment"),
-    "batch_not_found": (404, "no such batch in this environment"),
-    "session_not_found": (404, "no such session (by id or `externalId`) in this environment"),
+    "not_found": (404, "no such run in this tenant (organization and environment)"),
+    "batch_not_found": (404, "no such batch in this tenant"),
+    "session_not_found": (404, "no such session (by id or `externalId`) in this tenant"),
     "channel_not_found": (404, "a session channel other than `in` and `out`"),
     "snapshot_not_found": (404, "a session that has no snapshot yet"),
     "route_not_found": (404, "no such route"),
