@@ -27,7 +27,6 @@ from typing import Any
 import pytest
 import redis
 
-from sluice.auth import Environment
 from sluice.streams import StreamAddress
 from sluice.streams.tokens import mint_token
 from tests.conftest import AwsStack, HttpResult, Tenant, make_tenant
@@ -142,7 +141,6 @@ def owner_view(call_api: Any, owned: Owned) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Caller:
     kind: str
-    env: Environment
     headers: dict[str, str]
 
 
@@ -157,15 +155,13 @@ def callers(call_api: Any, owned: Owned, route: tuple[str, str]) -> Iterator[Cal
     ):
         other = make_tenant(org, env)
         if "apiKey" in schemes:
-            yield Caller(f"{label}: API key", other.env, other.headers)
+            yield Caller(f"{label}: API key", other.headers)
         if schemes & TOKEN_SCHEMES:
             own = _own_stream_token(call_api, other, path)
-            yield Caller(f"{label}: its own token", other.env, _bearer(own))
+            yield Caller(f"{label}: its own stream's token", _bearer(own))
             address = _owner_address(owned, path)
             signed = mint_token(other.env, address, int(time.time()) + 60)
-            yield Caller(
-                f"{label}: token signed for it naming the owner's stream", other.env, _bearer(signed)
-            )
+            yield Caller(f"{label}: token signed for it, naming the owner's stream", _bearer(signed))
 
 
 def _own_stream_token(call_api: Any, other: Tenant, path: str) -> str:
@@ -223,9 +219,19 @@ def is_collection(path: str) -> bool:
     return not set(re.findall(r"\{(\w+)\}", path)) - {"task_id"}
 
 
-def test_every_route_refuses_another_tenant_and_changes_nothing(
-    owned: Owned, call_api: Any, capsys: pytest.CaptureFixture[str]
-) -> None:
+def print_matrix(matrix: list[tuple[str, str, int]]) -> None:
+    """Routes down, credentials across (shown with ``pytest -s`` or on a failure)."""
+    kinds = list(dict.fromkeys(kind for _, kind, _ in matrix))
+    print("\nisolation matrix: " + "; ".join(f"[{i}] {kind}" for i, kind in enumerate(kinds)))
+    cells: dict[str, dict[str, int]] = {}
+    for route, kind, status in matrix:
+        cells.setdefault(route, {})[kind] = status
+    print(f"  {'route':<52} " + " ".join(f"{f'[{i}]':>4}" for i in range(len(kinds))))
+    for route, row in cells.items():
+        print(f"  {route:<52} " + " ".join(f"{row.get(kind, '-'):>4}" for kind in kinds))
+
+
+def test_every_route_refuses_another_tenant_and_changes_nothing(owned: Owned, call_api: Any) -> None:
     before = owner_view(call_api, owned)
     matrix: list[tuple[str, str, int]] = []
     leaks = []
@@ -246,10 +252,7 @@ def test_every_route_refuses_another_tenant_and_changes_nothing(
                     leaks.append((method, template, caller.kind, res.status, res.body[:200]))
             elif res.status not in (401, 404):
                 leaks.append((method, template, caller.kind, res.status, res.body[:200]))
-    with capsys.disabled():
-        print("\nisolation matrix (route, credential -> status):")
-        for route_name, kind, status in matrix:
-            print(f"  {status}  {route_name:52}  {kind}")
+    print_matrix(matrix)
     assert not leaks, "\n".join(map(str, leaks))
     assert owner_view(call_api, owned) == before
     assert len({r for r, _, _ in matrix}) == len(ROUTES)
