@@ -61,6 +61,7 @@ logger = Logger(service="sluice", child=True)
 
 SCRIPTS = (
     "accept",
+    "withdraw",
     "pop_batch",
     "requeue",
     "ack",
@@ -205,6 +206,20 @@ class MollifierBuffer:
                 return AcceptResult("duplicate_idempotency", reply.removeprefix(DUPLICATE_IDEMPOTENCY))
             return AcceptResult(reply, run_id)
         raise AcceptContention(f"The idempotency binding of run {run_id} kept changing; retry shortly")
+
+    def withdraw(self, *, run_id: str, org_id: str, env_id: str, snapshot: Snapshot) -> bool:
+        """Remove a just-accepted entry whose drain signal could not be sent (and the idempotency
+        binding ``accept`` made for it), unless a drainer took it already.
+
+        Returns:
+            True when no copy is left in the buffer; False when a drainer popped it (it becomes
+            a run: the caller answers with its id).
+        """
+        keys = self.keys_for(org_id)
+        withdraw_keys = [keys.entry(run_id), keys.queue(env_id)]
+        if (key := snapshot.body.options.idempotencyKey) is not None:
+            withdraw_keys.append(keys.idempotency(env_id, snapshot.taskId, key))
+        return bool(self._run("withdraw", withdraw_keys, [run_id]) == "withdrawn")
 
     def get_entry(self, org_id: str, run_id: str) -> BufferEntry | None:
         fields = text_map(self.client.hgetall(self.keys_for(org_id).entry(run_id)))
