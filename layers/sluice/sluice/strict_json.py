@@ -83,3 +83,16 @@ def depth(value: Any) -> int:
         deepest = max(deepest, level + 1)
         stack.extend((child, level + 1) for child in children)
     return deepest
+
+
+def loads_within_depth(data: bytes | str) -> Any:
+    """``loads``, refusing a value nested over ``MAX_DEPTH`` too (what Sluice stores must read back).
+
+    Raises:
+        TooDeep: nested over ``MAX_DEPTH``.
+        ValueError: as ``loads``.
+    """
+    value = loads(data)
+    if (levels := depth(value)) > MAX_DEPTH:
+        raise TooDeep(f"the value nests {levels} levels deep; the limit is {MAX_DEPTH}")
+    return value
