@@ -156,6 +156,12 @@ class Settings(BaseSettings):
     # Items in flight per phase-2 request (reference default 10; 1 = sequential). Peak memory is
     # about this times SLUICE_BATCH_ITEM_MAX_BYTES, so raise the function's memory with it.
     batch_ingest_concurrency: int = Field(default=10, ge=1, le=256)
+    # One phase-2 request: at most this many lines (more is a 413 before any is read), and it
+    # stops pulling lines after this long (a 413 then, the items before it stay queued), well
+    # before the function's 29 s timeout and API Gateway's 30 s: a larger batch is split over
+    # requests or staged.
+    batch_request_max_lines: int = Field(default=10_000, ge=1)
+    batch_request_budget_s: float = Field(default=20.0, gt=0)
     # Staged (S3-uploaded) batches are not bound by Lambda's 6 MB request limit, only by time.
     batch_max_staged_items: int = Field(default=100_000, ge=1)
     # An unsealed batch is aborted after this (the reference's BATCH_SEAL_TIMEOUT_MS, 30 min).

@@ -84,6 +84,15 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "session_closed": (409, "minting or appending on a closed session"),
     "conflict": (409, "any other conflict"),
     "payload_too_large": (413, "the payload is over `SLUICE_MAX_PAYLOAD_BYTES`"),
+    "too_many_lines": (
+        413,
+        "a batch-items request over `SLUICE_BATCH_REQUEST_MAX_LINES` lines (nothing of it is read)",
+    ),
+    "time_budget_exceeded": (
+        413,
+        "a batch-items request still reading lines after `SLUICE_BATCH_REQUEST_BUDGET_S` (the items"
+        " before are queued; send the rest again)",
+    ),
     "batch_item_too_large": (
         413,
         "an NDJSON line over the item limit whose first 512 bytes do not name its index",
