@@ -1,5 +1,5 @@
 """A TCP proxy in front of a real redis-server for fault injection: it can be cut (Redis unreachable
-while it keeps its data, as in a network partition) and it can drop replies (the command ran,
+while it keeps its data, as in a network partition) and it can drop a reply (the command ran,
 the client never hears: it times out and redis-py sends the command again).
 
 asyncio on a thread of its own, so a test drives it from synchronous code. By hand: the fault
@@ -20,6 +20,7 @@ class RedisProxy:
         self.upstream_port = upstream_port
         self.down = False
         self.replies_to_drop = 0
+        self.replies_to_pass = 0
         self.dropped = 0
         self._writers: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
@@ -43,8 +44,9 @@ class RedisProxy:
     def heal(self) -> None:
         self.down = False
 
-    def drop_next_replies(self, count: int) -> None:
-        self.replies_to_drop = count
+    def drop_reply(self, after: int = 0) -> None:
+        """Drop one reply, after passing ``after`` replies on (counted over all connections)."""
+        self.replies_to_pass, self.replies_to_drop = after, 1
 
     def close(self) -> None:
         self.cut()
@@ -71,10 +73,14 @@ class RedisProxy:
         with suppress(ConnectionError, OSError):
             while data := await source.read(BUFFER):
                 if replies and self.replies_to_drop > 0:
-                    # Requests and replies alternate on a redis-py connection: one read is one reply.
-                    self.replies_to_drop -= 1
-                    self.dropped += 1
-                    continue
+                    # Requests and replies alternate on a redis-py connection (a pipeline's replies
+                    # come together): one read is one reply.
+                    if self.replies_to_pass > 0:
+                        self.replies_to_pass -= 1
+                    else:
+                        self.replies_to_drop -= 1
+                        self.dropped += 1
+                        continue
                 sink.write(data)
                 await sink.drain()
         sink.close()

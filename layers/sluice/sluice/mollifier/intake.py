@@ -55,7 +55,9 @@ def mollify(buffer: MollifierBuffer, env: Environment, prepared: PreparedRun) ->
     result = buffer.accept(
         run_id=run.id, org_id=run.orgId, env_id=run.envId, snapshot=snapshot, created_at=run.createdAt
     )
-    if result.kind != "accepted":
+    # duplicate_run_id: the run id is minted per trigger, so only this accept's own retry (redis-py
+    # retries a command whose reply timed out) finds it buffered; the signal is still owed.
+    if result.kind == "duplicate_idempotency":
         return result
     try:
         entry = carry(run.envId, run.id, run.taskId, run.createdAt, snapshot.model_dump_json())

@@ -1,5 +1,5 @@
 -- Close one stream: mark it closed and add the end entry that readers turn into `event: end`.
--- KEYS as append.lua. ARGV[1] the writer's environment id ("" when the platform closes it, as
+-- KEYS as append.lua, and run as a OnceScript too (a retried close would answer "closed already"). ARGV[1] the writer's environment id ("" when the platform closes it, as
 -- when a run finishes), ARGV[2] TTL seconds.
 -- Returns {"ok", end entry id}, {"ok", ""} when it was closed already, or {"env"}.
 local env = redis.call('HGET', KEYS[3], 'env')
