@@ -29,7 +29,6 @@ from sluice.errors import (
     InternalError,
     NotFound,
     SluiceError,
-    Unprocessable,
     UnsupportedMediaType,
 )
 
@@ -109,12 +108,7 @@ def json_body(app: APIGatewayHttpResolver) -> Any:
     raw = request_bytes(app)
     if not raw:
         raise BadRequest("The request body is empty; expected JSON", code="invalid_json")
-    try:
-        return strict_json.loads(raw)
-    except strict_json.TooDeep as exc:
-        raise Unprocessable(f"The request body is not usable: {exc}", code="payload_too_deep") from exc
-    except ValueError as exc:
-        raise BadRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from exc
+    return strict_json.parse(raw, "The request body")
 
 
 def public_base_url(app: APIGatewayHttpResolver) -> str:

@@ -17,6 +17,8 @@ import math
 import re
 from typing import Any
 
+from sluice.errors import BadRequest, Unprocessable
+
 # How deep a client's value (a payload, metadata) may nest: containers inside containers, a
 # scalar being 0. A run lives in DynamoDB as one JSON string that pydantic's JSON parser reads back,
 # and that parser refuses documents nested over 200 levels; the run wraps the payload in one more
@@ -85,14 +87,20 @@ def depth(value: Any) -> int:
     return deepest
 
 
-def loads_within_depth(data: bytes | str) -> Any:
-    """``loads``, refusing a value nested over ``MAX_DEPTH`` too (what Sluice stores must read back).
+def parse(data: bytes, what: str, *, within_depth: bool = False) -> Any:
+    """A client's JSON as the API refuses it; ``what`` names it in the message ("The request body").
 
     Raises:
-        TooDeep: nested over ``MAX_DEPTH``.
-        ValueError: as ``loads``.
+        BadRequest: ``invalid_json`` (not UTF-8, not JSON, or a number JSON cannot hold).
+        Unprocessable: ``payload_too_deep``: nested too deep to decode, or (``within_depth``) over
+            ``MAX_DEPTH``, for a value stored as it is (a stream chunk).
     """
-    value = loads(data)
-    if (levels := depth(value)) > MAX_DEPTH:
-        raise TooDeep(f"the value nests {levels} levels deep; the limit is {MAX_DEPTH}")
+    try:
+        value = loads(data)
+        if within_depth and (levels := depth(value)) > MAX_DEPTH:
+            raise TooDeep(f"the value nests {levels} levels deep; the limit is {MAX_DEPTH}")
+    except TooDeep as exc:
+        raise Unprocessable(f"{what} is not usable: {exc}", code="payload_too_deep") from exc
+    except ValueError as exc:
+        raise BadRequest(f"{what} is not valid JSON: {exc}", code="invalid_json") from exc
     return value

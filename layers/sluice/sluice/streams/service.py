@@ -15,7 +15,7 @@ from sluice import engine, strict_json
 from sluice.auth import authenticate
 from sluice.auth.api_keys import Environment
 from sluice.config import STREAM_KEY_MAX_CHARS, get_settings
-from sluice.errors import BadRequest, NotFound, SluiceError, Unprocessable, issues_from_pydantic
+from sluice.errors import BadRequest, NotFound, SluiceError, issues_from_pydantic
 from sluice.streams.errors import ChunkTooLarge, InvalidStreamToken, RunFinished
 from sluice.streams.models import AppendResult, Credentials, StreamAddress
 from sluice.streams.reader import StreamReader
@@ -92,21 +92,6 @@ def issue_credentials(env: Environment, address: StreamAddress, path: str, *, ap
     )
 
 
-def _strict_chunk(raw: bytes, where: str) -> Any:
-    """One chunk's JSON, held to the rule of every JSON body Sluice stores (``strict_json``).
-
-    Raises:
-        BadRequest: ``invalid_json`` (not JSON, or a number JSON cannot hold such as 1e400).
-        Unprocessable: ``payload_too_deep`` (nested over ``strict_json.MAX_DEPTH``).
-    """
-    try:
-        return strict_json.loads_within_depth(raw)
-    except strict_json.TooDeep as exc:
-        raise Unprocessable(f"{where} is not usable: {exc}", code="payload_too_deep") from exc
-    except ValueError as exc:
-        raise BadRequest(f"{where} is not valid JSON: {exc}", code="invalid_json") from exc
-
-
 def _encoded(data: Any, where: str) -> str:
     text = json.dumps(data, separators=(",", ":"))
     limit = get_settings().stream_chunk_max_bytes
@@ -131,20 +116,22 @@ def parse_chunks(body: bytes, content_type: str, part_id: str | None) -> list[tu
 
     Raises:
         BadRequest: an empty body, invalid JSON, or a malformed line (nothing is appended).
+        Unprocessable: ``payload_too_deep``, a JSON body nested over ``strict_json.MAX_DEPTH``.
         ChunkTooLarge: a chunk over SLUICE_STREAM_CHUNK_MAX_BYTES (nothing is appended).
     """
     base = _check_part_id(part_id)
     if not body.strip():
         raise BadRequest("The append body is empty", code="empty_body")
     if content_type.split(";", maxsplit=1)[0].strip().lower() != NDJSON:
-        return [(base, _encoded(_strict_chunk(body, "The append body"), "The chunk"))]
+        return [(base, _encoded(strict_json.parse(body, "The append body", within_depth=True), "The chunk"))]
     chunks: list[tuple[str, str]] = []
     issues: list[dict[str, Any]] = []
     for number, line in enumerate(body.splitlines()):
         if not line.strip():
             continue
         try:
-            chunk = NdjsonChunk.model_validate(_strict_chunk(line, f"Line {number + 1}"))
+            value = strict_json.parse(line, f"Line {number + 1}", within_depth=True)
+            chunk = NdjsonChunk.model_validate(value)
         except ValidationError as exc:
             issues.extend({**issue, "line": number + 1} for issue in issues_from_pydantic(exc.errors()))
             continue
