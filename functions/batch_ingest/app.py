@@ -49,6 +49,8 @@ ITEMS_ERRORS = (
     "batch_item_too_large",
     "unsupported_media_type",
     "invalid_batch_item",
+    "too_many_lines",
+    "time_budget_exceeded",
 )
 
 
@@ -68,7 +70,9 @@ def stream_items(batch_id: str) -> Response[Any]:
     event = app.current_event
     batches.require_ndjson(event.headers)
     env = current_environment(app)
-    result = batches.ingest_items(env, batch_id, batches.parse_body(request_bytes(app)))
+    remaining_s = app.lambda_context.get_remaining_time_in_millis() / 1000
+    lines = batches.parse_body(request_bytes(app))
+    result = batches.ingest_items(env, batch_id, lines, remaining_s=remaining_s)
     return json_response(200, result.model_dump())
 
 

@@ -7,6 +7,7 @@ this long poll is the fallback for clients that can only reach the HTTP API.
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -44,6 +45,7 @@ BODY_ERRORS = (
     "empty_body",
     "invalid_part_id",
     "chunk_too_large",
+    "payload_too_deep",
 )
 # A run stream's mint for a finished run answers run_finished as a 400, which the catalogue lists
 # at 409 (the run lifecycle's status), so this route cannot document it.
@@ -83,51 +85,59 @@ PART_ID = Param(
 )
 
 
-def append_docs(ok_model: type[streams.AppendAnswer], errors: tuple[str, ...]) -> dict[str, Any]:
+# The run streams' key, as run_stream checks it.
+KEY = Param("key", "path", "The stream's key", pattern=streams.STREAM_KEY_PATTERN)
+
+
+def append_docs(
+    ok_model: type[streams.AppendAnswer], errors: tuple[str, ...], params: tuple[Param, ...] = ()
+) -> dict[str, Any]:
     """A JSON body is one chunk (any JSON); an NDJSON body is one ``NdjsonChunk`` a line."""
     return route_docs(
         ok_model=ok_model,
         body={JSON: None, NDJSON: NdjsonChunk},
-        params=(PART_ID,),
+        params=(*params, PART_ID),
         security=(STREAM_TOKEN,),
         errors=errors,
     )
 
 
-def long_poll_docs(errors: tuple[str, ...]) -> dict[str, Any]:
+def long_poll_docs(errors: tuple[str, ...], params: tuple[Param, ...] = ()) -> dict[str, Any]:
     return route_docs(
         ok_type=SSE,
         ok_description="Server-Sent Events: `id:` and `data:` a chunk, `event: end` once closed, "
         "then `retry:` unless the stream ended",
         ok_headers={streams.CURSOR_HEADER: "The entry id this response started after: resume from it"},
-        params=LONG_POLL_PARAMS,
+        params=(*params, *LONG_POLL_PARAMS),
         security=READ_AUTH,
         errors=errors,
     )
 
 
-def records_docs(errors: tuple[str, ...]) -> dict[str, Any]:
+def records_docs(errors: tuple[str, ...], params: tuple[Param, ...] = ()) -> dict[str, Any]:
     return route_docs(
-        ok_model=streams.RecordsAnswer, params=RECORDS_PARAMS, security=READ_AUTH, errors=errors
+        ok_model=streams.RecordsAnswer, params=(*params, *RECORDS_PARAMS), security=READ_AUTH, errors=errors
     )
 
 
 @app.put(
     "/realtime/v1/streams/<run_id>/<key>",
-    **route_docs(ok_model=streams.MintAnswer, errors=MINT_ERRORS),
+    **route_docs(ok_model=streams.MintAnswer, params=(KEY,), errors=MINT_ERRORS),
 )
 def mint(run_id: str, key: str) -> Response[Any]:
     env = current_environment(app)
-    credentials = streams.mint(env, streams.run_stream(run_id, key), api_base=public_base_url(app))
+    credentials = streams.mint(env, run_stream(run_id, key), api_base=public_base_url(app))
     return json_response(200, credentials.to_api())
 
 
-@app.post("/realtime/v1/streams/<run_id>/<key>/append", **append_docs(streams.AppendAnswer, APPEND_ERRORS))
+@app.post(
+    "/realtime/v1/streams/<run_id>/<key>/append", **append_docs(streams.AppendAnswer, APPEND_ERRORS, (KEY,))
+)
 def append(run_id: str, key: str) -> Response[Any]:
     event = app.current_event
     result = streams.append(
         bearer_token(event.headers),
-        streams.run_stream(run_id, key),
+        run_stream(run_id, key),
         request_bytes(app),
         event.headers.get("content-type", ""),
         event.headers.get("x-part-id"),
@@ -137,25 +147,32 @@ def append(run_id: str, key: str) -> Response[Any]:
 
 @app.post(
     "/realtime/v1/streams/<run_id>/<key>/close",
-    **route_docs(ok_model=streams.CloseAnswer, security=(STREAM_TOKEN,), errors=CLOSE_ERRORS),
+    **route_docs(ok_model=streams.CloseAnswer, params=(KEY,), security=(STREAM_TOKEN,), errors=CLOSE_ERRORS),
 )
 def close(run_id: str, key: str) -> Response[Any]:
-    closed = streams.close(bearer_token(app.current_event.headers), streams.run_stream(run_id, key))
+    closed = streams.close(bearer_token(app.current_event.headers), run_stream(run_id, key))
     return json_response(200, streams.CloseAnswer(closed=True, alreadyClosed=not closed).model_dump())
 
 
-@app.get("/realtime/v1/streams/<run_id>/<key>", **long_poll_docs(READ_ERRORS))
+@app.get("/realtime/v1/streams/<run_id>/<key>", **long_poll_docs(READ_ERRORS, (KEY,)))
 def read(run_id: str, key: str) -> Response[Any]:
     return long_poll(run_reader(run_id, key))
 
 
-@app.get("/realtime/v1/streams/<run_id>/<key>/records", **records_docs(READ_ERRORS))
+@app.get("/realtime/v1/streams/<run_id>/<key>/records", **records_docs(READ_ERRORS, (KEY,)))
 def records(run_id: str, key: str) -> Response[Any]:
     return drained(run_reader(run_id, key))
 
 
+def run_stream(run_id: str, key: str) -> streams.StreamAddress:
+    """The stream a route's path names. Powertools hands over the path's segments as the client
+    sent them, percent-encoded (``appendUrl`` and ``readUrl`` encode the key), so the key is
+    decoded before it is checked: ``a%00b`` is the key ``a<NUL>b``, not a literal one."""
+    return streams.run_stream(unquote(run_id), unquote(key))
+
+
 def run_reader(run_id: str, key: str) -> OpenReader:
-    return lambda bearer, cursor: streams.open_reader(bearer, streams.run_stream(run_id, key), cursor)
+    return lambda bearer, cursor: streams.open_reader(bearer, run_stream(run_id, key), cursor)
 
 
 def channel_reader(session: str, io: str) -> OpenReader:

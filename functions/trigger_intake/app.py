@@ -21,6 +21,7 @@ TRIGGER_ERRORS = (
     "invalid_body",
     "invalid_delay",
     "payload_too_deep",
+    "unsupported_media_type",
     "idempotency_claim_timeout",
     "idempotency_contention",
 )

@@ -248,3 +248,40 @@ def test_an_id_too_long_for_a_dynamodb_key_is_404_without_asking_dynamodb(
     res = call_api(method, path, json_body=body, headers=tenant.headers)
     assert_error(res, 404, code)
     assert asked == []
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"maxAttempts": True},
+        {"maxAttempts": "3"},
+        {"maxAttempts": 2.0},
+        {"queue": {"name": "q", "concurrencyLimit": True}},
+    ],
+)
+def test_a_trigger_option_of_the_wrong_json_type_is_422_not_coerced(
+    aws: AwsStack, tenant: Tenant, call_api: Any, options: dict[str, Any]
+) -> None:
+    body = json.dumps({"payload": 1, "options": options}).encode()
+    assert_error(post(call_api, tenant, TRIGGER, body), 422, "invalid_request")
+    assert aws.bodies("RunQueue") == []
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "text/json"])
+def test_a_trigger_body_that_is_not_sent_as_json_is_415(
+    aws: AwsStack, tenant: Tenant, call_api: Any, content_type: str
+) -> None:
+    headers = {**tenant.headers, "content-type": content_type}
+    res = call_api("POST", TRIGGER, body=b'{"payload": 1}', headers=headers)
+    assert_error(res, 415, "unsupported_media_type")
+    assert aws.bodies("RunQueue") == []
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "application/vnd.api+json", None]
+)
+def test_a_trigger_body_sent_as_json_or_without_a_type_is_read(
+    aws: AwsStack, tenant: Tenant, call_api: Any, content_type: str | None
+) -> None:
+    headers = {**tenant.headers, **({"content-type": content_type} if content_type else {})}
+    assert call_api("POST", TRIGGER, body=b'{"payload": 1}', headers=headers).status == 200

@@ -65,7 +65,9 @@ def test_route_docs_describes_an_optional_body_of_two_media_types_with_its_param
         },
     }
     assert [(p["name"], p["in"]) for p in operation["parameters"]] == [
-        ("thing_id", "path"), ("X-Part-Id", "header"), ("after", "query"),
+        ("thing_id", "path"),
+        ("X-Part-Id", "header"),
+        ("after", "query"),
     ]
     assert operation["parameters"][2]["schema"] == {"type": "string", "pattern": "^[0-9]+$"}
     assert operation["security"] == [{"streamToken": []}]
@@ -166,3 +168,16 @@ def test_every_documented_error_code_is_in_the_catalogue_with_its_status() -> No
                 schema = response["content"]["application/json"]["schema"]
                 for code in schema["allOf"][1]["properties"]["code"]["enum"]:
                     assert ERROR_CODES[code][0] == int(status), (method, path, code)
+
+
+def test_the_document_refuses_the_counts_and_keys_the_server_refuses() -> None:
+    """What the document admits, the server takes (schemathesis found runCount 0 and stream keys
+    with spaces admitted by the document and refused, or worse taken, by the server)."""
+    document = json.loads((ROOT / "openapi.json").read_text(encoding="utf-8"))
+    schemas = document["components"]["schemas"]
+    assert schemas["CreateBatchRequest"]["properties"]["runCount"]["minimum"] == 1
+    mint = document["paths"]["/realtime/v1/streams/{run_id}/{key}"]["put"]
+    [key] = [p for p in mint["parameters"] if p["name"] == "key"]
+    assert key["in"] == "path" and key["required"] is True
+    for sample in ("out", "a b", "a\x00b", "x" * 257):
+        assert (re.fullmatch(key["schema"]["pattern"], sample) is None) == (sample != "out")

@@ -196,7 +196,46 @@ def test_a_signal_that_cannot_be_sent_creates_the_same_prepared_run_now(
     [(_, prepared)] = prepares
     [((created,), _)] = creates
     assert created is prepared and answer.id == prepared.run.id and answer.notice is None
-    assert get_buffer().get_entry("org_a", answer.id) is not None, "the buffered copy has the same id"
+    assert get_buffer().get_entry("org_a", answer.id) is None, "the unsignalled copy is withdrawn"
+
+
+def test_a_trigger_answered_503_leaves_no_buffered_copy(
+    tripped: Environment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither the signal nor the engine's write: the 503 must mean nothing happened, so the
+    entry accepted first is withdrawn (the stale sweep would otherwise re-signal it into a run)."""
+
+    def down(*args: Any, **kwargs: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://aws")
+
+    monkeypatch.setattr("sluice.mollifier.intake.send_signal", down)
+    monkeypatch.setattr(triggers.engine, "create", down)
+    prepares = spy(monkeypatch, "prepare")
+    with pytest.raises(EndpointConnectionError):
+        triggers.trigger(tripped, "hello", {"payload": 1, "options": {"idempotencyKey": "k"}})
+    [(_, prepared)] = prepares
+    buffer = get_buffer()
+    assert buffer.get_entry("org_a", prepared.run.id) is None
+    assert buffer.client.llen(buffer.keys_for("org_a").queue("env_a")) == 0
+    assert buffer.lookup_idempotency("org_a", "env_a", "hello", "k") is None
+
+
+def test_an_unsignalled_entry_a_drainer_popped_is_answered_with_its_id(
+    tripped: Environment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A drainer that popped the entry (another trigger's signal) makes it a run: answer its id."""
+    buffer = get_buffer()
+
+    def popped_meanwhile(*args: Any, **kwargs: Any) -> None:
+        assert [entry.runId for entry in buffer.pop_batch(1)]
+        raise EndpointConnectionError(endpoint_url="https://sqs")
+
+    monkeypatch.setattr("sluice.mollifier.intake.send_signal", popped_meanwhile)
+    creates = spy(monkeypatch, "create")
+    answer = triggers.trigger(tripped, "hello", TRIGGER)
+    assert creates == [] and answer.notice is not None
+    entry = buffer.get_entry("org_a", answer.id)
+    assert entry is not None and entry.status == "DRAINING"
 
 
 # --- the same run either way -----------------------------------------------------------------

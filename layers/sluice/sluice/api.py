@@ -24,7 +24,13 @@ from pydantic import BaseModel
 from sluice import aws, strict_json
 from sluice.auth import Environment, authenticate
 from sluice.error_codes import ERROR_CODES
-from sluice.errors import BadRequest, InternalError, NotFound, SluiceError, Unprocessable
+from sluice.errors import (
+    BadRequest,
+    InternalError,
+    NotFound,
+    SluiceError,
+    UnsupportedMediaType,
+)
 
 logger = Logger(service="sluice")
 
@@ -90,19 +96,19 @@ def json_body(app: APIGatewayHttpResolver) -> Any:
     """The request body decoded as strict JSON (see ``sluice.strict_json``).
 
     Raises:
+        UnsupportedMediaType: a ``Content-Type`` that is not JSON (``application/json`` or a
+            ``+json`` type); a request without one is read as JSON.
         BadRequest: ``invalid_json`` for an empty body, bytes that are not UTF-8 or not JSON, and
             numbers JSON cannot hold (NaN, Infinity, 1e400, integers over 4300 digits).
         Unprocessable: ``payload_too_deep`` for a body nested too deep to decode.
     """
+    media = (app.current_event.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    if media and media != JSON and not media.endswith("+json"):
+        raise UnsupportedMediaType(f"The request body must be {JSON}, not {media}")
     raw = request_bytes(app)
     if not raw:
         raise BadRequest("The request body is empty; expected JSON", code="invalid_json")
-    try:
-        return strict_json.loads(raw)
-    except strict_json.TooDeep as exc:
-        raise Unprocessable(f"The request body is not usable: {exc}", code="payload_too_deep") from exc
-    except ValueError as exc:
-        raise BadRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from exc
+    return strict_json.parse(raw, "The request body")
 
 
 def public_base_url(app: APIGatewayHttpResolver) -> str:
@@ -175,10 +181,11 @@ BodySchema = type[BaseModel] | None
 @dataclass(frozen=True)
 class Param:
     """A query or header parameter that a handler reads itself (the handlers parse their own
-    input, so Powertools sees only the path's parameters)."""
+    input, so Powertools sees only the path's parameters); a ``path`` one adds its pattern to the
+    path parameter Powertools documents."""
 
     name: str
-    where: Literal["query", "header"]
+    where: Literal["query", "header", "path"]
     description: str
     pattern: str | None = None
 
@@ -189,7 +196,7 @@ class Param:
         return {
             "name": self.name,
             "in": self.where,
-            "required": False,
+            "required": self.where == "path",
             "description": self.description,
             "schema": schema,
         }

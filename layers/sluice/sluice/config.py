@@ -136,9 +136,12 @@ class Settings(BaseSettings):
     mollifier_retry_delay_s: int = Field(default=5, ge=0, le=900)
     # The reference's stale threshold (300 s): an entry queued this long may have lost its signal.
     mollifier_stale_after_s: int = Field(default=300, ge=1)
-    # An entry DRAINING this long belongs to a drainer invocation that died: 6x the drainer's 30 s
-    # timeout, the same margin as DrainQueue's visibility timeout.
-    mollifier_draining_abandon_s: int = Field(default=180, ge=1)
+    # An entry DRAINING this long belongs to a drainer invocation that died: the drainer's 30 s
+    # timeout (no invocation works an entry longer: it popped it after it started) and a margin.
+    # It was 6x the timeout (180 s, DrainQueue's visibility margin, which guards something else):
+    # the runs a killed drainer had popped then read as buffered for ~285 s (180 s, then up to a
+    # sweep interval, then a drain); now at most 45 s + the sweep interval + a drain.
+    mollifier_draining_abandon_s: int = Field(default=45, ge=1)
     # Bounded work per sweep: environments inspected, and signals or reclaims per invocation
     # (the reference sweeps at most 1000 entries per environment per pass).
     mollifier_sweep_max_envs: int = Field(default=1000, ge=1)
@@ -156,6 +159,12 @@ class Settings(BaseSettings):
     # Items in flight per phase-2 request (reference default 10; 1 = sequential). Peak memory is
     # about this times SLUICE_BATCH_ITEM_MAX_BYTES, so raise the function's memory with it.
     batch_ingest_concurrency: int = Field(default=10, ge=1, le=256)
+    # One phase-2 request: at most this many lines (more is a 413 before any is read), and it
+    # stops pulling lines after this long (a 413 then, the items before it stay queued), well
+    # before the function's 29 s timeout and API Gateway's 30 s: a larger batch is split over
+    # requests or staged.
+    batch_request_max_lines: int = Field(default=10_000, ge=1)
+    batch_request_budget_s: float = Field(default=20.0, gt=0)
     # Staged (S3-uploaded) batches are not bound by Lambda's 6 MB request limit, only by time.
     batch_max_staged_items: int = Field(default=100_000, ge=1)
     # An unsealed batch is aborted after this (the reference's BATCH_SEAL_TIMEOUT_MS, 30 min).

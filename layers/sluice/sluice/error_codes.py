@@ -24,12 +24,15 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         'a `/payloads` body that is not `{"indices": [...]}` of 1-100 indexes of the batch',
     ),
     "invalid_runs_offset": (400, "`runsOffset` that is not a non-negative integer"),
-    "invalid_stream_key": (400, "a stream key that is empty or over 256 characters"),
+    "invalid_stream_key": (
+        400,
+        "a stream key that is empty, over 256 characters, or holds a space or a control character",
+    ),
     "invalid_part_id": (400, "an `X-Part-Id` that is empty or over 256 characters"),
     "invalid_last_event_id": (
         400,
         "a `Last-Event-ID` (or `?lastEventId=`, `?after=`) that is not a stream entry id such as"
-        " `1700000000000-0`",
+        " `1700000000000-0` (each part at most 19 digits, so Redis can hold it)",
     ),
     "invalid_limit": (400, "a sessions list `limit` that is not a whole number from 1 to 100"),
     "invalid_status": (400, "a sessions list `status` other than `ACTIVE` or `CLOSED`"),
@@ -81,6 +84,15 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "session_closed": (409, "minting or appending on a closed session"),
     "conflict": (409, "any other conflict"),
     "payload_too_large": (413, "the payload is over `SLUICE_MAX_PAYLOAD_BYTES`"),
+    "too_many_lines": (
+        413,
+        "a batch-items request over `SLUICE_BATCH_REQUEST_MAX_LINES` lines (nothing of it is read)",
+    ),
+    "time_budget_exceeded": (
+        413,
+        "a batch-items request still reading lines after `SLUICE_BATCH_REQUEST_BUDGET_S` (the items"
+        " before are queued; send the rest again)",
+    ),
     "batch_item_too_large": (
         413,
         "an NDJSON line over the item limit whose first 512 bytes do not name its index",
@@ -101,7 +113,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         "a session's `triggerConfig.basePayload` over `SLUICE_SESSION_BASE_PAYLOAD_MAX_BYTES` as compact"
         " JSON",
     ),
-    "unsupported_media_type": (415, "batch items that are not `application/x-ndjson`"),
+    "unsupported_media_type": (
+        415,
+        "batch items that are not `application/x-ndjson`; a JSON body whose `Content-Type` is not"
+        " `application/json` (or `+json`)",
+    ),
     "invalid_request": (422, "valid JSON with invalid fields (`issues` names each)"),
     "invalid_body": (422, "a body that is JSON but not an object"),
     "invalid_task_id": (
@@ -113,8 +129,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "invalid_idempotency_ttl": (422, "an `idempotencyKeyTTL` that is not a duration"),
     "payload_too_deep": (
         422,
-        "a payload or `metadata` nested over 128 levels (`strict_json.MAX_DEPTH`: what a stored run"
-        " can be read back with)",
+        "a payload, `metadata` or stream chunk nested over 128 levels (`strict_json.MAX_DEPTH`: what a"
+        " stored run can be read back with)",
     ),
     "invalid_batch_item": (
         422,

@@ -61,7 +61,13 @@ def document(resolvers: Iterable[APIGatewayHttpResolver]) -> dict[str, Any]:
 
 
 def _add_declared_parameters(operation: dict[str, Any]) -> None:
-    """The query and header parameters ``route_docs`` declared, after the path's."""
+    """The query and header parameters ``route_docs`` declared, after the path's; a declared path
+    parameter's schema goes into the one Powertools made of the handler's signature."""
     declared = operation.pop(PARAMETERS_EXTENSION, [])
+    paths = {p["name"]: p for p in declared if p["in"] == "path"}
+    parameters = [
+        {**p, "schema": {**p["schema"], **paths[p["name"]]["schema"]}} if p["name"] in paths else p
+        for p in operation.get("parameters", [])
+    ]
     if declared:
-        operation["parameters"] = [*operation.get("parameters", []), *declared]
+        operation["parameters"] = [*parameters, *(p for p in declared if p["in"] != "path")]

@@ -6,6 +6,7 @@ needs); ``SLUICE_REDIS_CLUSTER=true`` makes a cluster client for ElastiCache clu
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache, lru_cache
@@ -93,3 +94,53 @@ def load_script(client: RedisClient, package: str, name: str) -> Script:
     The source is read from disk once per process; callers keep the returned Script.
     """
     return client.register_script(_lua_source(package, name))
+
+
+# How long a once-script's reply is kept: longer than the client's retries of one call last
+# (SLUICE_REDIS_RETRIES attempts of SLUICE_REDIS_SOCKET_TIMEOUT_MS, with a backoff capped at
+# 0.2 s: about 2 s with the defaults), short because a reply (a popped batch) can be large.
+ONCE_REPLY_TTL_S = 10
+# The script's body runs as a function so that its ``return`` is caught; the call key is taken
+# off KEYS first, so that the body sees the KEYS its callers pass (``#KEYS`` included).
+_ONCE = """local call_key = table.remove(KEYS)
+local replayed = redis.call('GET', call_key)
+if replayed then
+  return cjson.decode(replayed)
+end
+local reply = (function()
+__BODY__
+end)()
+redis.call('SET', call_key, cjson.encode(reply), 'EX', __TTL__)
+return reply
+"""
+
+
+def call_key(first_key: str) -> str:
+    """A fresh key in ``first_key``'s cluster slot (its hash tag, or the whole key as the tag)
+    where a once-script keeps its reply."""
+    start = first_key.find("{")
+    end = first_key.find("}", start + 1)
+    tag = first_key[start + 1 : end] if start != -1 and end > start + 1 else first_key
+    return f"{{{tag}}}:call:{uuid.uuid4().hex}"
+
+
+class OnceScript:
+    """A script whose effect happens once per call although redis-py retries a command whose
+    reply timed out (``SLUICE_REDIS_RETRIES``; Redis may have run it already): each call carries
+    a fresh call key (``call_key``), and a second run of the same call answers the first one's
+    reply, which the script keeps there for ``ONCE_REPLY_TTL_S``. For scripts that are not
+    idempotent: a pop, a counter, a token bucket. The reply must survive JSON (cjson): arrays,
+    strings, integers; never nil."""
+
+    def __init__(self, client: RedisClient, package: str, name: str) -> None:
+        source = _ONCE.replace("__BODY__", _lua_source(package, name))
+        source = source.replace("__TTL__", str(ONCE_REPLY_TTL_S))
+        self.script: Script = client.register_script(source)
+
+    def __call__(self, keys: list[str], args: list[Any], client: RedisClient | None = None) -> Any:
+        return self.script(keys=self.keys(keys), args=args, client=client)
+
+    @staticmethod
+    def keys(keys: list[str]) -> list[str]:
+        """``keys`` and a fresh call key (for a call sent by hand, as in a pipeline)."""
+        return [*keys, call_key(keys[0])]

@@ -17,6 +17,8 @@ import math
 import re
 from typing import Any
 
+from sluice.errors import BadRequest, Unprocessable
+
 # How deep a client's value (a payload, metadata) may nest: containers inside containers, a
 # scalar being 0. A run lives in DynamoDB as one JSON string that pydantic's JSON parser reads back,
 # and that parser refuses documents nested over 200 levels; the run wraps the payload in one more
@@ -83,3 +85,22 @@ def depth(value: Any) -> int:
         deepest = max(deepest, level + 1)
         stack.extend((child, level + 1) for child in children)
     return deepest
+
+
+def parse(data: bytes, what: str, *, within_depth: bool = False) -> Any:
+    """A client's JSON as the API refuses it; ``what`` names it in the message ("The request body").
+
+    Raises:
+        BadRequest: ``invalid_json`` (not UTF-8, not JSON, or a number JSON cannot hold).
+        Unprocessable: ``payload_too_deep``: nested too deep to decode, or (``within_depth``) over
+            ``MAX_DEPTH``, for a value stored as it is (a stream chunk).
+    """
+    try:
+        value = loads(data)
+        if within_depth and (levels := depth(value)) > MAX_DEPTH:
+            raise TooDeep(f"the value nests {levels} levels deep; the limit is {MAX_DEPTH}")
+    except TooDeep as exc:
+        raise Unprocessable(f"{what} is not usable: {exc}", code="payload_too_deep") from exc
+    except ValueError as exc:
+        raise BadRequest(f"{what} is not valid JSON: {exc}", code="invalid_json") from exc
+    return value

@@ -132,7 +132,7 @@ def _decide_and_trigger(
             decision = Decision(Outcome.PASS_THROUGH, Reason.BUFFER_FAILED, decision.enrolled, decision.trip)
         else:
             record_decision(decision, gate_input)
-            if accepted is None:  # buffered, but no signal carries it: create the run now
+            if accepted is None:  # no signal carried it (withdrawn): create the run now
                 return _pass_through(prepared)
             if accepted.kind == "duplicate_idempotency":
                 return TriggerAnswer(accepted.run_id, is_cached=True)

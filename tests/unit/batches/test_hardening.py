@@ -4,12 +4,15 @@ twice in one request, and payload uploads that are not JSON."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
+from sluice.batches import ingest as ingest_module
+from sluice.batches import items as items_module
 from sluice.batches import keys
 from sluice.config import get_settings
 from tests.unit.batches.conftest import BatchApi, item, ndjson
@@ -103,3 +106,54 @@ def test_uploaded_json_payload_becomes_the_runs_payload(api: BatchApi) -> None:
     got = api.get(batch_id).json()
     run = api.call("GET", f"/api/v1/runs/{got['runs'][0]}", headers=api.tenant.headers).json()
     assert run["payload"] == {"uploaded": True}
+
+
+def test_a_request_over_the_line_limit_is_a_413_before_any_line_is_read(
+    api: BatchApi, configure: Callable[..., None]
+) -> None:
+    configure(batch_request_max_lines=5)
+    batch_id = api.create_id(6)
+    res = api.items(batch_id, ndjson([item(i) for i in range(6)]))
+    assert (res.status, res.json()["code"]) == (413, "too_many_lines"), res.body
+    assert api.queued_items() == []
+    blank_lines = ndjson([item(i) for i in range(5)]) + b"\n\n\n"  # blank lines are no items
+    assert api.items(batch_id, blank_lines).status == 200
+
+
+def test_a_request_out_of_time_is_a_413_and_keeps_what_it_queued(
+    api: BatchApi, configure: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request that cannot finish in SLUICE_BATCH_REQUEST_BUDGET_S answers long before the
+    function's timeout; the items it queued stay, and sending the body again completes the batch
+    without queueing any item twice."""
+    configure(batch_request_budget_s=0.3, batch_ingest_concurrency=1)
+    batch_id = api.create_id(40)
+    real_process = items_module.process
+
+    def slow(batch: Any, lines: Any) -> Any:
+        time.sleep(0.05)  # a slow dependency
+        return real_process(batch, lines)
+
+    monkeypatch.setattr(items_module, "process", slow)
+    body = ndjson([item(i) for i in range(40)])
+    started = time.monotonic()
+    res = api.items(batch_id, body)
+    assert (res.status, res.json()["code"]) == (413, "time_budget_exceeded"), res.body
+    queued = messages_by_index(api)
+    assert 0 < len(queued) < 40
+    configure(batch_request_budget_s=60)
+    again = api.items(batch_id, body)
+    assert again.status == 200 and again.json()["sealed"] is True, again.body
+    rest = messages_by_index(api)  # the queue shows what it has not shown yet
+    assert sorted([*queued, *rest]) == list(range(40)), "every index queued once"
+    assert all(len(bodies) == 1 for bodies in rest.values())
+    assert time.monotonic() - started < 60
+
+
+def test_the_budget_ends_before_the_invocation_does(
+    api: BatchApi, configure: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest_module, "REQUEST_RESERVE_S", 29.0)  # of the 29 s function timeout
+    batch_id = api.create_id(3)
+    res = api.items(batch_id, ndjson([item(i) for i in range(3)]))
+    assert (res.status, res.json()["code"]) == (413, "time_budget_exceeded"), res.body

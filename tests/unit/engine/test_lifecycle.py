@@ -194,6 +194,62 @@ def test_a_stale_lease_cannot_complete_and_changes_nothing(api: Any, finals: lis
     assert api.get(run_id)["output"] == "ok"
 
 
+@pytest.mark.parametrize("offload", [False, True], ids=["inline", "offloaded"])
+def test_two_completes_on_one_lease_one_wins_and_the_other_changes_nothing(
+    api: Any, finals: list[Run], monkeypatch: pytest.MonkeyPatch, offload: bool
+) -> None:
+    if offload:
+        _settings(monkeypatch, SLUICE_RUN_OUTPUT_OFFLOAD_BYTES="10")
+    run_id = api.trigger()
+    token = api.start(run_id)["leaseToken"]
+    first = api.post(run_id, "complete", {"leaseToken": token, "output": {"answer": "first"}})
+    assert first.status == 200, first.body
+    before = api.item(run_id)
+
+    second = api.post(run_id, "complete", {"leaseToken": token, "output": {"answer": "second"}})
+
+    assert (second.status, second.json()["code"]) == (409, "run_finished")
+    assert api.item(run_id) == before
+    assert api.get(run_id)["output"] == {"answer": "first"}, "the winner's output, in S3 too"
+    assert len(finals) == 1
+
+
+def _race(api: Any, run_id: str, action: str, bodies: list[dict[str, Any]]) -> list[Any]:
+    """Each body posted to ``action`` at once, from threads; the answers in body order."""
+    barrier = threading.Barrier(len(bodies))
+    results: list[Any] = [None] * len(bodies)
+
+    def post(i: int) -> None:
+        barrier.wait()
+        results[i] = api.post(run_id, action, bodies[i])
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+@pytest.mark.parametrize("action", ["complete", "fail"])
+def test_racing_completes_or_fails_on_one_lease_end_the_run_once(
+    api: Any, finals: list[Run], action: str
+) -> None:
+    for _ in range(5):
+        run_id = api.trigger(maxAttempts=1)
+        token = api.start(run_id)["leaseToken"]
+        ends = [{"output": {"i": i}} if action == "complete" else {"error": str(i)} for i in range(4)]
+        results = _race(api, run_id, action, [{"leaseToken": token, **end} for end in ends])
+        won = [i for i, r in enumerate(results) if r.status == 200]
+        assert len(won) == 1, [(r.status, r.body) for r in results]
+        lost = {(r.status, r.json()["code"]) for r in results if r.status != 200}
+        assert lost == {(409, "run_finished")}
+        run = api.get(run_id)
+        shown = run["output"]["i"] if action == "complete" else int(run["error"]["message"])
+        assert shown == won[0]
+    assert len(finals) == 5
+
+
 def test_a_large_output_goes_to_the_payload_bucket(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     _settings(monkeypatch, SLUICE_RUN_OUTPUT_OFFLOAD_BYTES="1000")
     run_id = api.trigger()

@@ -400,3 +400,23 @@ def test_a_record_fails_only_when_its_own_entry_cannot_be_settled(
     assert sorted(run_queue_ids(aws)) == sorted([a1, b1])
     stored = get_buffer().get_entry("org_a", a2)
     assert stored is not None and stored.status == "QUEUED", "its own signal, redelivered, carries it"
+
+
+def test_runs_a_killed_drainer_popped_are_made_by_the_next_sweep_and_drain(
+    aws: AwsStack, burst: Tenant, call_api: Any, configure: Configure
+) -> None:
+    """The drainer pops a batch and is killed before creating any run: its signals stay invisible
+    (DrainQueue's visibility timeout), its entries DRAINING. Once SLUICE_MOLLIFIER_DRAINING_ABANDON_S
+    passed, one sweep and one drain make every run."""
+    run_ids = [post(call_api, burst) for _ in range(5)]
+    dead_signals = aws.sqs.receive_message(QueueUrl=aws.queue_urls["DrainQueue"], MaxNumberOfMessages=10)
+    assert len(dead_signals["Messages"]) == 5
+    assert len(get_buffer().pop_batch(5)) == 5  # then the drainer is killed
+    configure(mollifier_draining_abandon_s=1)
+    time.sleep(1.1)
+    from sluice import mollifier
+
+    assert mollifier.sweep().reclaimed == 5
+    assert run_drainer(aws, rounds=1) == []
+    assert sorted(run_queue_ids(aws)) == sorted(run_ids)
+    assert all(get(call_api, burst, run_id)["buffered"] is False for run_id in run_ids)

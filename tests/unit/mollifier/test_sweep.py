@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from devstack.handlers import context_for, load_handler
+from devstack.template import Stack
 from sluice import mollifier
+from sluice.config import reload_settings
 from sluice.mollifier import MollifierBuffer, get_buffer
 from sluice.mollifier.keys import SWEEP_CURSOR, shard_of
 from sluice.redis import RedisClient
@@ -129,3 +131,12 @@ def test_sweep_handler_emits_buffer_metrics(
     emf = next(json.loads(line) for line in capsys.readouterr().out.splitlines() if '"BufferDepth"' in line)
     names = {m["Name"] for m in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     assert {"BufferDepth", "BufferOldestAge", "BufferDraining"} <= names
+
+
+def test_an_abandoned_entry_waits_no_longer_than_a_drainer_can_live() -> None:
+    """No live drainer holds an entry past its function's timeout, so the sweep reclaims right
+    after that (with a margin): recovery after killed drainers is this plus the sweep interval
+    plus a drain, not 6x the timeout (the 180 s that made runs read as buffered for ~285 s)."""
+    timeout = Stack().function("drainer").timeout
+    abandon = reload_settings().mollifier_draining_abandon_s
+    assert timeout < abandon <= timeout + 15

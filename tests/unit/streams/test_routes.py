@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -265,3 +267,86 @@ def test_redis_unreachable_is_503_with_nothing_appended(
     assert res.status == 503
     assert res.json()["code"] == "service_unavailable"
     assert stored(api, run_id) == []
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    ["99999999999999999999-0", "1-99999999999999999999", "18446744073709551616-0", "0", "1-", "$"],
+)
+def test_a_cursor_redis_cannot_hold_is_400_on_every_read(api: StreamsApi, cursor: str) -> None:
+    run_id = new_run(api.tenant)
+    api.append(run_id, "out", api.token(run_id), 1)
+    for res in (
+        api.read(run_id, headers={"last-event-id": cursor}),
+        api.read(run_id, query=f"lastEventId={cursor}"),
+        api.records(run_id, query=f"after={cursor}"),
+    ):
+        assert (res.status, res.json()["code"]) == (400, "invalid_last_event_id"), res.body
+
+
+def test_the_documented_cursor_pattern_is_the_rule_the_server_applies(api: StreamsApi) -> None:
+    """Every cursor the pattern admits is read (Redis holds it), every other is a 400."""
+    run_id = new_run(api.tenant)
+    api.append(run_id, "out", api.token(run_id), 1)
+    for cursor in ["0-0", "9999999999999999999-9999999999999999999", "1700000000000-0", "0", "01-00"]:
+        documented = re.fullmatch(streams.ENTRY_ID_PATTERN, cursor) is not None
+        res = api.records(run_id, query=f"after={cursor}")
+        assert res.status == (200 if documented else 400), (cursor, res.body)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b'{"x": 1e400}', 400, "invalid_json"),
+        (b"[NaN]", 400, "invalid_json"),
+        (b"[" * 10_000 + b"]" * 10_000, 422, "payload_too_deep"),
+        (b"[" * 129 + b"]" * 129, 422, "payload_too_deep"),
+    ],
+    ids=["1e400", "NaN", "10000-deep", "129-deep"],
+)
+def test_a_chunk_json_cannot_store_is_refused_and_nothing_is_appended(
+    api: StreamsApi, body: bytes, status: int, code: str
+) -> None:
+    run_id = new_run(api.tenant)
+    token = api.token(run_id)
+    res = api.append(run_id, "out", token, body=body, headers={"content-type": "application/json"})
+    assert (res.status, res.json()["code"]) == (status, code), res.body
+    line = b'{"data": 1}\n{"data": ' + body + b"}\n"
+    res = api.append(run_id, "out", token, body=line, headers=NDJSON)
+    assert (res.status, res.json()["code"]) == (400, "invalid_ndjson"), res.body
+    assert res.json()["issues"][0]["line"] == 2
+    assert stored(api, run_id) == []
+
+
+def test_a_chunk_at_the_depth_limit_is_appended(api: StreamsApi) -> None:
+    run_id = new_run(api.tenant)
+    body = b"[" * 128 + b"]" * 128
+    res = api.append(
+        run_id, "out", api.token(run_id), body=body, headers={"content-type": "application/json"}
+    )
+    assert res.status == 200, res.body
+
+
+@pytest.mark.parametrize(
+    "key", ["a b", "a\x00b", "tab\there", "\x7f", "x" * 257], ids=["space", "nul", "tab", "del", "257"]
+)
+def test_a_stream_key_with_a_space_or_a_control_character_is_400(api: StreamsApi, key: str) -> None:
+    run_id = new_run(api.tenant)
+    res = api.mint(run_id, quote(key, safe=""))  # a raw NUL or tab in a path is no route at all
+    assert (res.status, res.json()["code"]) == (400, "invalid_stream_key"), res.body
+    assert streams.stream_keys(run_id) == set()
+    assert re.fullmatch(streams.STREAM_KEY_PATTERN, key) is None, "the documented pattern agrees"
+
+
+def test_a_key_that_needs_encoding_is_one_stream_through_the_urls_the_mint_hands_out(api: StreamsApi) -> None:
+    run_id = new_run(api.tenant)
+    minted = api.mint(run_id, quote("chat:ü%", safe="")).json()
+    assert minted["streamId"] == f"runs/{run_id}/chat:ü%"
+    append_path = urlsplit(minted["appendUrl"]).path
+    res = api.call(
+        "POST", append_path, json_body={"n": 1}, headers={"authorization": f"Bearer {minted['token']}"}
+    )
+    assert res.status == 200, res.body
+    assert stored(api, run_id, "chat:ü%") != []
+    read = api.call("GET", urlsplit(minted["readUrl"]).path + "/records", headers=api.tenant.headers)
+    assert [r["data"] for r in read.json()["records"]] == [{"n": 1}]

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 
 from sluice.batches.ndjson import NdjsonParser, Parsed
 from sluice.config import get_settings
-from sluice.errors import BadRequest, UnsupportedMediaType
+from sluice.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson")
 # The size of the slices the body is fed to the parser in: large enough that per-chunk overhead
@@ -34,9 +34,19 @@ def parse_body(data: bytes) -> Iterator[Parsed]:
 
     Raises:
         BadRequest: the body is empty (at once, not when the items are pulled).
+        PayloadTooLarge: ``too_many_lines``, over ``SLUICE_BATCH_REQUEST_MAX_LINES`` (at once:
+            nothing of the request is read).
     """
     if not data:
         raise BadRequest("Request body is required", code="empty_body")
+    limit = get_settings().batch_request_max_lines
+    # A count of line breaks is a quick upper bound; only a body near the limit is counted exactly.
+    if data.count(b"\n") >= limit and sum(1 for line in data.splitlines() if line.strip()) > limit:
+        raise PayloadTooLarge(
+            f"A batch-items request holds at most {limit} lines (SLUICE_BATCH_REQUEST_MAX_LINES); split "
+            "the items over several requests (repeats are deduplicated) or stage them",
+            code="too_many_lines",
+        )
     return _parse(data)
 
 

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from functools import partial
+from time import monotonic
 from typing import Any
 
 from sluice import aws
@@ -23,8 +24,11 @@ from sluice.batches.models import Batch, BatchStatus, IngestResult
 from sluice.batches.ndjson import OversizedItem, Parsed
 from sluice.batches.runs import complete_if_done
 from sluice.config import get_settings
-from sluice.errors import Conflict
+from sluice.errors import Conflict, PayloadTooLarge
 from sluice.redis import get_redis
+
+# What a request keeps of its invocation's time to finish the items in flight and answer.
+REQUEST_RESERVE_S = 5.0
 
 
 def load_batch(env: Environment, batch_id: str) -> Batch:
@@ -40,14 +44,23 @@ def load_batch(env: Environment, batch_id: str) -> Batch:
 
 
 def ingest_items(
-    env: Environment, batch_id: str, lines: Iterable[Parsed], *, concurrency: int | None = None
+    env: Environment,
+    batch_id: str,
+    lines: Iterable[Parsed],
+    *,
+    concurrency: int | None = None,
+    remaining_s: float | None = None,
 ) -> IngestResult:
     """Queue every item of ``lines`` for the caller's batch and seal it if that completes it.
+
+    ``remaining_s``: the invocation's time left; the request stops pulling lines at
+    ``SLUICE_BATCH_REQUEST_BUDGET_S``, or a reserve before that deadline when it comes sooner.
 
     Raises:
         BatchNotFound: no such batch in the caller's environment.
         BatchNotPending: the batch was aborted (409; the client must create a new batch).
         InvalidNdjson, InvalidItem: a bad line or item; the items before it stay queued.
+        PayloadTooLarge: ``time_budget_exceeded``; the items before it stay queued.
         ServiceUnavailable: a dependency failed; a retry resumes where this one stopped.
     """
     batch = load_batch(env, batch_id)
@@ -55,7 +68,10 @@ def ingest_items(
         return _sealed(batch, 0, 0)
     if batch.status != BatchStatus.PENDING:
         raise _not_pending(batch)
-    outcomes = ingest_lines(batch, lines, concurrency)
+    budget = get_settings().batch_request_budget_s
+    if remaining_s is not None:
+        budget = min(budget, remaining_s - REQUEST_RESERVE_S)
+    outcomes = ingest_lines(batch, _within(lines, monotonic() + budget), concurrency)
     return finish(batch, outcomes["accepted"], outcomes["deduplicated"])
 
 
@@ -73,6 +89,19 @@ def ingest_lines(batch: Batch, lines: Iterable[Parsed], concurrency: int | None 
     for counts in bounded_map(groups, partial(items.process, batch), max(1, width // size)):
         outcomes.update(counts)
     return outcomes
+
+
+def _within(lines: Iterable[Parsed], deadline: float) -> Iterator[Parsed]:
+    """``lines`` until ``deadline`` (monotonic); then a 413, once the lines pulled so far are queued."""
+    for number, parsed in enumerate(lines):
+        if monotonic() >= deadline:
+            raise PayloadTooLarge(
+                f"The request ran out of time after {number} lines (SLUICE_BATCH_REQUEST_BUDGET_S); "
+                "those are queued. Send the rest in another request (repeats are deduplicated), "
+                "in smaller requests, or stage them",
+                code="time_budget_exceeded",
+            )
+        yield parsed
 
 
 def _groups(lines: Iterable[Parsed], size: int) -> Iterator[list[Parsed]]:

@@ -31,7 +31,7 @@ class BatchStatus(StrEnum):
 class CreateBatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    runCount: int
+    runCount: Annotated[int, Field(ge=1)]
     idempotencyKey: str | None = None
     idempotencyKeyTTL: Duration | None = None
     parentRunId: ParentRunId | None = None

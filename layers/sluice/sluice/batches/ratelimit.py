@@ -11,13 +11,11 @@ import math
 from dataclasses import dataclass
 from functools import cache
 
-from redis.commands.core import Script
-
 from sluice.batches import keys
 from sluice.batches.errors import BatchRateLimited
 from sluice.batches.state import redis_errors
 from sluice.config import get_settings
-from sluice.redis import RedisClient, get_redis, load_script
+from sluice.redis import OnceScript, RedisClient, get_redis
 
 
 @dataclass(frozen=True)
@@ -28,8 +26,9 @@ class Allowance:
 
 
 @cache
-def _script(client: RedisClient) -> Script:
-    return load_script(client, "sluice.batches", "token_bucket")
+def _script(client: RedisClient) -> OnceScript:
+    # Once: a retried call would take the tokens twice.
+    return OnceScript(client, "sluice.batches", "token_bucket")
 
 
 def consume(tenant: str, run_count: int) -> Allowance:

@@ -22,11 +22,9 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from functools import cache
 
-from redis.commands.core import Script
-
 from sluice.batches import keys
 from sluice.config import get_settings
-from sluice.redis import RedisClient, get_redis, load_script, unavailable_as_503
+from sluice.redis import OnceScript, RedisClient, get_redis, unavailable_as_503
 
 
 def redis_errors() -> AbstractContextManager[None]:
@@ -34,8 +32,9 @@ def redis_errors() -> AbstractContextManager[None]:
 
 
 @cache
-def _mark_script(client: RedisClient) -> Script:
-    return load_script(client, "sluice.batches", "mark")
+def _mark_script(client: RedisClient) -> OnceScript:
+    # Once: a retried SADD would answer that none of the items was new.
+    return OnceScript(client, "sluice.batches", "mark")
 
 
 def _mark(set_keys: list[str], indexes: Sequence[int]) -> tuple[int, int]:

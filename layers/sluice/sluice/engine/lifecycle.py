@@ -339,7 +339,8 @@ def heartbeat(env: Environment, run_id: str, token: str) -> Lease:
 def complete(env: Environment, run_id: str, body: CompleteBody) -> Ended:
     """EXECUTING under ``body.leaseToken`` -> COMPLETED with the output (to S3 when large).
 
-    A repeated complete of the same attempt answers as the first did.
+    A repeated complete of the same attempt with the same output answers as the first did; with
+    another output it lost (one complete wins): ``run_finished``.
 
     Raises:
         PayloadTooLarge: the output is over SLUICE_RUN_MAX_OUTPUT_BYTES.
@@ -359,18 +360,17 @@ def complete(env: Environment, run_id: str, body: CompleteBody) -> Ended:
         ":now": {"S": _now().isoformat()},
     }
     if len(encoded) > settings.run_output_offload_bytes:
-        # Keyed by the lease: a worker whose lease lapsed cannot overwrite the winner's output.
-        key = payloads.output_key(env.tenant, run_id, body.leaseToken)
+        # Keyed by lease and content: no other complete overwrites the winner's output.
+        key = payloads.output_key(env.tenant, run_id, body.leaseToken, encoded)
         payloads.store(key, encoded)
-        values[":out"] = {"S": key}
-        set_output = "#outputRef = :out"
+        output_field, values[":out"] = "outputRef", {"S": key}
     else:
-        values[":out"] = {"S": encoded.decode("utf-8")}
-        set_output = "#output = :out"
+        output_field, values[":out"] = "output", {"S": encoded.decode("utf-8")}
     try:
         item = _update(
             run_id,
-            f"SET #status = :completed, #completedAt = :now, {set_output} REMOVE #leaseShard, #error",
+            f"SET #status = :completed, #completedAt = :now, #{output_field} = :out"
+            " REMOVE #leaseShard, #error",
             _OWNED,
             values,
         )
@@ -379,6 +379,7 @@ def complete(env: Environment, run_id: str, body: CompleteBody) -> Ended:
             _owned(env, lost.old)
             and _s(lost.old, "status") == COMPLETED
             and _s(lost.old, "leaseToken") == body.leaseToken
+            and _s(lost.old, output_field) == values[":out"]["S"]
         ):
             return Ended(store.run_from_item(lost.old or {}))
         raise _conflict(env, run_id, lost.old) from None

@@ -10,6 +10,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictFloat,
     StrictInt,
     TypeAdapter,
@@ -65,7 +66,7 @@ ParentRunId = Annotated[str, Field(min_length=1, max_length=256)]
 class QueueOption(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Annotated[str, Field(min_length=1, max_length=256)]
-    concurrencyLimit: Annotated[int, Field(ge=0, le=100_000)] | None = None
+    concurrencyLimit: Annotated[StrictInt, Field(ge=0, le=100_000)] | None = None
 
 
 class TriggerOptions(BaseModel):
@@ -80,10 +81,11 @@ class TriggerOptions(BaseModel):
     tags: list[Annotated[str, Field(min_length=1, max_length=TAG_MAX_CHARS)]] | None = None
     queue: QueueOption | None = None
     concurrencyKey: Annotated[str, Field(max_length=1024)] | None = None
-    maxAttempts: Annotated[int, Field(ge=1, le=100)] | None = None
+    # Strict: JSON's true is no count of attempts (pydantic would read it as 1).
+    maxAttempts: Annotated[StrictInt, Field(ge=1, le=100)] | None = None
     metadata: dict[str, Any] | None = None
     parentRunId: ParentRunId | None = None
-    resumeParentOnCompletion: bool = False
+    resumeParentOnCompletion: StrictBool = False
 
     @field_validator("tags", mode="before")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -52,10 +53,12 @@ def load(key: str) -> Any:
         return json.loads(obj["Body"].read())
 
 
-def output_key(tenant: str, run_id: str, lease_token: str) -> str:
-    """Per attempt (its lease): a late upload from a worker that lost its lease never overwrites
-    the output of the attempt that completed the run."""
-    return f"outputs/{tenant}/{run_id}/{lease_token}.json"
+def output_key(tenant: str, run_id: str, lease_token: str, encoded: bytes) -> str:
+    """Per attempt (its lease) and content: a late upload from a worker that lost its lease, or a
+    second complete of the same lease with another output, never overwrites the output of the
+    complete that won; the same complete repeated writes the same key."""
+    digest = hashlib.sha256(encoded).hexdigest()[:32]
+    return f"outputs/{tenant}/{run_id}/{lease_token}/{digest}.json"
 
 
 def load_offloaded(run: Run) -> Run:

@@ -56,12 +56,13 @@ from sluice.engine import RunError
 from sluice.mollifier.errors import AcceptContention, MalformedEntry
 from sluice.mollifier.keys import ShardKeys, shard_of
 from sluice.mollifier.models import AcceptResult, BufferEntry, Snapshot, TripResult
-from sluice.redis import RedisClient, get_redis, load_script
+from sluice.redis import OnceScript, RedisClient, get_redis, load_script
 
 logger = Logger(service="sluice", child=True)
 
 SCRIPTS = (
     "accept",
+    "withdraw",
     "pop_batch",
     "requeue",
     "ack",
@@ -72,6 +73,11 @@ SCRIPTS = (
     "del_if_equals",
     "evaluate_trip",
 )
+# Not idempotent, so each call carries a call key (sluice.redis.OnceScript): redis-py retries a
+# command whose reply timed out, and a second pop would pop more entries (DRAINING with nobody
+# working them until the stale sweep), a second requeue answer 0 (no fresh signal), a second trip
+# evaluation count the trigger twice. The others are idempotent by construction.
+ONCE_SCRIPTS = frozenset({"pop_batch", "requeue", "evaluate_trip"})
 # A pop step that finds an orphan or an emptied ring consumes it; the bound keeps one pop_batch.lua
 # call short when a shard is full of orphans (the next batch continues from there).
 MAX_POP_STEPS = 64
@@ -90,6 +96,10 @@ def texts(values: object) -> list[str]:
 
 def text_map(values: object) -> dict[str, str]:
     return {str(k): str(v) for k, v in cast(dict[object, object], values).items()}
+
+
+def _with_call_key(name: str, keys: list[str]) -> list[str]:
+    return OnceScript.keys(keys) if name in ONCE_SCRIPTS else keys
 
 
 def _micros(at: datetime) -> int:
@@ -127,14 +137,17 @@ class MollifierBuffer:
         self.ack_grace_s = ack_grace_s
         self.failed_ttl_s = failed_ttl_s
         self._scripts: dict[str, Script] = {
-            name: load_script(client, "sluice.mollifier", name) for name in SCRIPTS
+            name: OnceScript(client, "sluice.mollifier", name).script
+            if name in ONCE_SCRIPTS
+            else load_script(client, "sluice.mollifier", name)
+            for name in SCRIPTS
         }
         # Drainer instances start at different organizations rather than all at the first one.
         self._offset = random.randrange(1 << 30)
         self._rotation_lock = threading.Lock()
 
     def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        return self._scripts[name](keys=keys, args=args)
+        return self._scripts[name](keys=_with_call_key(name, keys), args=args)
 
     def _run_pipelined(self, name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         """One script's calls in one pipeline (a round trip per node); each reply is the script's
@@ -154,6 +167,7 @@ class MollifierBuffer:
             pipe = self.client.pipeline(transaction=False)
             for i in lost:
                 keys, args = calls[i]
+                keys = _with_call_key(name, keys)
                 # A command, not ``pipe.evalsha``: redis-py blocks that method in cluster pipelines
                 # (for the script loading it cannot do there), and the routing works.
                 pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
@@ -206,6 +220,20 @@ class MollifierBuffer:
                 return AcceptResult("duplicate_idempotency", reply.removeprefix(DUPLICATE_IDEMPOTENCY))
             return AcceptResult(reply, run_id)
         raise AcceptContention(f"The idempotency binding of run {run_id} kept changing; retry shortly")
+
+    def withdraw(self, *, run_id: str, org_id: str, env_id: str, snapshot: Snapshot) -> bool:
+        """Remove a just-accepted entry whose drain signal could not be sent (and the idempotency
+        binding ``accept`` made for it), unless a drainer took it already.
+
+        Returns:
+            True when no copy is left in the buffer; False when a drainer popped it (it becomes
+            a run: the caller answers with its id).
+        """
+        keys = self.keys_for(org_id)
+        withdraw_keys = [keys.entry(run_id), keys.queue(env_id)]
+        if (key := snapshot.body.options.idempotencyKey) is not None:
+            withdraw_keys.append(keys.idempotency(env_id, snapshot.taskId, key))
+        return bool(self._run("withdraw", withdraw_keys, [run_id]) == "withdrawn")
 
     def get_entry(self, org_id: str, run_id: str) -> BufferEntry | None:
         fields = text_map(self.client.hgetall(self.keys_for(org_id).entry(run_id)))

@@ -20,6 +20,7 @@ from sluice.mollifier.buffer import MollifierBuffer
 from sluice.mollifier.errors import MalformedEntry
 from sluice.mollifier.models import AcceptResult, BufferEntry, Snapshot
 from sluice.mollifier.signals import carry, send_signal
+from sluice.redis import UNAVAILABLE_ERRORS
 
 logger = Logger(service="sluice", child=True)
 
@@ -36,9 +37,10 @@ def mollify(buffer: MollifierBuffer, env: Environment, prepared: PreparedRun) ->
 
     Returns:
         the buffer's answer (``duplicate_idempotency`` names the run that owns the key); None when
-        the entry is buffered but no signal could carry it: Redis alone is no durable copy, so the
-        caller creates the run now, from the same prepared run (the drainer's later create of the
-        entry finds it).
+        no signal could carry the entry: Redis alone is no durable copy, so the entry is withdrawn
+        and the caller creates the run now, from the same prepared run. Should that fail too, the
+        caller's 503 leaves nothing behind that could become a run later. An entry a drainer
+        popped meanwhile cannot be withdrawn: it becomes the run, and the answer is its id.
 
     Raises:
         ``sluice.redis.UNAVAILABLE_ERRORS``: the buffer could not be written.
@@ -53,7 +55,9 @@ def mollify(buffer: MollifierBuffer, env: Environment, prepared: PreparedRun) ->
     result = buffer.accept(
         run_id=run.id, org_id=run.orgId, env_id=run.envId, snapshot=snapshot, created_at=run.createdAt
     )
-    if result.kind != "accepted":
+    # duplicate_run_id: the run id is minted per trigger, so only this accept's own retry (redis-py
+    # retries a command whose reply timed out) finds it buffered; the signal is still owed.
+    if result.kind == "duplicate_idempotency":
         return result
     try:
         entry = carry(
@@ -62,8 +66,20 @@ def mollify(buffer: MollifierBuffer, env: Environment, prepared: PreparedRun) ->
         send_signal(run.id, run.orgId, run.envId, entry=entry)
     except (BotoCoreError, ClientError, ServiceUnavailable):
         logger.warning("mollifier.signal_failed", extra={"runId": run.id})
-        return None
+        return None if _withdrawn(buffer, prepared, snapshot) else result
     return result
+
+
+def _withdrawn(buffer: MollifierBuffer, prepared: PreparedRun, snapshot: Snapshot) -> bool:
+    run = prepared.run
+    try:
+        return buffer.withdraw(run_id=run.id, org_id=run.orgId, env_id=run.envId, snapshot=snapshot)
+    except UNAVAILABLE_ERRORS:
+        # Redis went away right after the accept: if it kept the entry and the engine is down
+        # too, the caller's 503 leaves it behind (the stale sweep re-signals it). Nothing
+        # reachable can record the withdrawal; the window is one round trip.
+        logger.warning("mollifier.withdraw_failed", extra={"runId": run.id})
+        return True
 
 
 def buffered_entry(buffer: MollifierBuffer, env: Environment, run_id: str) -> BufferEntry | None:

@@ -30,7 +30,15 @@ from sluice.streams.reader import (
     to_sse,
 )
 from sluice.streams.runs import close_run_streams, is_final, record_stream_key, stream_keys
-from sluice.streams.service import append, close, mint, open_reader, parse_chunks, run_stream
+from sluice.streams.service import (
+    STREAM_KEY_PATTERN,
+    append,
+    close,
+    mint,
+    open_reader,
+    parse_chunks,
+    run_stream,
+)
 from sluice.streams.store import StreamStore, get_store
 from sluice.streams.tokens import mint_token, verify_token
 
@@ -38,6 +46,7 @@ __all__ = [
     "CURSOR_HEADER",
     "ENTRY_ID_PATTERN",
     "KEEP_ALIVE",
+    "STREAM_KEY_PATTERN",
     "AppendAnswer",
     "AppendResult",
     "Chunk",

@@ -41,10 +41,6 @@ class StreamKeys:
     def meta(self) -> str:
         return f"{self.tag}:meta"
 
-    def call(self, token: str) -> str:
-        """One append call's reply, kept briefly so that a retry of the call answers it again."""
-        return f"{self.tag}:call:{token}"
-
     def all(self) -> list[str]:
         """In the order the scripts take them as KEYS."""
         return [self.data, self.parts, self.meta]

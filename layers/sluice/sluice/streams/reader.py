@@ -26,7 +26,10 @@ from sluice.errors import BadRequest
 from sluice.streams.models import START_ID, RecordsAnswer, StreamAddress, StreamEvent, StreamRecord
 from sluice.streams.store import StreamStore
 
-ENTRY_ID_PATTERN = r"^\d{1,20}-\d{1,20}$"  # a Redis stream entry id, ``<ms>-<seq>``
+# A Redis stream entry id, ``<ms>-<seq>``. Redis holds each part in 64 bits and refuses a larger
+# one; 19 digits always fit (and ids Redis makes are far shorter), and a regex can say it, so the
+# documented pattern and the check are the same rule.
+ENTRY_ID_PATTERN = r"^\d{1,19}-\d{1,19}$"
 _ENTRY_ID = re.compile(ENTRY_ID_PATTERN)
 KEEP_ALIVE = ServerSentEvent(comment="keep-alive")
 # A response header: the cursor the reader started from, so a client that connected without

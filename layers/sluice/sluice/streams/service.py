@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Collection
 from typing import Annotated, Any
@@ -10,11 +11,11 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sluice import engine
+from sluice import engine, strict_json
 from sluice.auth import authenticate
 from sluice.auth.api_keys import Environment
 from sluice.config import STREAM_KEY_MAX_CHARS, get_settings
-from sluice.errors import BadRequest, NotFound, issues_from_pydantic
+from sluice.errors import BadRequest, NotFound, SluiceError, issues_from_pydantic
 from sluice.streams.errors import ChunkTooLarge, InvalidStreamToken, RunFinished
 from sluice.streams.models import AppendResult, Credentials, StreamAddress
 from sluice.streams.reader import StreamReader
@@ -24,6 +25,12 @@ from sluice.streams.tokens import is_stream_token, mint_token, verify_token
 
 PART_ID_MAX_CHARS = 256
 NDJSON = "application/x-ndjson"
+
+
+# Printable: a key is part of URLs, Redis keys and log lines, where a space or a control character
+# (NUL among them) would be mangled or ambiguous.
+STREAM_KEY_PATTERN = rf"^[^\s\x00-\x1f\x7f]{{1,{STREAM_KEY_MAX_CHARS}}}$"
+_STREAM_KEY = re.compile(STREAM_KEY_PATTERN)
 
 
 class NdjsonChunk(BaseModel):
@@ -41,8 +48,12 @@ def run_stream(run_id: str, key: str) -> StreamAddress:
     Raises:
         BadRequest: an empty or over-long key.
     """
-    if not key or len(key) > STREAM_KEY_MAX_CHARS:
-        raise BadRequest(f"A stream key is 1 to {STREAM_KEY_MAX_CHARS} characters", code="invalid_stream_key")
+    if not _STREAM_KEY.fullmatch(key):
+        raise BadRequest(
+            f"A stream key is 1 to {STREAM_KEY_MAX_CHARS} characters, none of them a space or a control"
+            " character",
+            code="invalid_stream_key",
+        )
     return StreamAddress.run(run_id, key)
 
 
@@ -105,26 +116,27 @@ def parse_chunks(body: bytes, content_type: str, part_id: str | None) -> list[tu
 
     Raises:
         BadRequest: an empty body, invalid JSON, or a malformed line (nothing is appended).
+        Unprocessable: ``payload_too_deep``, a JSON body nested over ``strict_json.MAX_DEPTH``.
         ChunkTooLarge: a chunk over SLUICE_STREAM_CHUNK_MAX_BYTES (nothing is appended).
     """
     base = _check_part_id(part_id)
     if not body.strip():
         raise BadRequest("The append body is empty", code="empty_body")
     if content_type.split(";", maxsplit=1)[0].strip().lower() != NDJSON:
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest(f"The append body is not valid JSON: {exc}", code="invalid_json") from exc
-        return [(base, _encoded(data, "The chunk"))]
+        return [(base, _encoded(strict_json.parse(body, "The append body", within_depth=True), "The chunk"))]
     chunks: list[tuple[str, str]] = []
     issues: list[dict[str, Any]] = []
     for number, line in enumerate(body.splitlines()):
         if not line.strip():
             continue
         try:
-            chunk = NdjsonChunk.model_validate_json(line)
+            value = strict_json.parse(line, f"Line {number + 1}", within_depth=True)
+            chunk = NdjsonChunk.model_validate(value)
         except ValidationError as exc:
             issues.extend({**issue, "line": number + 1} for issue in issues_from_pydantic(exc.errors()))
+            continue
+        except SluiceError as exc:
+            issues.append({"path": [], "message": exc.message, "type": exc.code, "line": number + 1})
             continue
         index = len(chunks)
         pid = chunk.partId or (f"{base}:{index}" if base else "")

@@ -7,16 +7,13 @@ so a failed append has written nothing, and its retry (with the same part ids) l
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from functools import lru_cache
 from typing import Any
 
-from redis.commands.core import Script
-
 from sluice.config import get_settings
-from sluice.redis import RedisClient, build_client, get_redis, load_script, unavailable_as_503
+from sluice.redis import OnceScript, RedisClient, build_client, get_redis, unavailable_as_503
 from sluice.streams.errors import InvalidStreamToken, StreamClosed
 from sluice.streams.keys import StreamKeys
 from sluice.streams.models import AppendResult, StreamAddress, StreamEvent
@@ -43,8 +40,8 @@ class StreamStore:
         self.client = client
         # XREAD BLOCK outlasts the ordinary socket timeout, so blocking reads get their own client.
         self.blocking = blocking or client
-        self._append: Script = load_script(client, "sluice.streams", "append")
-        self._close: Script = load_script(client, "sluice.streams", "close")
+        self._append = OnceScript(client, "sluice.streams", "append")
+        self._close = OnceScript(client, "sluice.streams", "close")
 
     def register(self, address: StreamAddress, tenant: str) -> None:
         """Bind the stream to its tenant (a mint does this before handing out a token)."""
@@ -70,11 +67,8 @@ class StreamStore:
         args: list[Any] = [tenant, settings.stream_max_len, settings.stream_ttl_s]
         for part_id, data in chunks:
             args.extend((part_id, data))
-        keys = StreamKeys(address)
-        # A token per call, so that the client's retry of a call Redis ran already appends nothing.
-        call = keys.call(uuid.uuid4().hex)
         with redis_errors():
-            reply = self._append(keys=[*keys.all(), call], args=args, client=self.client)
+            reply = self._append(keys=StreamKeys(address).all(), args=args, client=self.client)
         status = reply[0]
         if status == "closed":
             raise StreamClosed(f"Stream {address.stream_id} is closed")

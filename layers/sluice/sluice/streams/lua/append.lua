@@ -1,16 +1,12 @@
 -- Append chunks to one stream, atomically and in order, each at most once per part id.
--- KEYS[1] data stream, KEYS[2] parts hash, KEYS[3] meta hash (one hash tag: one cluster slot),
--- KEYS[4] this call's reply: the Redis client retries a call whose reply timed out, and Redis may
--- have run it already, so a second run of the same call answers the first one's reply.
+-- KEYS[1] data stream, KEYS[2] parts hash, KEYS[3] meta hash (one hash tag: one cluster slot).
+-- Run as a sluice.redis.OnceScript: the Redis client retries a call whose reply timed out, and
+-- Redis may have run it already, so a second run of the same call answers the first one's reply.
 -- ARGV[1] tenant (<orgId>/<envId>) of the writer's token
 -- ARGV[2] approximate MAXLEN, ARGV[3] TTL seconds (refreshed on every write)
 -- ARGV[4..] pairs: part id ("" for none), chunk JSON
 -- Returns {"ok", deduplicated, id1, ..., idN} (a deduplicated chunk gives its first entry's id),
 -- or {"closed"} / {"tenant"} having written nothing.
-local replayed = redis.call('GET', KEYS[4])
-if replayed then
-  return cjson.decode(replayed)
-end
 local tenant = redis.call('HGET', KEYS[3], 'tenant')
 if tenant and tenant ~= ARGV[1] then
   return {'tenant'}
@@ -43,6 +39,4 @@ result[2] = deduplicated
 for i = 1, 3 do
   redis.call('EXPIRE', KEYS[i], ARGV[3])
 end
--- Longer than any client retry of this call lasts.
-redis.call('SET', KEYS[4], cjson.encode(result), 'EX', 60)
 return result

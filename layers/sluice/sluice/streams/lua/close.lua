@@ -1,6 +1,7 @@
 -- Close one stream: mark it closed and add the end entry that readers turn into `event: end`.
--- KEYS as append.lua. ARGV[1] the writer's tenant, <orgId>/<envId> ("" when the platform closes
--- it, as when a run finishes), ARGV[2] TTL seconds.
+-- KEYS as append.lua, and run as a OnceScript too (a retried close would answer "closed already").
+-- ARGV[1] the writer's tenant, <orgId>/<envId> ("" when the platform closes it, as when a run
+-- finishes), ARGV[2] TTL seconds.
 -- Returns {"ok", end entry id}, {"ok", ""} when it was closed already, or {"tenant"}.
 local tenant = redis.call('HGET', KEYS[3], 'tenant')
 if ARGV[1] ~= '' and tenant and tenant ~= ARGV[1] then
