@@ -216,7 +216,7 @@ def test_a_trigger_answered_503_leaves_no_buffered_copy(
     [(_, prepared)] = prepares
     buffer = get_buffer()
     assert buffer.get_entry("org_a", prepared.run.id) is None
-    assert buffer.client.llen(buffer.keys_for("org_a").queue("env_a")) == 0
+    assert buffer.client.llen(buffer.keys_for("org_a").queue("org_a", "env_a")) == 0
     assert buffer.lookup_idempotency("org_a", "env_a", "hello", "k") is None
 
 

@@ -230,9 +230,9 @@ class MollifierBuffer:
             a run: the caller answers with its id).
         """
         keys = self.keys_for(org_id)
-        withdraw_keys = [keys.entry(run_id), keys.queue(env_id)]
+        withdraw_keys = [keys.entry(run_id), keys.queue(org_id, env_id)]
         if (key := snapshot.body.options.idempotencyKey) is not None:
-            withdraw_keys.append(keys.idempotency(env_id, snapshot.taskId, key))
+            withdraw_keys.append(keys.idempotency(tenant_key(org_id, env_id), snapshot.taskId, key))
         return bool(self._run("withdraw", withdraw_keys, [run_id]) == "withdrawn")
 
     def get_entry(self, org_id: str, run_id: str) -> BufferEntry | None:
