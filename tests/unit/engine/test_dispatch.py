@@ -6,7 +6,6 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
 import pytest
 
 from sluice import aws as sluice_aws
@@ -54,24 +53,6 @@ def _trigger(tenant: Tenant, **options: Any) -> engine.TriggerResult:
 
 def _queue(aws: AwsStack) -> list[dict[str, Any]]:
     return [json.loads(m["Body"]) for m in aws.receive_all("RunQueue")]
-
-
-def _stream_records(aws: AwsStack, run_ids: list[str]) -> list[dict[str, Any]]:
-    """The RunsTable stream's records of these runs (the moto world, and its stream, outlive a test)."""
-    streams = boto3.client("dynamodbstreams", region_name="us-east-1")
-    arn = aws.dynamodb.describe_table(TableName=aws.stack.physical_name("RunsTable"))["Table"][
-        "LatestStreamArn"
-    ]
-    records: list[dict[str, Any]] = []
-    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-        iterator = streams.get_shard_iterator(
-            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        # Page to the end: a page holds 1000 records, and earlier tests of the session wrote many.
-        while (page := streams.get_records(ShardIterator=iterator))["Records"]:
-            records += page["Records"]
-            iterator = page["NextShardIterator"]
-    return [r for r in records if r["dynamodb"]["Keys"]["runId"]["S"] in run_ids]
 
 
 def test_a_trigger_is_one_aws_call_without_a_key_with_a_new_key_and_cached(
@@ -191,7 +172,7 @@ def test_a_failure_halfway_through_a_send_message_batch_resends_only_what_failed
 
     monkeypatch.setattr(sqs, "send_message_batch", half_fails)
     # One dispatcher batch of the ten (the stream mapping would split them ParallelizationFactor ways).
-    assert engine.dispatch_records(_stream_records(aws, ids)) == []
+    assert engine.dispatch_records(aws.run_records(ids)) == []
     assert calls == [10, 5]
     messages = receive_all(aws.sqs, aws.queue_urls["RunQueue"], 0)
     assert sorted(json.loads(m["Body"])["runId"] for m in messages) == sorted(ids)
@@ -201,7 +182,7 @@ def test_a_batch_that_keeps_failing_reports_the_first_unsent_record_and_sends_no
     aws: AwsStack, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = [_trigger(tenant).id for _ in range(15)]
-    records = [r for r in _stream_records(aws, ids) if r["eventName"] == "INSERT"]
+    records = [r for r in aws.run_records(ids) if r["eventName"] == "INSERT"]
     sqs = sluice_aws.sqs()
     real = sqs.send_message_batch
     state = {"calls": 0}
@@ -231,7 +212,7 @@ def test_a_batch_that_keeps_failing_reports_the_first_unsent_record_and_sends_no
 
 def test_a_redelivered_stream_batch_makes_no_second_run(aws: AwsStack, tenant: Tenant) -> None:
     ids = [_trigger(tenant).id for _ in range(5)]
-    records = _stream_records(aws, ids)
+    records = aws.run_records(ids)
     assert engine.dispatch_records(records) == []
     assert engine.dispatch_records(records) == []  # the same batch again, as Lambda may redeliver it
     table = aws.stack.physical_name("RunsTable")
