@@ -336,7 +336,8 @@ def child() -> dict[str, Any]:
         cpu = dispatcher_cpu_ms(env, stream)
     return {
         "paths": {
-            name: {"calls": c.per_run()[0], "writes": c.writes(), "wcu": c.wcu / c.runs} for name, c in paths
+            name: {"calls": c.per_run()[0], "writes": c.writes(), "wcu": c.wcu / c.runs, "runs": c.runs}
+            for name, c in paths
         },
         "dispatcher_cpu_ms": cpu,
     }
