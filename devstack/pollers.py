@@ -56,13 +56,16 @@ class SqsSource:
     def from_event(cls, event: EventSource, queue_url: str, default_concurrency: int) -> SqsSource:
         props = event.properties
         scaling = props.get("ScalingConfig") or {}
+        allowed = int(scaling.get("MaximumConcurrency", default_concurrency))
         return cls(
             name=event.name,
             queue_arn=str(props["Queue"]),
             queue_url=queue_url,
             batch_size=int(props.get("BatchSize", 10)),
             window_s=float(props.get("MaximumBatchingWindowInSeconds", 0)),
-            max_concurrency=int(scaling.get("MaximumConcurrency", default_concurrency)),
+            # A laptop is not a Lambda fleet: --concurrency also caps what the template allows
+            # (sized for production load), so a backlog does not fork dozens of workers.
+            max_concurrency=min(allowed, default_concurrency),
             report_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
         )
 
@@ -121,9 +124,7 @@ class SqsPoller(PollingThread):
     idle_s = 0.0
     join_s = _WAIT_S + 5
 
-    def __init__(
-        self, source: SqsSource, runtime: Invoker, sqs: Any, *, verbose: bool = False
-    ) -> None:
+    def __init__(self, source: SqsSource, runtime: Invoker, sqs: Any, *, verbose: bool = False) -> None:
         super().__init__("sqs", f"{runtime.name}/{source.name}")
         self.source = source
         self.runtime = runtime

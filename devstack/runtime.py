@@ -40,7 +40,6 @@ PRELOADED = (
     "boto3",
     "botocore.client",
     "pydantic",
-    "pydantic_settings",
     "redis",
     "redis.asyncio",
     "httpx",
@@ -312,13 +311,13 @@ class FunctionRuntime:
 
 def pool_size(spec: FunctionSpec, default: int) -> int:
     """Lambda scales a function out per event source; locally each SQS source may use up to its
-    MaximumConcurrency (or ``default``) and every other source shares ``default`` more."""
+    MaximumConcurrency (capped at ``default``) and every other source shares ``default`` more."""
     size = 0
     others = False
     for event in spec.events:
         if event.type == "SQS":
             scaling = event.properties.get("ScalingConfig") or {}
-            size += int(scaling.get("MaximumConcurrency", default))
+            size += min(int(scaling.get("MaximumConcurrency", default)), default)
         else:
             others = True
     if others or size == 0:

@@ -13,8 +13,13 @@ filter matches are skipped, as Lambda drops them before batching). After the inv
 - otherwise the checkpoint moves past the batch.
 
 devstack's poller thread and the unit tests' in-process stack share this code, so both run the
-template's settings the same way. Not emulated: bisect-on-error, the batching window and the
-parallelization factor (one batch per shard at a time, in order).
+template's settings the same way.
+
+ParallelizationFactor N: a poll reads up to N x BatchSize records of a shard and splits them into
+up to N batches by partition key (a key's records stay in one batch, in order, as Lambda keeps
+them), invoked at once. The checkpoint then moves to the earliest record any batch must retry
+from (Lambda keeps a checkpoint per key range; one per shard re-sends a little more, which
+at-least-once allows). Not emulated: bisect-on-error and the batching window.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ import base64
 import json
 import threading
 import time
+import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -52,6 +59,7 @@ class StreamSource:
     report_failures: bool
     max_retries: int
     patterns: tuple[str, ...] = field(default_factory=tuple)
+    parallelization: int = 1
 
     @classmethod
     def from_event(cls, event: EventSource) -> StreamSource:
@@ -69,6 +77,7 @@ class StreamSource:
             report_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
             max_retries=retries if retries >= 0 else 10_000,
             patterns=tuple(str(f["Pattern"]) for f in filters),
+            parallelization=int(props.get("ParallelizationFactor", 1)),
         )
 
 
@@ -150,7 +159,8 @@ class StreamReader:
                 ShardIteratorType=position[0],
                 SequenceNumber=position[1],
             )["ShardIterator"]
-        response = self.streams.get_records(ShardIterator=iterator, Limit=self.source.batch_size)
+        limit = self.source.batch_size * self.source.parallelization
+        response = self.streams.get_records(ShardIterator=iterator, Limit=limit)
         records: list[dict[str, Any]] = response.get("Records", [])
         return records
 
@@ -170,15 +180,19 @@ class StreamReader:
             progressed += self._poll_shard(shard_id, invoke)
         return progressed
 
-    def _poll_shard(self, shard_id: str, invoke: Invoke) -> int:
-        records = self._read(shard_id)
-        if not records:
-            return 0
-        last = records[-1]["dynamodb"]["SequenceNumber"]
-        batch = [r for r in map(_jsonable, records) if self._matches(r)]
-        if not batch:
-            self._positions[shard_id] = ("AFTER_SEQUENCE_NUMBER", last)
-            return len(records)
+    def _batches(self, records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """The matching records split by partition key into at most ParallelizationFactor
+        batches, each in stream order."""
+        parts = self.source.parallelization
+        batches: list[list[dict[str, Any]]] = [[] for _ in range(parts)]
+        for record in records:
+            if self._matches(record):
+                key = json.dumps(record["dynamodb"]["Keys"], sort_keys=True).encode()
+                batches[zlib.crc32(key) % parts if parts > 1 else 0].append(record)
+        return [b for b in batches if b]
+
+    def _invoke(self, batch: list[dict[str, Any]], invoke: Invoke) -> str | None:
+        """Hand one batch to the function; the sequence number to retry from, or None."""
         seqs = [r["dynamodb"]["SequenceNumber"] for r in batch]
         outcome = invoke({"Records": batch})
         failed: str | bool | None = None
@@ -190,17 +204,33 @@ class StreamReader:
             if failed is False:
                 self.log(f"invalid batchItemFailures {outcome.result!r}: the whole batch stays")
         if failed is None:
+            return None
+        return seqs[0] if failed is False else str(failed)
+
+    def _poll_shard(self, shard_id: str, invoke: Invoke) -> int:
+        records = self._read(shard_id)
+        if not records:
+            return 0
+        last = records[-1]["dynamodb"]["SequenceNumber"]
+        batches = self._batches([_jsonable(r) for r in records])
+        if len(batches) > 1:
+            with ThreadPoolExecutor(max_workers=len(batches)) as pool:
+                restarts = list(pool.map(lambda b: self._invoke(b, invoke), batches))
+        else:
+            restarts = [self._invoke(b, invoke) for b in batches]
+        failed = [r for r in restarts if r is not None]
+        if not failed:
             self._positions[shard_id] = ("AFTER_SEQUENCE_NUMBER", last)
             self._attempts.pop(shard_id, None)
             return len(records)
         attempts = self._attempts.get(shard_id, 0) + 1
         if attempts > self.source.max_retries:
-            self.log(f"giving up on {len(batch)} records after {attempts - 1} retries")
+            self.log(f"giving up on {len(records)} records after {attempts - 1} retries")
             self._positions[shard_id] = ("AFTER_SEQUENCE_NUMBER", last)
             self._attempts.pop(shard_id, None)
             return len(records)
         self._attempts[shard_id] = attempts
-        restart = seqs[0] if failed is False else str(failed)
+        restart = min(failed, key=int)
         self._positions[shard_id] = ("AT_SEQUENCE_NUMBER", restart)
         return sum(1 for r in records if int(r["dynamodb"]["SequenceNumber"]) < int(restart))
 

@@ -195,6 +195,24 @@ class AwsStack:
                 break
         return total
 
+    def run_records(self, run_ids: list[str] | set[str]) -> list[dict[str, Any]]:
+        """RunsTable's stream records of these runs, in stream order (the moto world, and its
+        stream, outlive a test)."""
+        streams = boto3.client("dynamodbstreams", region_name=REGION)
+        arn = self.dynamodb.describe_table(TableName=self.stack.physical_name("RunsTable"))["Table"][
+            "LatestStreamArn"
+        ]
+        records: list[dict[str, Any]] = []
+        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+            iterator = streams.get_shard_iterator(
+                StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            # Page to the end: a page holds 1000 records, and earlier tests of the session wrote many.
+            while (page := streams.get_records(ShardIterator=iterator))["Records"]:
+                records += page["Records"]
+                iterator = page["NextShardIterator"]
+        return [r for r in records if r["dynamodb"]["Keys"]["runId"]["S"] in run_ids]
+
     def receive_all(self, queue: str, wait: int = 0) -> list[dict[str, Any]]:
         """A queue's currently visible messages, left on it (after the stream mappings ran)."""
         self.run_streams()

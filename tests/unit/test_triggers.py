@@ -12,7 +12,7 @@ import pytest
 import redis
 from botocore.exceptions import EndpointConnectionError
 
-from sluice import engine, mollifier, triggers
+from sluice import engine, mollifier, smoothing, triggers
 from sluice import redis as sluice_redis
 from sluice.auth import Environment
 from sluice.config import Settings, reload_settings
@@ -151,7 +151,7 @@ def test_a_buffer_that_cannot_connect_passes_the_trigger_through(
     def cluster_down() -> None:  # a cluster client connects when it is built
         raise redis.exceptions.RedisClusterException("Redis Cluster cannot be connected")
 
-    monkeypatch.setattr(triggers, "get_buffer", cluster_down)
+    monkeypatch.setattr(smoothing, "get_buffer", cluster_down)
     answer = triggers.trigger(tripped, "hello", {"payload": 1})
     assert answer.notice is None and engine.get_run(tripped, answer.id).buffered is False
 

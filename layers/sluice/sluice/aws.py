@@ -1,4 +1,4 @@
-"""boto3 clients from one place: endpoint, timeouts and retries are decided here only; and the one
+"""AWS clients (botocore's) from one place: endpoint, timeouts and retries are decided here only; and the one
 place where an AWS failure becomes a 503.
 
 ``AWS_ENDPOINT_URL_<SERVICE>`` (``_SQS``, ``_S3``, ``_DYNAMODB``) points one service's client at
@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, IncompleteReadError
 from botocore.retries.standard import RetryContext, ThrottledRetryableChecker, TransientRetryableChecker
@@ -62,9 +62,11 @@ class _ClientOptions(NamedTuple):
 def client(service: str, *, region: str | None = None, endpoint: str | None = None) -> Any:
     """The process's client for ``service``, one for each endpoint, region and settings it is
     asked with: a test or devstack that changes them gets a new client, a warm function keeps its
-    own. Every client comes from one boto3 Session: botocore parses its models and endpoint rules
+    own. Every client comes from one botocore Session: botocore parses its models and endpoint rules
     once per session, and a cold start's DynamoDB, SQS and S3 clients took 235 ms of CPU with a
-    session each, 128 ms from one (``bench/aws_clients.py``).
+    session each, 128 ms from one (``bench/aws_clients.py``). botocore's own session, not boto3's:
+    boto3 adds only S3's transfer manager, which Sluice does not use, and importing it (with
+    s3transfer) cost a cold start ~30 ms (``bench/cold_start.py``).
 
     ``region`` and ``endpoint`` override the environment's (a command line's ``--region``)."""
     settings = get_settings()
@@ -77,7 +79,7 @@ def client(service: str, *, region: str | None = None, endpoint: str | None = No
     )
     key = (service, options)
     if (made := _CLIENTS.get(key)) is None:
-        # boto3 sessions are not thread-safe, and the threads of a batch's cold start each made
+        # botocore sessions are not thread-safe, and the threads of a batch's cold start each made
         # the same client at once without the lock.
         with _LOCK:
             if (made := _CLIENTS.get(key)) is None:
@@ -100,14 +102,14 @@ def _make(service: str, options: _ClientOptions) -> Any:
         s3={"addressing_style": "path" if options.endpoint else "auto"},
         signature_version="s3v4" if service == "s3" else None,
     )
-    return _session().client(  # type: ignore[call-overload]
+    return _session().create_client(
         service, region_name=options.region, endpoint_url=options.endpoint, config=config
     )
 
 
 @cache
-def _session() -> boto3.session.Session:
-    return boto3.session.Session()
+def _session() -> botocore.session.Session:
+    return botocore.session.get_session()
 
 
 def dynamodb() -> DynamoDBClient:

@@ -6,11 +6,11 @@ values. The README's settings table documents each one.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Self
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -43,21 +43,24 @@ RUN_ITEM_OTHER_BYTES = 16 * KIB
 SESSION_ITEM_OTHER_BYTES = 16 * KIB
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SLUICE_", extra="ignore", frozen=True)
+class Settings(BaseModel):
+    """Every field is read from ``SLUICE_<FIELD>`` (``from_environment``). A plain pydantic model
+    rather than pydantic-settings' BaseSettings: the fields are scalars that pydantic converts
+    from strings by itself, and importing pydantic-settings (and python-dotenv with it) cost
+    every cold start 65-90 ms of CPU for no other use (``bench/cold_start.py``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment only: a function has no .env file or secrets directory, and those
-        # sources walked every field for nothing on each read (a third of Settings()'s cost).
-        return init_settings, env_settings
+    def from_environment(cls) -> Settings:
+        environ = {name.upper(): value for name, value in os.environ.items() if name[:7].upper() == "SLUICE_"}
+        return cls.model_validate(
+            {
+                name: environ[f"SLUICE_{name.upper()}"]
+                for name in cls.model_fields
+                if f"SLUICE_{name.upper()}" in environ
+            }
+        )
 
     # --- Redis -------------------------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -297,7 +300,7 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read from the environment on first use."""
-    return Settings()
+    return Settings.from_environment()
 
 
 def reload_settings() -> Settings:

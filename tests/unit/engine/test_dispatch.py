@@ -6,7 +6,6 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
 import pytest
 
 from sluice import aws as sluice_aws
@@ -14,7 +13,7 @@ from sluice import engine
 from sluice.engine import store
 from sluice.engine.models import TriggerBody
 from sluice.errors import NotFound
-from tests.conftest import AwsStack, Tenant
+from tests.conftest import AwsStack, Tenant, receive_all
 
 
 class CallCounter:
@@ -56,24 +55,6 @@ def _queue(aws: AwsStack) -> list[dict[str, Any]]:
     return [json.loads(m["Body"]) for m in aws.receive_all("RunQueue")]
 
 
-def _stream_records(aws: AwsStack, run_ids: list[str]) -> list[dict[str, Any]]:
-    """The RunsTable stream's records of these runs (the moto world, and its stream, outlive a test)."""
-    streams = boto3.client("dynamodbstreams", region_name="us-east-1")
-    arn = aws.dynamodb.describe_table(TableName=aws.stack.physical_name("RunsTable"))["Table"][
-        "LatestStreamArn"
-    ]
-    records: list[dict[str, Any]] = []
-    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-        iterator = streams.get_shard_iterator(
-            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        # Page to the end: a page holds 1000 records, and earlier tests of the session wrote many.
-        while (page := streams.get_records(ShardIterator=iterator))["Records"]:
-            records += page["Records"]
-            iterator = page["NextShardIterator"]
-    return [r for r in records if r["dynamodb"]["Keys"]["runId"]["S"] in run_ids]
-
-
 def test_a_trigger_is_one_aws_call_without_a_key_with_a_new_key_and_cached(
     aws: AwsStack, tenant: Tenant, count_calls: Callable[[], CallCounter]
 ) -> None:
@@ -104,8 +85,18 @@ def test_every_new_run_reaches_run_queue_once_grouped_by_org(aws: AwsStack, tena
     raw = aws.receive_all("RunQueue")
     assert sorted(json.loads(m["Body"])["runId"] for m in raw) == sorted(ids)
     assert {m["Attributes"]["MessageGroupId"] for m in raw} == {tenant.env.org_id}
-    run = engine.get_run(tenant.env, next(iter(ids)))
-    assert run.enqueuedAt is not None
+
+
+def test_dispatching_writes_nothing_to_dynamodb(
+    aws: AwsStack, tenant: Tenant, count_calls: Callable[[], CallCounter]
+) -> None:
+    ids = [_trigger(tenant).id for _ in range(12)]
+    counter = count_calls()
+    assert aws.run_streams() > 0
+    # The trigger's PutItem is the run's only write until a worker starts it: the sends are the
+    # dispatcher's only calls (how many depends on how ParallelizationFactor split the records).
+    assert counter.calls and set(counter.calls) == {"SendMessageBatch"}
+    assert {b["runId"] for b in _queue(aws)} == set(ids)
 
 
 def test_a_failed_run_is_never_sent(aws: AwsStack, tenant: Tenant) -> None:
@@ -180,16 +171,18 @@ def test_a_failure_halfway_through_a_send_message_batch_resends_only_what_failed
         return response
 
     monkeypatch.setattr(sqs, "send_message_batch", half_fails)
-    messages = _queue(aws)
+    # One dispatcher batch of the ten (the stream mapping would split them ParallelizationFactor ways).
+    assert engine.dispatch_records(aws.run_records(ids)) == []
     assert calls == [10, 5]
-    assert sorted(m["runId"] for m in messages) == sorted(ids)
+    messages = receive_all(aws.sqs, aws.queue_urls["RunQueue"], 0)
+    assert sorted(json.loads(m["Body"])["runId"] for m in messages) == sorted(ids)
 
 
 def test_a_batch_that_keeps_failing_reports_the_first_unsent_record_and_sends_nothing_after_it(
     aws: AwsStack, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = [_trigger(tenant).id for _ in range(15)]
-    records = [r for r in _stream_records(aws, ids) if r["eventName"] == "INSERT"]
+    records = [r for r in aws.run_records(ids) if r["eventName"] == "INSERT"]
     sqs = sluice_aws.sqs()
     real = sqs.send_message_batch
     state = {"calls": 0}
@@ -219,7 +212,7 @@ def test_a_batch_that_keeps_failing_reports_the_first_unsent_record_and_sends_no
 
 def test_a_redelivered_stream_batch_makes_no_second_run(aws: AwsStack, tenant: Tenant) -> None:
     ids = [_trigger(tenant).id for _ in range(5)]
-    records = _stream_records(aws, ids)
+    records = aws.run_records(ids)
     assert engine.dispatch_records(records) == []
     assert engine.dispatch_records(records) == []  # the same batch again, as Lambda may redeliver it
     table = aws.stack.physical_name("RunsTable")
@@ -238,5 +231,6 @@ def test_the_run_item_carries_its_dispatch_attributes_at_top_level(aws: AwsStack
     item = aws.dynamodb.get_item(
         TableName=aws.stack.physical_name("RunsTable"), Key={"runId": {"S": run_id}}
     )["Item"]
-    assert "dispatchPending" not in item and "enqueuedAt" in item
+    # The dispatcher leaves the item as it was; the worker's start clears the flag (test_lifecycle).
+    assert item["dispatchPending"] == {"BOOL": True} and item["dispatchSeq"] == {"N": "1"}
     assert store.run_from_item(item).id == run_id

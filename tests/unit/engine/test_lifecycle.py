@@ -91,6 +91,9 @@ def test_start_leases_the_run_and_get_shows_the_attempt(api: Any) -> None:
     assert run["startedAt"] is not None
     assert run["completedAt"] is None
     assert "leaseToken" not in run
+    # The start's own write ends the outbox's pending send, so the running run's later writes
+    # (heartbeats, completion) no longer match the dispatcher's filter.
+    assert "dispatchPending" not in api.item(run_id)
 
 
 def test_concurrent_starts_grant_exactly_one_lease(api: Any) -> None:

@@ -13,16 +13,23 @@ a source that reads from a request body or an S3 stream is read no faster than i
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-def bounded_map(items: Iterable[T], work: Callable[[T], R], concurrency: int) -> Iterator[R]:
+def bounded_map(
+    items: Iterable[T], work: Callable[[T], R], concurrency: int, pool: Executor | None = None
+) -> Iterator[R]:
     """Yield ``work(item)`` for every item, in completion order, with at most ``concurrency``
     calls in flight (1 runs them one after another on the calling thread).
+
+    ``pool``: the threads to run them on, kept by the caller for many maps (a thread costs more
+    to start than a 10 ms call costs to wait for: starting one per call made batch ingest at
+    concurrency 50 CPU-bound); by default, a pool of this map's own.
 
     The first failure, of ``work`` or of the source itself, stops the pulling; the calls already
     in flight finish (a Lambda must not leave threads working after it answers) and then that
@@ -32,11 +39,20 @@ def bounded_map(items: Iterable[T], work: Callable[[T], R], concurrency: int) ->
         for item in items:
             yield work(item)
         return
+    with ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(
+                ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sluice-batch")
+            )
+        yield from _bounded(items, work, concurrency, pool)
+
+
+def _bounded(items: Iterable[T], work: Callable[[T], R], concurrency: int, pool: Executor) -> Iterator[R]:
     source = iter(items)
     failure: BaseException | None = None
     exhausted = False
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sluice-batch") as pool:
-        in_flight: set[Future[R]] = set()
+    in_flight: set[Future[R]] = set()
+    try:
         while True:
             while failure is None and not exhausted and len(in_flight) < concurrency:
                 try:
@@ -56,5 +72,8 @@ def bounded_map(items: Iterable[T], work: Callable[[T], R], concurrency: int) ->
                     failure = failure or error
                 elif failure is None:
                     yield future.result()
+    finally:
+        # A shared pool is not shut down with this map: its calls still in flight finish here.
+        wait(in_flight)
     if failure is not None:
         raise failure

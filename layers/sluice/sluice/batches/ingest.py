@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
 from time import monotonic
@@ -86,8 +87,11 @@ def ingest_lines(batch: Batch, lines: Iterable[Parsed], concurrency: int | None 
     size = min(items.GROUP, width)
     outcomes: Counter[str] = Counter()
     groups = _groups(_first_of_each_index(lines, outcomes), size)
-    for counts in bounded_map(groups, partial(items.process, batch), max(1, width // size)):
-        outcomes.update(counts)
+    # One pool for every group's S3 calls, so that a thread is started once per request, not
+    # once per call.
+    with ThreadPoolExecutor(max_workers=width, thread_name_prefix="sluice-s3") as calls:
+        for counts in bounded_map(groups, partial(items.process, batch, pool=calls), max(1, width // size)):
+            outcomes.update(counts)
     return outcomes
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
@@ -44,8 +45,9 @@ GROUP = SEND_BATCH
 ITEM_QUEUE = "batch item queue"  # what a 503 names
 
 
-def process(batch: Batch, lines: Sequence[Parsed]) -> Counter[Outcome]:
-    """Queue a group of ``batch``'s parsed lines (at most ``GROUP``), up to the first invalid one.
+def process(batch: Batch, lines: Sequence[Parsed], pool: Executor | None = None) -> Counter[Outcome]:
+    """Queue a group of ``batch``'s parsed lines (at most ``GROUP``), up to the first invalid one;
+    ``pool`` runs the group's S3 calls side by side (the caller's, shared by its groups).
 
     Raises:
         InvalidItem: a line is not a valid item, or its index is outside [0, runCount); the lines
@@ -72,7 +74,7 @@ def process(batch: Batch, lines: Sequence[Parsed]) -> Counter[Outcome]:
         except InvalidItem as exc:
             invalid = exc
             break
-    messages, failure = _stored(messages)
+    messages, failure = _stored(messages, pool)
     sent, refused = _send(batch, messages)
     if sent:
         added = state.mark_enqueued(batch.id, sent)
@@ -177,11 +179,11 @@ def _message(batch: Batch, entry: BatchItem | OversizedItem) -> _Message:
     return _Message(entry.index, envelope)
 
 
-def _stored(messages: list[_Message]) -> tuple[list[_Message], Exception | None]:
+def _stored(messages: list[_Message], pool: Executor | None) -> tuple[list[_Message], Exception | None]:
     """The messages whose S3 call succeeded (the group's calls side by side), and the first
     failure in item order."""
     calls = [m for m in messages if m.s3 is not None]
-    failures = dict(bounded_map(calls, _attempt, len(calls)))
+    failures = dict(bounded_map(calls, _attempt, len(calls), pool))
     kept = [m for m in messages if failures.get(m.index) is None]
     first = next((failures[m.index] for m in messages if failures.get(m.index) is not None), None)
     return kept, first

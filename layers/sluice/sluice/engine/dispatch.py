@@ -8,7 +8,11 @@ with the lowest sequence number, and nothing after it is sent: Lambda retries a 
 that record on, so sending later records now would only send them twice.
 
 A redelivered stream batch re-sends its runs (at least once; RunQueue's consumers key on the run
-id) and creates nothing: the dispatcher never writes a run, it only clears ``dispatchPending``.
+id) and creates nothing. The dispatcher writes nothing at all: recording each send (``enqueuedAt``)
+was a second write per run, billed on the whole item, for a fact the stream already guarantees
+(a run that exists is on RunQueue within the stream's lag, which ``IteratorAge`` shows for all
+runs). ``dispatchPending`` is cleared by the worker's start instead (``engine.lifecycle``), in the
+write it makes anyway.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import json
 import math
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,8 +30,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from sluice import aws
 from sluice.config import get_settings
-from sluice.engine import store
-from sluice.errors import ServiceUnavailable
 
 logger = Logger(service="sluice", child=True)
 
@@ -36,7 +37,6 @@ SQS_MAX_DELAY_S = 900  # SQS's DelaySeconds ceiling; workers hold longer delays 
 SQS_BATCH = 10
 SEND_ATTEMPTS = 4
 SEND_BACKOFF_S = 0.05
-MARK_CONCURRENCY = 10
 
 
 @dataclass(frozen=True)
@@ -119,21 +119,6 @@ def _send_chunk(chunk: Sequence[Dispatch]) -> list[Dispatch]:
     return pending
 
 
-def _mark(sent: Sequence[Dispatch]) -> None:
-    """Record ``enqueuedAt`` and clear ``dispatchPending``. Best effort: the messages are out, and
-    a run whose mark failed is merely shown without ``enqueuedAt``."""
-    at = datetime.now(UTC)
-
-    def mark(d: Dispatch) -> None:
-        try:
-            store.mark_dispatched(d.run_id, d.seq, at)
-        except ServiceUnavailable:
-            logger.warning("dispatch.mark_failed", extra={"runId": d.run_id})
-
-    with ThreadPoolExecutor(max_workers=MARK_CONCURRENCY) as pool:
-        list(pool.map(mark, sent))
-
-
 def dispatch_records(records: Sequence[Mapping[str, Any]]) -> list[str]:
     """Send the runs the records ask for; returns the sequence numbers to report as failed
     (empty, or the one record Lambda must retry from)."""
@@ -146,8 +131,6 @@ def dispatch_records(records: Sequence[Mapping[str, Any]]) -> list[str]:
         sent.extend(d for d in chunk if d not in failed)
         if failed:
             break
-    if sent:
-        _mark(sent)
     if not failed:
         return []
     first = failed[0]  # chunks keep stream order, so this is the lowest sequence number

@@ -273,7 +273,9 @@ def start(env: Environment, run_id: str, body: StartBody) -> Lease:
         item = _update(
             run_id,
             "SET #status = :executing, #leaseToken = :token, #leaseExpiresAt = :exp, #leaseShard = :shard,"
-            " #startedAt = if_not_exists(#startedAt, :now) ADD #attempt :one",
+            " #startedAt = if_not_exists(#startedAt, :now) ADD #attempt :one"
+            # The run reached a worker: the outbox's flag goes in this write (engine.store).
+            " REMOVE #dispatchPending",
             "#orgId = :org AND #envId = :env AND #status IN (:queued, :delayed)"
             " AND (attribute_not_exists(#delayUntil) OR #delayUntil <= :now)",
             values,

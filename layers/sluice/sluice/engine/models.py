@@ -233,7 +233,6 @@ class Run(BaseModel):
     batchId: str | None = None
     batchIndex: int | None = None
     error: RunError | None = None
-    enqueuedAt: datetime | None = None
     buffered: bool = False
     # The worker lifecycle (sluice.engine.lifecycle): the attempt started last, when the first
     # attempt started, when the run reached a final status, and what the task returned.

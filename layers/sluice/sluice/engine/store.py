@@ -2,7 +2,7 @@
 
 A run item is ``runId`` (key) and, as top-level attributes that conditions and index keys can
 use: ``envId``, ``orgId``, ``taskId``, ``status``, ``dispatchSeq`` (N), ``dispatchPending``
-(BOOL), ``delayUntil`` (ISO instant, when delayed), ``enqueuedAt`` (set by the dispatcher); and
+(BOOL), ``delayUntil`` (ISO instant, when delayed); and
 ``doc``, the run as JSON, so that any payload shape round-trips without DynamoDB's number rules.
 The top-level ``status`` wins over the one inside ``doc``, so a status change writes one attribute.
 
@@ -10,14 +10,16 @@ The outbox rule (RunsTable's stream, NEW_AND_OLD_IMAGES, feeds the ``dispatcher`
 
 - A run is sent to RunQueue when, and only when, a write raises its ``dispatchSeq``: an INSERT
   with ``dispatchSeq >= 1``, or a MODIFY whose new ``dispatchSeq`` is greater than the old one.
-  Every other change to a run item (status, heartbeats, ``streamKeys``, ``enqueuedAt``) leaves
+  Every other change to a run item (status, heartbeats, ``streamKeys``) leaves
   ``dispatchSeq`` alone and therefore never re-sends it.
 - A writer that wants a run (re)sent calls ``request_dispatch`` (``ADD dispatchSeq 1``, with a
   new ``delayUntil`` for a backoff) and never writes ``dispatchSeq`` itself. A run created FAILED
   has ``dispatchSeq = 0`` and is never sent.
-- ``dispatchPending`` is true from such a write until the dispatcher has sent that sequence
-  number; the event source mapping filters on it, so most unrelated MODIFY events do not even
-  invoke the dispatcher. The sequence comparison above is the rule; the flag only saves calls.
+- ``dispatchPending`` is true from such a write until a worker starts the run (the start's own
+  write removes it; the dispatcher writes nothing, so a send costs no write); the event source
+  mapping filters on it, so the MODIFY events of a started run (heartbeats, completion, stream
+  keys) do not even invoke the dispatcher. The sequence comparison above is the rule; the flag
+  only saves invocations.
 - ``DelaySeconds`` is computed at send time from ``delayUntil`` (at most SQS's 15 minutes; the
   worker holds a run whose ``delayUntil`` is later).
 
@@ -44,7 +46,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from sluice import aws
-from sluice.aws import ConditionFailed, dynamodb_errors
+from sluice.aws import dynamodb_errors
 from sluice.config import get_settings
 from sluice.engine.models import Run, RunError
 from sluice.errors import ServiceUnavailable
@@ -59,8 +61,6 @@ def run_from_item(item: Mapping[str, Any]) -> Run:
     run = Run.model_validate_json(item["doc"]["S"])
     if "status" in item:
         run.status = item["status"]["S"]
-    if "enqueuedAt" in item:
-        run.enqueuedAt = datetime.fromisoformat(item["enqueuedAt"]["S"])
     # The worker lifecycle's attributes (sluice.engine.lifecycle writes them, one at a time).
     if "attempt" in item:
         run.attempt = int(item["attempt"]["N"])
@@ -86,7 +86,7 @@ def run_item(run: Run) -> dict[str, Any]:
         "taskId": {"S": run.taskId},
         "status": {"S": run.status},
         "dispatchSeq": {"N": "1" if send else "0"},
-        "doc": {"S": run.model_dump_json(exclude={"enqueuedAt", "buffered"})},
+        "doc": {"S": run.model_dump_json(exclude={"buffered"})},
     }
     if send:
         item["dispatchPending"] = {"BOOL": True}
@@ -219,21 +219,6 @@ def request_dispatch(run_id: str, delay_until: datetime | None) -> None:
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
-
-
-def mark_dispatched(run_id: str, seq: int, at: datetime) -> None:
-    """The dispatcher sent sequence ``seq``: clear the pending flag unless a newer request came."""
-    try:
-        with dynamodb_errors("run"):
-            aws.dynamodb().update_item(
-                TableName=get_settings().runs_table,
-                Key={"runId": {"S": run_id}},
-                UpdateExpression="SET enqueuedAt = :at REMOVE dispatchPending",
-                ConditionExpression="dispatchSeq = :seq",
-                ExpressionAttributeValues={":at": {"S": at.isoformat()}, ":seq": {"N": str(seq)}},
-            )
-    except ConditionFailed:
-        pass
 
 
 def idempotency_pk(tenant: str, task_id: str, key: str) -> str:
