@@ -232,6 +232,7 @@ def route_docs(
     params: tuple[Param, ...] = (),
     security: tuple[str, ...] = (),
     errors: tuple[str, ...] = (),
+    public: bool = False,
 ) -> dict[str, Any]:
     """Keyword arguments for a Powertools route decorator that document it in OpenAPI. Runtime
     parsing stays in the handlers (strict JSON, the API's own codes); this only describes it.
@@ -247,6 +248,8 @@ def route_docs(
         security: the schemes (``API_KEY``, ``STREAM_TOKEN``, ...) of which any one authorises the
             call; empty for the document's default, the API key.
         errors: each error code (``sluice.error_codes``) the route answers besides COMMON_ERRORS.
+        public: a route that needs no credentials and calls no dependency (the console's files):
+            an empty security requirement, and only ``route_not_found`` of the common errors.
 
         @app.post("/api/v1/things", **route_docs(body=ThingRequest, errors=("invalid_request",)))
     """
@@ -258,7 +261,8 @@ def route_docs(
         }
     bodies = body if isinstance(body, Mapping) else ({} if body is None else {JSON: body})
     json_errors = ("invalid_json",) if JSON in bodies else ()
-    responses = {ok: success, **_error_responses((*json_errors, *COMMON_ERRORS, *errors))}
+    common = ("route_not_found",) if public else COMMON_ERRORS
+    responses = {ok: success, **_error_responses((*json_errors, *common, *errors))}
     docs: dict[str, Any] = {"responses": responses}
     extensions: dict[str, Any] = {}
     if bodies:
@@ -268,6 +272,8 @@ def route_docs(
         extensions[PARAMETERS_EXTENSION] = [param.to_openapi() for param in params]
     if extensions:
         docs["openapi_extensions"] = extensions
-    if security:
+    if public:
+        docs["security"] = [{}]
+    elif security:
         docs["security"] = [{scheme: []} for scheme in security]
     return docs
