@@ -74,6 +74,14 @@ def test_concurrent_first_mints_record_each_key_once(api: StreamsApi) -> None:
     assert sorted(item["streamKeys"]["SS"]) == ["log", "out"]
 
 
+def test_the_run_names_its_streams(api: StreamsApi) -> None:
+    run_id = new_run(api.tenant)
+    for key in ("out", "log", "out"):
+        assert api.mint(run_id, key).status == 200
+    run = api.call("GET", f"/api/v1/runs/{run_id}", headers=api.tenant.headers).json()
+    assert run["streamKeys"] == ["log", "out"]
+
+
 def test_json_append_then_long_poll_reads_it_with_its_entry_id(api: StreamsApi) -> None:
     run_id = new_run(api.tenant)
     token = api.token(run_id)

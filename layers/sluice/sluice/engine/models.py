@@ -241,6 +241,9 @@ class Run(BaseModel):
     completedAt: datetime | None = None
     output: Any = None
     outputRef: str | None = None
+    # The keys of the run's realtime streams (sluice.streams.runs records each once), so a reader
+    # such as the console finds them from the run.
+    streamKeys: list[str] = Field(default_factory=list)
 
     def to_api(self) -> dict[str, Any]:
         """The public view: the environment's ids and S3 keys stay internal."""

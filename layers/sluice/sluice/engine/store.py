@@ -73,6 +73,8 @@ def run_from_item(item: Mapping[str, Any]) -> Run:
         run.outputRef = item["outputRef"]["S"]
     if "error" in item:
         run.error = RunError.model_validate_json(item["error"]["S"])
+    if "streamKeys" in item:
+        run.streamKeys = sorted(item["streamKeys"]["SS"])
     return run
 
 
@@ -86,7 +88,11 @@ def run_item(run: Run) -> dict[str, Any]:
         "taskId": {"S": run.taskId},
         "status": {"S": run.status},
         "dispatchSeq": {"N": "1" if send else "0"},
+<<<<<<< HEAD
         "doc": {"S": run.model_dump_json(exclude={"buffered"})},
+=======
+        "doc": {"S": run.model_dump_json(exclude={"enqueuedAt", "buffered", "streamKeys"})},
+>>>>>>> a090de3 (GET /api/v1/runs/{runId} names the run's streams (streamKeys), so a reader finds them from the run)
     }
     if send:
         item["dispatchPending"] = {"BOOL": True}
