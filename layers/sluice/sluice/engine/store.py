@@ -88,11 +88,7 @@ def run_item(run: Run) -> dict[str, Any]:
         "taskId": {"S": run.taskId},
         "status": {"S": run.status},
         "dispatchSeq": {"N": "1" if send else "0"},
-<<<<<<< HEAD
-        "doc": {"S": run.model_dump_json(exclude={"buffered"})},
-=======
-        "doc": {"S": run.model_dump_json(exclude={"enqueuedAt", "buffered", "streamKeys"})},
->>>>>>> a090de3 (GET /api/v1/runs/{runId} names the run's streams (streamKeys), so a reader finds them from the run)
+        "doc": {"S": run.model_dump_json(exclude={"buffered", "streamKeys"})},
     }
     if send:
         item["dispatchPending"] = {"BOOL": True}
