@@ -34,11 +34,20 @@ export function query(params) {
   return pairs.length ? "?" + new URLSearchParams(pairs).toString() : "";
 }
 
-// EventSource cannot send an Authorization header, so the stream is read with fetch and parsed
-// here: `id:` is the cursor sent back as Last-Event-ID on the next request (each long-poll answer
-// ends and the next one resumes there), `event: end` closes the stream for good.
+// A stream from its first chunk, live: what it holds already comes from `/records` a page at a
+// time, then the SSE read resumes after the last of them. EventSource cannot send an
+// Authorization header, so the SSE is read with fetch and parsed here: `id:` is the cursor sent
+// back as Last-Event-ID on the next request (each long-poll answer ends and the next one resumes
+// there), `event: end` closes the stream for good.
 export async function follow(path, onChunk, signal) {
   let lastId = null;
+  for (;;) {
+    const page = await api(path + "/records" + query({ after: lastId }), { signal });
+    page.records.forEach(onChunk);
+    if (page.records.length) lastId = page.records[page.records.length - 1].id;
+    if (page.closed && !page.hasMore) return;
+    if (!page.hasMore || !page.records.length) break;
+  }
   while (!signal.aborted) {
     const headers = { Authorization: `Bearer ${credential.get()}`, Accept: "text/event-stream" };
     if (lastId) headers["Last-Event-ID"] = lastId;

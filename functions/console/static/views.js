@@ -128,7 +128,7 @@ export async function runPage(view, { id }, signal) {
     head.replaceChildren(h("h1", {}, `Run ${run.id} `, status(run.status)),
       h("p", { class: "muted" }, `task ${run.taskIdentifier ?? run.taskId}`,
         run.batchId ? [" · batch ", h("a", { href: `#/batches/${encodeURIComponent(run.batchId)}` }, run.batchId)] : "",
-        run.tags && run.tags.length ? ` · tags ${run.tags.join(", ")}` : ""), actions);
+        run.tags && run.tags.length ? ` · tags ${run.tags.join(", ")}` : ""), ...actions);
     detail.replaceChildren(h("div", { class: "grid" },
       h("div", {}, h("h2", {}, "Timeline"), attemptsTimeline(run)),
       h("div", {}, h("h2", {}, "Payload"), json(run.payload),
