@@ -98,6 +98,9 @@ test-localstack: $(STAMP) redis-server localstack
 	  AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
 	  $(PY) -m pytest $(XDIST) $(LOCALSTACK_TESTS)
 
-## `sam build` for this machine's architecture, or exactly what is missing for it.
+## `sam build` for ARCH (arm64, what samconfig.toml deploys, unless given: `make build ARCH=x86_64`
+## for `sam local invoke` without emulation, then deploy with Architecture=x86_64), or exactly
+## what is missing for it.
+ARCH ?= arm64
 build: $(STAMP)
-	scripts/sam-build.sh
+	ARCH=$(ARCH) scripts/sam-build.sh

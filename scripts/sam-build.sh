@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# `sam build` for this machine's architecture, or exactly what is missing for it.
+# `sam build` for ARCH (the template's Architecture, arm64 unless given: what samconfig.toml deploys),
+# or exactly what is missing for it. sam installs the layer's dependencies as wheels for ARCH, so a
+# build for the other architecture needs no emulation.
 # sam builds the layer with the template's Runtime (python3.12): on PATH, from pyenv when it has
 # that version but another is selected, or in Docker (--use-container).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SAM=${SAM:-.venv/bin/sam}
-case "$(uname -m)" in aarch64|arm64) arch=arm64 ;; *) arch=x86_64 ;; esac
+arch=${ARCH:-arm64}
+case "$arch" in arm64|x86_64) ;; *) echo "sam-build: ARCH must be arm64 or x86_64, not $arch" >&2; exit 2 ;; esac
 runtime=$(sed -n 's/^ *Runtime: *\(python[0-9.]*\).*/\1/p' template.yaml | head -1)
 version=${runtime#python}
 if ! "$runtime" -c "import sys" >/dev/null 2>&1 && command -v pyenv >/dev/null 2>&1; then
