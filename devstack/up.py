@@ -146,6 +146,12 @@ class StackRunner:
         opts = self.options
         state_dir = opts.state_dir
         self._claim_state_dir(state_dir)
+        # Before Redis, moto and provisioning: a busy port is the commonest reason not to start.
+        if opts.port and _port_in_use(opts.host, opts.port):
+            raise StartupError(
+                f"port {opts.port} on {opts.host} is taken (another devstack? `python -m devstack "
+                "status`); pick another with --port N, or --port 0 for any free port"
+            )
         template = opts.template.resolve()
         if not template.is_file():
             raise StartupError(f"no template at {template}")
