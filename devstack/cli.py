@@ -19,6 +19,7 @@ examples:
   python -m devstack up                          serve template.yaml on http://127.0.0.1:3030
   python -m devstack up --port 0 --schedule-scale 60 --state-dir .devstack/demo
   python -m devstack up --detach && python -m devstack down
+  python -m devstack up --reload                 an edited handler or layer module is used at once
   python -m devstack up --aws localstack         SQS and S3 on LocalStack (`make localstack`)
   python -m devstack keys create --org org_a --env env_a --flag mollifierEnabled=true
   python -m devstack invoke trigger_intake --event events/trigger_intake_post.json
@@ -40,6 +41,14 @@ def _pair(text: str) -> tuple[str, str]:
     return name, value
 
 
+def _state_dir_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--state-dir", type=Path, default=stack_file.DEFAULT_STATE_DIR,
+        help="where stack.json, the pid file and the detached log live (default: .devstack); "
+        "give each concurrently running stack its own",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="python -m devstack",
@@ -50,20 +59,13 @@ def parser() -> argparse.ArgumentParser:
     )
     commands = root.add_subparsers(dest="command", required=True)
 
-    def state_dir_option(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--state-dir", type=Path, default=stack_file.DEFAULT_STATE_DIR,
-            help="where stack.json, the pid file and the detached log live (default: .devstack); "
-            "give each concurrently running stack its own",
-        )
-
     up = commands.add_parser("up", help="start the stack and serve until Ctrl-C / SIGTERM")
     up.add_argument("--port", type=int, default=3030, help="HTTP API port (default 3030; 0 = any free port)")
     up.add_argument("--host", default="127.0.0.1", help="HTTP API address (default 127.0.0.1)")
     up.add_argument(
         "--template", type=Path, default=Path("template.yaml"), help="SAM template (default template.yaml)"
     )
-    state_dir_option(up)
+    _state_dir_option(up)
     up.add_argument(
         "--aws", default=None, metavar="moto|localstack|URL",
         help="AWS emulation: moto (started by devstack), localstack (SQS and S3 on "
@@ -110,19 +112,24 @@ def parser() -> argparse.ArgumentParser:
         "warm function and a handler that does not import is reported at once; --no-warm starts "
         "workers on first use (a faster start for a stack that uses a few of its functions)",
     )
+    up.add_argument(
+        "--reload", action="store_true",
+        help="pick up an edited handler (functions/*/) or layer module at the next invocation: "
+        "the function's warm workers are replaced by new ones",
+    )
     up.add_argument("--detach", action="store_true",
                     help="start in the background (log in STATE_DIR/devstack.log); "
                     "print stack.json once ready")
 
     down = commands.add_parser("down", help="stop the stack running with this state dir")
-    state_dir_option(down)
+    _state_dir_option(down)
     down.add_argument("--timeout", type=float, default=30, help="seconds to wait for it to stop")
 
     status = commands.add_parser(
         "status", help="print the running stack's stack.json (key masked) and the health of its parts"
     )
     status.add_argument("--show-key", action="store_true", help="print the API key in full")
-    state_dir_option(status)
+    _state_dir_option(status)
 
     keys = commands.add_parser("keys", help="API keys of the running stack")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -134,7 +141,7 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--flag", type=_pair, action="append", default=[], metavar="NAME=VALUE",
                         help="organization feature flag; JSON values parse (true, 5), others are strings")
     create.add_argument("--template", type=Path, default=None, help="default: the running stack's template")
-    state_dir_option(create)
+    _state_dir_option(create)
 
     sam_env = commands.add_parser(
         "sam-env", help="write an --env-vars file for `sam local invoke` from the running stack"
@@ -142,18 +149,18 @@ def parser() -> argparse.ArgumentParser:
     sam_env.add_argument("--host", default="host.docker.internal",
                          help="host a container reaches this machine by (default host.docker.internal)")
     sam_env.add_argument("--output", "-o", type=Path, default=None, help="file to write (default: stdout)")
-    state_dir_option(sam_env)
+    _state_dir_option(sam_env)
 
     events = commands.add_parser("events", help="write the sample events with the running stack's API key")
     events.add_argument("--out-dir", type=Path, default=None, help="default: STATE_DIR/events")
-    state_dir_option(events)
+    _state_dir_option(events)
 
     inv = commands.add_parser("invoke", help="invoke a function once with an event (sam local invoke)")
     inv.add_argument("function", help="short name (folder under functions/) or logical id")
     inv.add_argument("--event", "-e", required=True,
                      help=f"event JSON file, or - for stdin; {'<devstack-api-key>'} becomes the stack's key")
     inv.add_argument("--template", type=Path, default=None, help="default: the running stack's template")
-    state_dir_option(inv)
+    _state_dir_option(inv)
     return root
 
 
@@ -181,6 +188,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             run_consumer=args.run_consumer,
             moto_server=args.moto_server,
             warm=args.warm,
+            reload=args.reload,
         )
     )
 

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -124,7 +125,9 @@ def _worker_main(spec: FunctionSpec, env: dict[str, str], conn: Connection) -> N
 
 
 class _Worker:
-    def __init__(self, spec: FunctionSpec, env: dict[str, str]) -> None:
+    def __init__(self, spec: FunctionSpec, env: dict[str, str], generation: int = 0) -> None:
+        # Which code the worker imported: see FunctionRuntime.recycle.
+        self.generation = generation
         parent_conn, child_conn = _MP.Pipe()
         self.conn: Connection = parent_conn
         self.process: BaseProcess = _MP.Process(
@@ -179,7 +182,10 @@ class FunctionRuntime:
         self._all: set[_Worker] = set()
         self._starting = False
         self._closed = False
+        self._generation = 0
         self.init_error: dict[str, Any] | None = None
+        # Called before every invocation (``up --reload`` checks the code there).
+        self.before_invoke: Callable[[], None] | None = None
 
     @property
     def name(self) -> str:
@@ -199,7 +205,7 @@ class FunctionRuntime:
         with self._lock:
             if self._closed:
                 return None
-            worker = _Worker(self.spec, self.env)
+            worker = _Worker(self.spec, self.env, self._generation)
             self._all.add(worker)
         worker.wait_ready(INIT_TIMEOUT_S)
         if worker.init_error is not None:
@@ -243,7 +249,21 @@ class FunctionRuntime:
             return Invocation(error=worker.init_error)
         return worker
 
+    def recycle(self) -> None:
+        """Retire every worker, as a new deployment retires Lambda's environments: idle ones
+        stop now, busy ones once their invocation ends; the next invocation imports the code anew."""
+        with self._changed:
+            self._generation += 1
+            idle, self._idle = self._idle, []
+            self._all.difference_update(idle)
+            self.init_error = None
+            self._changed.notify_all()
+        for worker in idle:
+            worker.stop(1)
+
     def invoke(self, event: Any, timeout: float | None = None) -> Invocation:
+        if self.before_invoke is not None:
+            self.before_invoke()
         timeout_s = self.spec.timeout if timeout is None else timeout
         event_json = json.dumps(event)
         with self._slots:
@@ -286,10 +306,12 @@ class FunctionRuntime:
 
     def _release(self, worker: _Worker) -> None:
         with self._changed:
-            if not self._closed:
+            if not self._closed and worker.generation == self._generation:
                 self._idle.append(worker)
                 self._changed.notify()
                 return
+            self._all.discard(worker)
+            self._changed.notify_all()
         worker.stop(1)
 
     def close(self, grace: float = 2.0) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from devstack import endpoints, environment, key_backup, stack_file, web_apps
+from devstack import endpoints, environment, key_backup, reload, stack_file, web_apps
 from devstack.pollers import SqsPoller, SqsSource
 from devstack.polling import stop_all
 from devstack.provision import create_all, secret_values
@@ -71,6 +71,7 @@ class UpOptions:
     run_consumer: str = DEFAULT_CONSUMER
     moto_server: str = "devstack"
     warm: bool = True
+    reload: bool = False
 
 
 def say(text: str) -> None:
@@ -146,12 +147,7 @@ class StackRunner:
         opts = self.options
         state_dir = opts.state_dir
         self._claim_state_dir(state_dir)
-        # Before Redis, moto and provisioning: a busy port is the commonest reason not to start.
-        if opts.port and _port_in_use(opts.host, opts.port):
-            raise StartupError(
-                f"port {opts.port} on {opts.host} is taken (another devstack? `python -m devstack "
-                "status`); pick another with --port N, or --port 0 for any free port"
-            )
+        self._check_port()
         template = opts.template.resolve()
         if not template.is_file():
             raise StartupError(f"no template at {template}")
@@ -195,6 +191,7 @@ class StackRunner:
         self._checkpoint()
 
         runtimes = self._start_runtimes(specs, envs)
+        self._watch_code(stack, runtimes)
         self._checkpoint()
         server = self._start_server(specs, runtimes)
         self._start_web_apps(web_specs, envs, web_urls)
@@ -247,6 +244,23 @@ class StackRunner:
         stack_file.clear(state_dir)
         stack_file.write_pid(state_dir, os.getpid())
         self._on_stop("state files", lambda: stack_file.clear(state_dir, os.getpid()))
+
+    def _check_port(self) -> None:
+        # Before Redis, moto and provisioning: a busy port is the commonest reason not to start.
+        host, port = self.options.host, self.options.port
+        if port and _port_in_use(host, port):
+            raise StartupError(
+                f"port {port} on {host} is taken (another devstack? `python -m devstack status`); "
+                "pick another with --port N, or --port 0 for any free port"
+            )
+
+    def _watch_code(self, stack: Stack, runtimes: dict[str, FunctionRuntime]) -> None:
+        if not self.options.reload:
+            return
+        watch = reload.CodeWatch(runtimes.values(), reload.layer_dirs(stack), log=say)
+        watch.attach()
+        say(f"reload       on: edits to functions/*/ and {len(watch.layers)} layer folder(s) reach the "
+            "next invocation (restart for template.yaml and web apps)")
 
     def _supervise(self, what: str, service: Service, start: Callable[[], Service],
                    after_restart: Callable[[], dict[str, Any]] | None = None) -> Child:
