@@ -13,9 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from sluice_client import RetryOptions, Sluice, Transport
+from sluice_client.batches import MAX_REQUEST_ITEMS, MAX_STAGED_ITEMS
 from sluice_client.cli import app
 from sluice_client.cli import session as cli_session
 from sluice_client.cli.session import Exit
+from sluice_client.runs import IDEMPOTENCY_KEY_MAX_CHARS
 from tests.unit.batches.conftest import fake_batch_routes
 
 Responder = Callable[[httpx.Request], httpx.Response]
@@ -333,3 +335,48 @@ def test_stream_tail_stops_on_ctrl_c_with_what_it_printed(api: Api) -> None:
     api.respond = respond
     done = sluice(*FLAGS, "stream", "tail", "r", "k")
     assert done.exit_code == Exit.INTERRUPTED and done.stdout == '"before"\n'
+
+
+def test_flags_over_the_api_limits_are_usage_errors_before_any_request(api: Api, tmp_path: Path) -> None:
+    file = tmp_path / "items.ndjson"
+    file.write_text('{"task": "a"}\n')
+    over = sluice(*FLAGS, "batch", "upload", str(file), "--stage-above", str(MAX_REQUEST_ITEMS + 1))
+    assert over.exit_code == Exit.USAGE and "--stage-above" in over.stderr and "1000" in over.stderr
+    long_key = "k" * (IDEMPOTENCY_KEY_MAX_CHARS + 1)
+    for args in (("batch", "upload", str(file)), ("trigger", "t")):
+        done = sluice(*FLAGS, *args, "--idempotency-key", long_key)
+        assert done.exit_code == Exit.USAGE, done.output
+        assert f"the API takes at most {IDEMPOTENCY_KEY_MAX_CHARS}" in done.stderr
+    file.write_text('{"task": "a"}\n' * (MAX_STAGED_ITEMS + 1))
+    too_many = sluice(*FLAGS, "batch", "upload", str(file))
+    assert too_many.exit_code == Exit.USAGE and f"at most {MAX_STAGED_ITEMS}" in too_many.stderr
+    assert api.requests == []
+
+
+def test_the_clients_limits_are_the_servers() -> None:
+    from sluice.config import Settings
+
+    defaults = Settings.model_fields
+    assert defaults["batch_max_items"].default == MAX_REQUEST_ITEMS
+    assert defaults["batch_max_staged_items"].default == MAX_STAGED_ITEMS
+    assert defaults["idempotency_key_max_chars"].default == IDEMPOTENCY_KEY_MAX_CHARS
+
+
+def test_a_rate_limited_upload_says_how_long_it_waits(api: Api, tmp_path: Path) -> None:
+    seen: list[dict[str, Any]] = []
+    routes = fake_batch_routes(seen)
+    limited = []
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/items") and not limited:
+            limited.append(request)
+            return httpx.Response(429, headers={"retry-after": "20"}, json={"error": "wait", "code": "x"})
+        return routes(request)
+
+    api.respond = respond
+    file = tmp_path / "items.ndjson"
+    file.write_text('{"task": "a"}\n')
+    done = sluice(*FLAGS, "batch", "upload", str(file))
+    assert done.exit_code == 0, done.output
+    assert "items.ndjson: waiting 20s to retry (the API is rate limiting or busy)" in done.stderr
+    assert json.loads(done.stdout)["sealed"] is True

@@ -8,6 +8,8 @@ from urllib.parse import quote
 
 from sluice_client.transport import Transport
 
+IDEMPOTENCY_KEY_MAX_CHARS = 2048  # the server's SLUICE_IDEMPOTENCY_KEY_MAX_CHARS
+
 
 @dataclass(frozen=True)
 class TriggerResponse:

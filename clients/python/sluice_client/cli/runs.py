@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from sluice_client.cli.session import Exit, client, fail, print_json
+from sluice_client.runs import IDEMPOTENCY_KEY_MAX_CHARS
 
 app = typer.Typer(help="Read runs.", no_args_is_help=True)
 
@@ -20,6 +21,7 @@ def trigger(
 ) -> None:
     """Trigger TASK once; prints {"id", "isCached"}."""
     value = parse_json(payload, "--payload")
+    check_idempotency_key(idempotency_key)
     options = {"idempotencyKey": idempotency_key} if idempotency_key else {}
     with client(ctx) as sluice:
         run = sluice.trigger(task, value, **options)
@@ -41,3 +43,10 @@ def parse_json(text: str, what: str) -> Any:
         return json.loads(text)
     except ValueError as exc:
         fail(Exit.USAGE, f"{what} is not JSON: {exc}")
+
+
+def check_idempotency_key(key: str | None) -> None:
+    """A key the server would refuse (idempotency_key_too_long) is a usage error before any request."""
+    if key is not None and len(key) > IDEMPOTENCY_KEY_MAX_CHARS:
+        fail(Exit.USAGE, f"--idempotency-key has {len(key)} characters; the API takes at most "
+             f"{IDEMPOTENCY_KEY_MAX_CHARS}")
