@@ -86,3 +86,12 @@ def test_sample_event_invokes(devstack: DevStack, name: str) -> None:
     outcome = invoke(function_of(path), str(path), devstack.state_dir)
     assert outcome.ok, outcome.error
     EXPECTED[name](outcome.result)
+
+
+def test_the_s3_sample_names_a_staging_object() -> None:
+    """Else the staged ingest would ignore it before looking its batch up."""
+    from sluice.batches import keys
+
+    sqs = json.loads((EVENTS / "batch_staged_ingest_s3_object.json").read_text())
+    notification = json.loads(sqs["Records"][0]["body"])
+    assert keys.parse_staging(notification["Records"][0]["s3"]["object"]["key"]) is not None
