@@ -10,6 +10,7 @@ from typing import Any
 
 from devstack import attach, endpoints, stack_file
 from devstack.runtime import FunctionRuntime, Invocation
+from devstack.web_invoke import invoke_web_app
 
 # Sample events carry this instead of a key; invoke puts the running stack's dev key in its place.
 API_KEY_PLACEHOLDER = "<devstack-api-key>"
@@ -28,7 +29,10 @@ def invoke(function: str, event_source: str, state_dir: Path, template: Path | N
     endpoint = endpoints.of(info)["sqs"] if info else endpoints.LOCALSTACK_URL
     spec = stack.function(function, endpoint)
     event = load_event(event_source, info.get("apiKey") if info else None)
-    runtime = FunctionRuntime(spec, attach.function_env(stack, spec, info), size=1)
+    env = attach.function_env(stack, spec, info)
+    if spec.web_adapter:
+        return invoke_web_app(spec, env, event)
+    runtime = FunctionRuntime(spec, env, size=1)
     try:
         return runtime.invoke(event)
     finally:
