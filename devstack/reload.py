@@ -94,8 +94,10 @@ class CodeWatch:
                 self._function_files[runtime.name] = files
                 if changed:
                     runtime.recycle()
-                    self.log(f"reload       {runtime.name}: {_relative(changed)} changed, "
-                             "the next invocation starts a new worker")
+                    self.log(
+                        f"reload       {runtime.name}: {_relative(changed)} changed, "
+                        "the next invocation starts a new worker"
+                    )
 
 
 def _changed(before: Snapshot, after: Snapshot) -> str | None:

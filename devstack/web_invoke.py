@@ -29,8 +29,11 @@ def invoke_web_app(spec: FunctionSpec, env: dict[str, str], event: dict[str, Any
         content = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode()
         query = event.get("rawQueryString") or ""
         response = httpx.request(
-            http["method"], url + event["rawPath"] + (f"?{query}" if query else ""),
-            headers=event.get("headers") or {}, content=content, timeout=spec.timeout,
+            http["method"],
+            url + event["rawPath"] + (f"?{query}" if query else ""),
+            headers=event.get("headers") or {},
+            content=content,
+            timeout=spec.timeout,
         )
     except httpx.HTTPError as exc:
         error = {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": []}
