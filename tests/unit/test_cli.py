@@ -12,7 +12,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from sluice_client import RetryOptions, Sluice, Transport
+from sluice_client import RetryOptions, Sluice, Transport, stream_calls
 from sluice_client.batches import MAX_REQUEST_ITEMS, MAX_STAGED_ITEMS
 from sluice_client.cli import app
 from sluice_client.cli import session as cli_session
@@ -266,11 +266,11 @@ END = "event: end\ndata: "
 
 def test_stream_tail_prints_each_chunk_from_the_start_until_the_stream_ends(api: Api) -> None:
     api.respond = lambda _: sse(": keep-alive", data("1-0", {"delta": "Hel"}), data("1-1", "lo"), END)
-    done = sluice(*FLAGS, "stream", "tail", "run_1", "ai out")
+    done = sluice(*FLAGS, "stream", "tail", "run_1", "ai/out")
     assert done.exit_code == 0, done.output
     assert done.stdout.splitlines() == ['{"delta": "Hel"}', '"lo"']
     [request] = api.requests
-    assert str(request.url) == "http://api.test/realtime/v1/streams/run_1/ai%20out"
+    assert str(request.url) == "http://api.test/realtime/v1/streams/run_1/ai%2Fout"
     assert request.headers["last-event-id"] == "0-0" and request.headers["authorization"] == "Bearer sk_flag"
 
 
@@ -353,13 +353,25 @@ def test_flags_over_the_api_limits_are_usage_errors_before_any_request(api: Api,
     assert api.requests == []
 
 
+def test_stream_tail_refuses_a_key_or_entry_id_the_api_would(api: Api) -> None:
+    bad_key = sluice(*FLAGS, "stream", "tail", "run_1", "my key")
+    assert bad_key.exit_code == Exit.USAGE and "is not a stream key" in bad_key.stderr
+    bad_id = sluice(*FLAGS, "stream", "tail", "run_1", "ai", "--last-event-id", "yesterday")
+    assert bad_id.exit_code == Exit.USAGE and "is not an entry id" in bad_id.stderr
+    assert api.requests == []
+
+
 def test_the_clients_limits_are_the_servers() -> None:
     from sluice.config import Settings
+    from sluice.streams import STREAM_KEY_PATTERN
+    from sluice.streams.reader import ENTRY_ID_PATTERN
 
     defaults = Settings.model_fields
     assert defaults["batch_max_items"].default == MAX_REQUEST_ITEMS
     assert defaults["batch_max_staged_items"].default == MAX_STAGED_ITEMS
     assert defaults["idempotency_key_max_chars"].default == IDEMPOTENCY_KEY_MAX_CHARS
+    assert stream_calls.STREAM_KEY_PATTERN == STREAM_KEY_PATTERN
+    assert stream_calls.ENTRY_ID_PATTERN == ENTRY_ID_PATTERN
 
 
 def test_a_rate_limited_upload_says_how_long_it_waits(api: Api, tmp_path: Path) -> None:

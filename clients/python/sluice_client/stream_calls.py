@@ -24,6 +24,10 @@ JSON = "application/json"
 NDJSON = "application/x-ndjson"
 CURSOR_HEADER = "x-stream-cursor"
 END_EVENT = "end"
+# What the API takes as a stream key and as a Last-Event-ID (sluice.streams' STREAM_KEY_PATTERN
+# and ENTRY_ID_PATTERN), so that a client can refuse a bad one before any request.
+STREAM_KEY_PATTERN = r"^[^\s\x00-\x1f\x7f]{1,256}$"
+ENTRY_ID_PATTERN = r"^\d{1,19}-\d{1,19}$"
 # A token this close to expiry is re-minted before use: longer than any append with its retries.
 DEFAULT_REFRESH_MARGIN_S = 300.0
 # A write that fails with these was refused with the slot's credentials (401), or lost with them

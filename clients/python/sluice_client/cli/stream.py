@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +13,8 @@ from typing import Annotated
 
 import typer
 
-from sluice_client.cli.session import Exit, client
+from sluice_client.cli.session import Exit, client, fail
+from sluice_client.stream_calls import ENTRY_ID_PATTERN, STREAM_KEY_PATTERN
 
 app = typer.Typer(help="Read realtime streams.", no_args_is_help=True)
 
@@ -63,6 +65,11 @@ def tail(
     devstack's streamUrl), else the API's long poll; reconnects resume where they left off. A key
     nothing has written yet is waited for.
     """
+    # Refused here as the API would refuse them, before any request.
+    if not re.fullmatch(STREAM_KEY_PATTERN, key):
+        fail(Exit.USAGE, f"KEY {key!r} is not a stream key: 1 to 256 characters, no space or control one")
+    if last_event_id is not None and not re.fullmatch(ENTRY_ID_PATTERN, last_event_id):
+        fail(Exit.USAGE, f"--last-event-id {last_event_id!r} is not an entry id such as 1700000000000-0")
     start = last_event_id or FROM_THE_START
     with _ctrl_c_ends_at_once(), client(ctx) as sluice:
         streams = sluice.streams
