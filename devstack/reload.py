@@ -7,7 +7,7 @@ changed, every function's are (devstack.runtime.FunctionRuntime.recycle). Worker
 server that preloaded only third-party libraries, so a new worker imports the edited code.
 
 The check is made on invocation rather than by a watching thread, so that an edit saved just
-before a request is never missed; a scan of the ~100 source files is rate-limited to one per
+before a request is never missed; a scan of the ~90 source files is rate-limited to one per
 SCAN_INTERVAL_S. Web apps (Lambda Web Adapter functions) and the template itself are read at
 start only: they need a restart.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 from devstack.runtime import FunctionRuntime
 from devstack.template import Stack
 
-# Sources whose change a new worker picks up; a scan costs about a millisecond.
+# Sources whose change a new worker picks up; a scan of the template's ~90 costs 3 ms (loaded 2-core machine).
 WATCHED_SUFFIXES = (".py",)
 SCAN_INTERVAL_S = 0.2
 
