@@ -63,6 +63,7 @@ EXPECTED: dict[str, Callable[[Any], None]] = {
     "batch_ingest_create": status(202),
     "streams_records": status(404),
     "sessions_list": status(200),
+    "console_page": status(200),
     "stream_reader_read": status(404),
     "drainer_signal": no_failures,
     "batch_runs_item": no_failures,
