@@ -130,9 +130,9 @@ def test_a_request_out_of_time_is_a_413_and_keeps_what_it_queued(
     batch_id = api.create_id(40)
     real_process = items_module.process
 
-    def slow(batch: Any, lines: Any) -> Any:
+    def slow(batch: Any, lines: Any, pool: Any = None) -> Any:
         time.sleep(0.05)  # a slow dependency
-        return real_process(batch, lines)
+        return real_process(batch, lines, pool)
 
     monkeypatch.setattr(items_module, "process", slow)
     body = ndjson([item(i) for i in range(40)])

@@ -21,7 +21,7 @@ import redis
 from bench.aws_unreachable import DeadEndpoint, dead_endpoint
 from devstack.services import Service, start_redis
 from sluice import aws as sluice_aws
-from sluice import mollifier, triggers
+from sluice import mollifier, smoothing, triggers
 from sluice.config import reload_settings
 from sluice.mollifier import MollifierBuffer, intake
 from sluice.redis import reset_redis
@@ -31,7 +31,7 @@ from tests.unit.mollifier.test_drain import run_drainer
 
 # (module or class, attribute): the dependency goes down right before this call.
 STEPS: dict[str, tuple[Any, str]] = {
-    "gate": (triggers, "evaluate_gate"),
+    "gate": (smoothing, "evaluate_gate"),
     "accept": (MollifierBuffer, "accept"),
     "signal": (intake, "send_signal"),
     "withdraw": (MollifierBuffer, "withdraw"),
