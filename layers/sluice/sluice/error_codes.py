@@ -71,10 +71,15 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         "a heartbeat, complete or fail whose lease token is no longer the run's current attempt;"
         " nothing changed",
     ),
+    "run_canceled": (
+        409,
+        "a heartbeat, complete or fail of an attempt whose run was canceled: stop the attempt",
+    ),
     "run_finished": (
         409,
-        "a start, heartbeat, complete or fail of a run that is already `COMPLETED` or `FAILED`"
-        " (a stream mint for such a run answers this code with 400)",
+        "a start, heartbeat, complete or fail of a run that is already `COMPLETED` or `FAILED`, a"
+        " start of a `CANCELED` run, or a cancel of a `COMPLETED` or `FAILED` run (a stream mint"
+        " for a finished run answers this code with 400)",
     ),
     "too_many_streams": (
         409,

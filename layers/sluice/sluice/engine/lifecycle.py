@@ -3,6 +3,7 @@ the run reaper treats a lease that lapsed as a crashed attempt.
 
     QUEUED | DELAYED --start--> EXECUTING --complete--> COMPLETED
                                     |--fail, or lease lapsed--> QUEUED (retry, re-sent) | FAILED
+    QUEUED | DELAYED | EXECUTING --cancel--> CANCELED
 
 Every transition is one conditional ``UpdateItem`` on the run item, so two workers (or a worker
 and the reaper) can never both win. A lost condition is explained from the item the failure
@@ -48,7 +49,8 @@ from sluice.errors import Conflict, NotFound, Unprocessable, issues_from_pydanti
 logger = Logger(service="sluice", child=True)
 
 QUEUED, DELAYED, EXECUTING, COMPLETED, FAILED = "QUEUED", "DELAYED", "EXECUTING", "COMPLETED", "FAILED"
-FINAL_STATUSES = frozenset({COMPLETED, FAILED})
+CANCELED = "CANCELED"
+FINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELED})
 LEASE_INDEX = "LeaseIndex"
 # Heartbeats rewrite the index entry every third of a lease; spreading executing runs over a few
 # hash keys keeps that off a single index partition. The reaper queries each. A constant, not a
@@ -66,6 +68,7 @@ _NAMES = {
     for name in (
         "orgId", "envId", "status", "attempt", "leaseToken", "leaseExpiresAt", "leaseShard", "startedAt",
         "completedAt", "output", "outputRef", "error", "delayUntil", "dispatchSeq", "dispatchPending",
+        "orgId", "canceledAt",
     )
 }  # fmt: skip
 _NAME_REF = re.compile(r"#\w+")
@@ -233,6 +236,9 @@ def _conflict(env: Environment, run_id: str, old: Mapping[str, Any] | None) -> E
     if not _owned(env, old):
         return NotFound(f"Run {run_id} not found")
     status = _s(old, "status")
+    if status == CANCELED:
+        # Checked before the final statuses: the worker must learn why, to stop its handler.
+        return Conflict(f"Run {run_id} was canceled: stop the attempt", code="run_canceled")
     if status in FINAL_STATUSES:
         return Conflict(f"Run {run_id} is already {status}", code="run_finished")
     return Conflict(
@@ -484,6 +490,57 @@ def _end_attempt(
     logger.info("run.failed", extra={"runId": run.id, "attempt": run.attempt, "code": error.code})
     on_final(ended)
     return Ended(ended)
+
+
+# --- cancel --------------------------------------------------------------------------------------
+def cancel(env: Environment, run_id: str) -> Run | None:
+    """QUEUED | DELAYED | EXECUTING -> CANCELED with one conditional write; the run as it is now.
+
+    Idempotent: a run that is CANCELED already is answered as it is. The write clears
+    ``dispatchPending`` (an outbox send still due finds the run CANCELED, and a worker's start
+    then answers ``run_finished``) and ``leaseShard``, so the reaper never retries it; an
+    executing attempt learns it at its next heartbeat (``run_canceled``).
+
+    Returns:
+        None when the engine has no such run at all (it may still be in the burst buffer).
+
+    Raises:
+        NotFound: the run is another tenant's.
+        Conflict: ``run_finished``: the run is COMPLETED or FAILED.
+        ServiceUnavailable: DynamoDB could not be reached.
+    """
+    now = _now().isoformat()
+    values = {
+        ":org": {"S": env.org_id},
+        ":env": {"S": env.env_id},
+        ":queued": {"S": QUEUED},
+        ":delayed": {"S": DELAYED},
+        ":executing": {"S": EXECUTING},
+        ":canceled": {"S": CANCELED},
+        ":now": {"S": now},
+    }
+    try:
+        item = _update(
+            run_id,
+            "SET #status = :canceled, #canceledAt = :now, #completedAt = :now"
+            " REMOVE #leaseShard, #dispatchPending",
+            "#orgId = :org AND #envId = :env AND #status IN (:queued, :delayed, :executing)",
+            values,
+        )
+    except _Lost as lost:
+        old = lost.old
+        if old is None:
+            return None
+        if _s(old, "orgId") != env.org_id or _s(old, "envId") != env.env_id:
+            raise NotFound(f"Run {run_id} not found") from None
+        status = _s(old, "status")
+        if status == CANCELED:
+            return store.run_from_item(old)
+        raise Conflict(f"Run {run_id} is already {status}", code="run_finished") from None
+    run = store.run_from_item(item)
+    logger.info("run.canceled", extra={"runId": run_id, "attempt": run.attempt})
+    on_final(run)
+    return run
 
 
 # --- the reaper ----------------------------------------------------------------------------------

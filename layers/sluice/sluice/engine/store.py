@@ -25,8 +25,8 @@ The outbox rule (RunsTable's stream, NEW_AND_OLD_IMAGES, feeds the ``dispatcher`
 
 The worker lifecycle (``engine.lifecycle``) adds top-level ``attempt`` (N), ``leaseToken``,
 ``leaseExpiresAt`` (N, epoch ms), ``leaseShard`` (only while EXECUTING: the sparse ``LeaseIndex``
-the run reaper queries), ``startedAt``, ``completedAt``, ``output`` (JSON) or ``outputRef`` (S3
-key) and ``error`` (JSON); like ``status``, each wins over ``doc``.
+the run reaper queries), ``startedAt``, ``completedAt``, ``canceledAt``, ``output`` (JSON) or
+``outputRef`` (S3 key) and ``error`` (JSON); like ``status``, each wins over ``doc``.
 
 An idempotency item's key is a hash of (environment, task, key): the raw key may be 2048
 characters, more than a partition key may hold once the other parts are added.
@@ -64,7 +64,7 @@ def run_from_item(item: Mapping[str, Any]) -> Run:
     # The worker lifecycle's attributes (sluice.engine.lifecycle writes them, one at a time).
     if "attempt" in item:
         run.attempt = int(item["attempt"]["N"])
-    for name in ("startedAt", "completedAt"):
+    for name in ("startedAt", "completedAt", "canceledAt"):
         if name in item:
             setattr(run, name, datetime.fromisoformat(item[name]["S"]))
     if "output" in item:
@@ -80,7 +80,7 @@ def run_from_item(item: Mapping[str, Any]) -> Run:
 
 def run_item(run: Run) -> dict[str, Any]:
     """The item of a new run; see the module docstring for the attributes."""
-    send = run.status != "FAILED"
+    send = run.status not in ("FAILED", "CANCELED")  # a run created final is never sent
     item: dict[str, Any] = {
         "runId": {"S": run.id},
         "envId": {"S": run.envId},
