@@ -34,11 +34,24 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         "a `Last-Event-ID` (or `?lastEventId=`, `?after=`) that is not a stream entry id such as"
         " `1700000000000-0` (each part at most 19 digits, so Redis can hold it)",
     ),
-    "invalid_limit": (400, "a sessions list `limit` that is not a whole number from 1 to 100"),
-    "invalid_status": (400, "a sessions list `status` other than `ACTIVE` or `CLOSED`"),
+    "invalid_limit": (
+        400,
+        "a sessions list `limit` or a runs list `page[size]` that is not a whole number from 1 to 100",
+    ),
+    "invalid_status": (
+        400,
+        "a sessions list `status` other than `ACTIVE` or `CLOSED`, or a runs list `filter[status]`"
+        " naming no run status",
+    ),
+    "invalid_filter": (
+        400,
+        "a runs list `filter[createdAt][from]` or `[to]` that is not an ISO-8601 time, or a"
+        " `[period]` that is not a duration",
+    ),
     "invalid_cursor": (
         400,
-        "a sessions list `cursor` this list did not return (of another environment or filter)",
+        "a sessions list `cursor` or a runs list `page[after]`/`page[before]` this list did not return"
+        " (of another environment or filter), or both of the latter",
     ),
     "bad_request": (400, "any other malformed request"),
     "unauthorized": (401, "no `Bearer` key, or an unknown key"),

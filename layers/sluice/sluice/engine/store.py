@@ -28,6 +28,9 @@ The worker lifecycle (``engine.lifecycle``) adds top-level ``attempt`` (N), ``le
 the run reaper queries), ``startedAt``, ``completedAt``, ``canceledAt``, ``output`` (JSON) or
 ``outputRef`` (S3 key) and ``error`` (JSON); like ``status``, each wins over ``doc``.
 
+The list indexes' attributes (``tenant``, ``tenantTask``, ``createdKey``, ``listDoc``, ...) are
+written with the run and never changed: ``engine.listing``.
+
 An idempotency item's key is a hash of (environment, task, key): the raw key may be 2048
 characters, more than a partition key may hold once the other parts are added.
 """
@@ -48,6 +51,7 @@ from botocore.exceptions import ClientError
 from sluice import aws
 from sluice.aws import dynamodb_errors
 from sluice.config import get_settings
+from sluice.engine.listing import index_attributes
 from sluice.engine.models import Run, RunError
 from sluice.errors import ServiceUnavailable
 
@@ -89,6 +93,7 @@ def run_item(run: Run) -> dict[str, Any]:
         "status": {"S": run.status},
         "dispatchSeq": {"N": "1" if send else "0"},
         "doc": {"S": run.model_dump_json(exclude={"buffered", "streamKeys"})},
+        **index_attributes(run),
     }
     if send:
         item["dispatchPending"] = {"BOOL": True}
