@@ -183,6 +183,7 @@ def test_a_cursor_is_bound_to_its_tenant_and_filter(api: Any) -> None:
     [
         ({"filter[status]": "RUNNING"}, "invalid_status"),
         ({"filter[createdAt][from]": "yesterday"}, "invalid_filter"),
+        ({"filter[createdAt][to]": "0001-01-01T00:00:00+01:00"}, "invalid_filter"),
         ({"filter[createdAt][period]": "forever"}, "invalid_filter"),
         ({"page[size]": "0"}, "invalid_limit"),
         ({"page[size]": "101"}, "invalid_limit"),

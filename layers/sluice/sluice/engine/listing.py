@@ -130,11 +130,11 @@ def _time(query: Mapping[str, str], name: str) -> datetime | None:
         return None
     try:
         at = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest(
-            f"{name} is not an ISO-8601 time (got {value[:40]!r})", code="invalid_filter"
-        ) from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+        # In UTC now: year 1 with a positive offset is before the first instant UTC can show.
+        return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        message = f"{name} is not an ISO-8601 time (got {value[:40]!r})"
+        raise BadRequest(message, code="invalid_filter") from None
 
 
 def parse_list_query(query: Mapping[str, str], now: datetime) -> tuple[RunFilter, PageRequest]:
