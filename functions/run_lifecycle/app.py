@@ -21,6 +21,8 @@ from sluice.engine import lifecycle
 app = make_resolver()
 # A run that finishes ends its streams: their readers get `event: end`.
 lifecycle.final_listeners.append(lambda run: streams.close_run_streams(run.id))
+# A retried attempt's worker may still be alive: its stream writes are refused from now on.
+lifecycle.retry_listeners.append(lambda run: streams.fence_run_streams(run.id, run.attempt + 1))
 
 
 # What every lifecycle call can answer; the lease-holding calls add theirs.

@@ -10,6 +10,8 @@ from sluice.engine import lifecycle
 
 # A run the reaper fails for good ends its streams, as one a worker finishes does.
 lifecycle.final_listeners.append(lambda run: streams.close_run_streams(run.id))
+# A retried attempt's worker may still be alive: its stream writes are refused from now on.
+lifecycle.retry_listeners.append(lambda run: streams.fence_run_streams(run.id, run.attempt + 1))
 
 
 @logger.inject_lambda_context(clear_state=True)

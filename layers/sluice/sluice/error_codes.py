@@ -82,7 +82,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "stale_lease": (
         409,
         "a heartbeat, complete or fail whose lease token is no longer the run's current attempt;"
-        " nothing changed",
+        " nothing changed (also a stream mint with such an `X-Lease-Token`, and an append with a"
+        " token minted for an attempt that was retried or followed by another)",
     ),
     "run_canceled": (
         409,

@@ -61,6 +61,9 @@ WORKER_LOST = "WORKER_LOST"
 FinalListener = Callable[[Run], None]
 # Called with each run that reached a final status (COMPLETED or FAILED) through this module.
 final_listeners: list[FinalListener] = []
+# Called with each run whose attempt ended in a retry (a fail, or a lapsed lease): the attempt's
+# worker may still be running, and its stream writes are fenced off there.
+retry_listeners: list[FinalListener] = []
 
 # DynamoDB reserves words such as STATUS and OUTPUT: every attribute goes through a name.
 _NAMES = {
@@ -78,11 +81,15 @@ _OWNED = "#orgId = :org AND #envId = :env AND #status = :executing AND #leaseTok
 def on_final(run: Run) -> None:
     """Tell every listener that ``run`` reached a final status. A listener that fails is logged
     and does not undo the transition, which is already committed."""
-    for listener in list(final_listeners):
+    _tell(final_listeners, run)
+
+
+def _tell(listeners: list[FinalListener], run: Run) -> None:
+    for listener in list(listeners):
         try:
             listener(run)
         except Exception:
-            logger.exception("lifecycle.final_listener_failed", extra={"runId": run.id})
+            logger.exception("lifecycle.listener_failed", extra={"runId": run.id})
 
 
 # --- request bodies ------------------------------------------------------------------------------
@@ -478,7 +485,9 @@ def _end_attempt(
             values,
         )
         logger.info("run.retrying", extra={"runId": run.id, "attempt": run.attempt, "code": error.code})
-        return Ended(store.run_from_item(new), retry_at=retry_at)
+        retried = store.run_from_item(new)
+        _tell(retry_listeners, retried)
+        return Ended(retried, retry_at=retry_at)
     values.update({":failed": {"S": FAILED}, ":now": {"S": now.isoformat()}})
     new = _update(
         run.id,
