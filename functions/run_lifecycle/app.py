@@ -31,7 +31,7 @@ LEASE_ERRORS = (*BODY_ERRORS, "stale_lease", "run_canceled")
 START_DOCS = route_docs(
     body=lifecycle.StartBody,
     body_required=False,  # a start may bring no body
-    errors=(*BODY_ERRORS, "run_already_started", "run_not_due", "run_not_startable"),
+    errors=(*BODY_ERRORS, "run_already_started", "run_not_due", "run_not_startable", "run_expired"),
 )
 
 

@@ -1,4 +1,5 @@
-"""The run reaper, on a schedule: lapsed leases become a retry or FAILED (WORKER_LOST)."""
+"""The run reaper, on a schedule: lapsed leases become a retry or FAILED (WORKER_LOST), and runs
+whose ttl passed before they started become EXPIRED."""
 
 from typing import Any
 
@@ -16,4 +17,4 @@ lifecycle.retry_listeners.append(lambda run: streams.fence_run_streams(run.id, r
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
-    return lifecycle.reap()
+    return {**lifecycle.reap(), "expired": lifecycle.expire_due()}

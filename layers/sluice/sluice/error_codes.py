@@ -89,6 +89,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         409,
         "a heartbeat, complete or fail of an attempt whose run was canceled: stop the attempt",
     ),
+    "run_expired": (409, "a start of a run whose `ttl` passed before it started (it is now `EXPIRED`)"),
     "run_finished": (
         409,
         "a start, heartbeat, complete or fail of a run that is already `COMPLETED` or `FAILED`, a"

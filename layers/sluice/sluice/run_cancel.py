@@ -47,6 +47,8 @@ def cancel_run(env: Environment, run_id: str) -> Run:
         prepared = prepared_entry(entry, entry.parsed_snapshot().body)
     except MalformedEntry:
         raise Conflict(f"Run {run_id} is already FAILED", code="run_finished") from None
+    if prepared.run.status == lifecycle.EXPIRED:
+        raise Conflict(f"Run {run_id} is already EXPIRED", code="run_finished")
     now = datetime.now(UTC)
     canceled = prepared.run.model_copy(
         update={"status": lifecycle.CANCELED, "canceledAt": now, "completedAt": now}

@@ -4,6 +4,7 @@ the run reaper treats a lease that lapsed as a crashed attempt.
     QUEUED | DELAYED --start--> EXECUTING --complete--> COMPLETED
                                     |--fail, or lease lapsed--> QUEUED (retry, re-sent) | FAILED
     QUEUED | DELAYED | EXECUTING --cancel--> CANCELED
+    QUEUED | DELAYED (never started) --ttl passed--> EXPIRED
 
 Every transition is one conditional ``UpdateItem`` on the run item, so two workers (or a worker
 and the reaper) can never both win. A lost condition is explained from the item the failure
@@ -26,7 +27,6 @@ of Sluice (its streams end then).
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 import secrets
@@ -49,13 +49,14 @@ from sluice.errors import Conflict, NotFound, Unprocessable, issues_from_pydanti
 logger = Logger(service="sluice", child=True)
 
 QUEUED, DELAYED, EXECUTING, COMPLETED, FAILED = "QUEUED", "DELAYED", "EXECUTING", "COMPLETED", "FAILED"
-CANCELED = "CANCELED"
-FINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELED})
+CANCELED, EXPIRED = "CANCELED", "EXPIRED"
+FINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELED, EXPIRED})
+TTL_INDEX = "TtlIndex"
 LEASE_INDEX = "LeaseIndex"
 # Heartbeats rewrite the index entry every third of a lease; spreading executing runs over a few
 # hash keys keeps that off a single index partition. The reaper queries each. A constant, not a
 # setting: a run in a shard the reaper no longer queries would never be reaped.
-LEASE_SHARDS = 16
+LEASE_SHARDS = store.INDEX_SHARDS
 WORKER_LOST = "WORKER_LOST"
 
 FinalListener = Callable[[Run], None]
@@ -71,7 +72,7 @@ _NAMES = {
     for name in (
         "orgId", "envId", "status", "attempt", "leaseToken", "leaseExpiresAt", "leaseShard", "startedAt",
         "completedAt", "output", "outputRef", "error", "delayUntil", "dispatchSeq", "dispatchPending",
-        "orgId", "canceledAt",
+        "orgId", "canceledAt", "ttlShard", "ttlAt", "expiredAt",
     )
 }  # fmt: skip
 _NAME_REF = re.compile(r"#\w+")
@@ -256,7 +257,7 @@ def _conflict(env: Environment, run_id: str, old: Mapping[str, Any] | None) -> E
 
 
 def lease_shard(run_id: str) -> str:
-    return f"lease#{int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16) % LEASE_SHARDS}"
+    return f"lease#{store.shard_number(run_id, LEASE_SHARDS)}"
 
 
 def start(env: Environment, run_id: str, body: StartBody) -> Lease:
@@ -287,10 +288,13 @@ def start(env: Environment, run_id: str, body: StartBody) -> Lease:
             run_id,
             "SET #status = :executing, #leaseToken = :token, #leaseExpiresAt = :exp, #leaseShard = :shard,"
             " #startedAt = if_not_exists(#startedAt, :now) ADD #attempt :one"
-            # The run reached a worker: the outbox's flag goes in this write (engine.store).
-            " REMOVE #dispatchPending",
+            # The run reached a worker: the outbox's flag goes in this write (engine.store); a
+            # started run's ttl no longer applies.
+            " REMOVE #dispatchPending, #ttlShard",
             "#orgId = :org AND #envId = :env AND #status IN (:queued, :delayed)"
-            " AND (attribute_not_exists(#delayUntil) OR #delayUntil <= :now)",
+            " AND (attribute_not_exists(#delayUntil) OR #delayUntil <= :now)"
+            # A run never started whose ttl passed expires instead (the ttl holds until a start).
+            " AND (attribute_not_exists(#ttlShard) OR #ttlAt > :now)",
             values,
         )
     except _Lost as lost:
@@ -303,6 +307,10 @@ def start(env: Environment, run_id: str, body: StartBody) -> Lease:
             # The same worker retrying a start whose answer it never saw: its lease, extended.
             lease = heartbeat(env, run_id, token)
             return Lease(payloads.load_offloaded(lease.run), token, lease.expires_at)
+        if _ttl_passed(old, now):
+            _expire(run_id, now)
+            message = f"Run {run_id} expired: its ttl passed before it started"
+            raise Conflict(message, code="run_expired") from None
         raise _start_conflict(env, run_id, old, now) from None
     run = store.run_from_item(item)
     logger.info("run.started", extra={"runId": run_id, "attempt": run.attempt})
@@ -520,8 +528,7 @@ def cancel(env: Environment, run_id: str) -> Run | None:
     """
     now = _now().isoformat()
     values = {
-        ":org": {"S": env.org_id},
-        ":env": {"S": env.env_id},
+        **_tenant(env.org_id, env.env_id),
         ":queued": {"S": QUEUED},
         ":delayed": {"S": DELAYED},
         ":executing": {"S": EXECUTING},
@@ -532,7 +539,7 @@ def cancel(env: Environment, run_id: str) -> Run | None:
         item = _update(
             run_id,
             "SET #status = :canceled, #canceledAt = :now, #completedAt = :now"
-            " REMOVE #leaseShard, #dispatchPending",
+            " REMOVE #leaseShard, #dispatchPending, #ttlShard",
             "#orgId = :org AND #envId = :env AND #status IN (:queued, :delayed, :executing)",
             values,
         )
@@ -540,7 +547,7 @@ def cancel(env: Environment, run_id: str) -> Run | None:
         old = lost.old
         if old is None:
             return None
-        if _s(old, "orgId") != env.org_id or _s(old, "envId") != env.env_id:
+        if not _owned(env, old):
             raise NotFound(f"Run {run_id} not found") from None
         status = _s(old, "status")
         if status == CANCELED:
@@ -552,17 +559,86 @@ def cancel(env: Environment, run_id: str) -> Run | None:
     return run
 
 
+# --- ttl -----------------------------------------------------------------------------------------
+def _ttl_passed(item: Mapping[str, Any] | None, now: datetime) -> bool:
+    ttl_at = _s(item, "ttlAt")
+    return (
+        item is not None
+        and "ttlShard" in item
+        and _s(item, "status") in (QUEUED, DELAYED)
+        and ttl_at is not None
+        and ttl_at <= now.isoformat()
+    )
+
+
+def _expire(run_id: str, now: datetime) -> Run | None:
+    """QUEUED | DELAYED, never started, ttl passed -> EXPIRED with one conditional write; the run,
+    or None when the condition failed (it started, was canceled, or expired already)."""
+    values = {":queued": {"S": QUEUED}, ":delayed": {"S": DELAYED}, ":expired": {"S": EXPIRED}}
+    values[":now"] = {"S": now.isoformat()}
+    try:
+        item = _update(
+            run_id,
+            "SET #status = :expired, #expiredAt = :now, #completedAt = :now"
+            " REMOVE #ttlShard, #dispatchPending",
+            "#status IN (:queued, :delayed) AND attribute_exists(#ttlShard) AND #ttlAt <= :now",
+            values,
+        )
+    except _Lost:
+        return None
+    run = store.run_from_item(item)
+    logger.info("run.expired", extra={"runId": run_id})
+    on_final(run)
+    return run
+
+
+def expire_due(now: datetime | None = None) -> int:
+    """Expire every run whose ttl passed before it started (the run reaper calls this); how many.
+
+    Each write is conditional on the run being still unstarted, so a start that races it wins or
+    loses whole: the run is EXECUTING or EXPIRED, never both.
+    """
+    now = now or _now()
+    expired = 0
+    limit = get_settings().run_reaper_max_runs
+    due = _index_due(
+        TTL_INDEX,
+        shard="ttlShard",
+        due="ttlAt",
+        prefix=store.TTL_SHARD,
+        now={"S": now.isoformat()},
+        limit=limit,
+    )
+    for run_id in due:
+        if _expire(run_id, now) is not None:
+            expired += 1
+    if expired:
+        logger.info("run_reaper.expired", extra={"expired": expired})
+    return expired
+
+
 # --- the reaper ----------------------------------------------------------------------------------
 def lapsed_leases(now: datetime, limit: int) -> Iterator[str]:
     """Ids of EXECUTING runs whose lease lapsed before ``now``, at most ``limit``."""
+    now_ms = {"N": _ms(now)}
+    return _index_due(
+        LEASE_INDEX, shard="leaseShard", due="leaseExpiresAt", prefix="lease", now=now_ms, limit=limit
+    )
+
+
+def _index_due(
+    index: str, *, shard: str, due: str, prefix: str, now: Mapping[str, str], limit: int
+) -> Iterator[str]:
+    """Ids in every shard (``<prefix>#<n>``) of a sparse ``index`` (hash ``shard``, range ``due``)
+    due at ``now``, at most ``limit``. Both sparse indexes shard as LeaseIndex does."""
     found = 0
     table = get_settings().runs_table
-    for shard in range(LEASE_SHARDS):
+    for number in range(LEASE_SHARDS):
         kwargs: dict[str, Any] = {
             "TableName": table,
-            "IndexName": LEASE_INDEX,
-            "KeyConditionExpression": "leaseShard = :shard AND leaseExpiresAt <= :now",
-            "ExpressionAttributeValues": {":shard": {"S": f"lease#{shard}"}, ":now": {"N": _ms(now)}},
+            "IndexName": index,
+            "KeyConditionExpression": f"{shard} = :shard AND {due} <= :now",
+            "ExpressionAttributeValues": {":shard": {"S": f"{prefix}#{number}"}, ":now": now},
         }
         while True:
             with aws.dynamodb_errors("run"):

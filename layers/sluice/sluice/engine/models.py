@@ -241,6 +241,7 @@ class Run(BaseModel):
     startedAt: datetime | None = None
     completedAt: datetime | None = None
     canceledAt: datetime | None = None
+    expiredAt: datetime | None = None
     output: Any = None
     outputRef: str | None = None
     # The keys of the run's realtime streams (sluice.streams.runs records each once), so a reader

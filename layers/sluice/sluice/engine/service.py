@@ -130,12 +130,19 @@ def prepare(
         else:
             pk = store.idempotency_pk(env.tenant, task_id, idempotency_key)
             key = (pk, math.ceil(key_expires.timestamp()))
+    status = "FAILED" if error else ("DELAYED" if delay_until and delay_until > created else "QUEUED")
+    # A buffered trigger replayed after its ttl passed never reaches the queue: it is made EXPIRED.
+    expired = (
+        status != "FAILED"
+        and body.options.ttl is not None
+        and created + parse_duration(body.options.ttl) <= now
+    )
     run = Run(
         id=run_id or new_run_id(),
         taskId=task_id,
         orgId=env.org_id,
         envId=env.env_id,
-        status="FAILED" if error else ("DELAYED" if delay_until and delay_until > created else "QUEUED"),
+        status=status,
         payload=body.payload,
         payloadRef=payload_ref,
         createdAt=created,
@@ -146,6 +153,8 @@ def prepare(
         batchIndex=batch[1] if batch else None,
         error=error,
     )
+    if expired:
+        run = run.model_copy(update={"status": "EXPIRED", "expiredAt": now, "completedAt": now})
     return PreparedRun(body=body, run=run, payload=encoded, key=key)
 
 

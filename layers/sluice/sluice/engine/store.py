@@ -25,8 +25,10 @@ The outbox rule (RunsTable's stream, NEW_AND_OLD_IMAGES, feeds the ``dispatcher`
 
 The worker lifecycle (``engine.lifecycle``) adds top-level ``attempt`` (N), ``leaseToken``,
 ``leaseExpiresAt`` (N, epoch ms), ``leaseShard`` (only while EXECUTING: the sparse ``LeaseIndex``
-the run reaper queries), ``startedAt``, ``completedAt``, ``canceledAt``, ``output`` (JSON) or
-``outputRef`` (S3 key) and ``error`` (JSON); like ``status``, each wins over ``doc``.
+the run reaper queries), ``ttlShard`` and ``ttlAt`` (a run with a ttl, until it starts: the
+sparse ``TtlIndex`` the expiry sweep queries), ``startedAt``, ``completedAt``, ``canceledAt``,
+``expiredAt``, ``output`` (JSON) or ``outputRef`` (S3 key) and ``error`` (JSON); like ``status``,
+each wins over ``doc``.
 
 The list indexes' attributes (``tenant``, ``tenantTask``, ``createdKey``, ``listDoc``, ...) are
 written with the run and never changed: ``engine.listing``.
@@ -51,6 +53,7 @@ from botocore.exceptions import ClientError
 from sluice import aws
 from sluice.aws import dynamodb_errors
 from sluice.config import get_settings
+from sluice.engine.durations import parse_duration
 from sluice.engine.listing import index_attributes
 from sluice.engine.models import Run, RunError
 from sluice.errors import ServiceUnavailable
@@ -61,6 +64,24 @@ TRANSACTION_ATTEMPTS = 8
 TRANSACTION_BACKOFF_S = 0.01
 
 
+TTL_SHARD = "ttl"
+# The hash keys of each sparse index (LeaseIndex, TtlIndex): a constant, not a setting, since a
+# run in a shard the sweeps no longer query would never be swept.
+INDEX_SHARDS = 16
+
+
+def shard_number(run_id: str, shards: int) -> int:
+    """A run's shard of a sparse index: spread so that no index partition takes every write."""
+    return int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16) % shards
+
+
+def ttl_shard(run_id: str) -> str:
+    """The hash key of the sparse ``TtlIndex`` (sorted by ``ttlAt``): a run with a ttl carries
+    it from its create until it starts, expires or is canceled; the run reaper queries each
+    shard."""
+    return f"{TTL_SHARD}#{shard_number(run_id, INDEX_SHARDS)}"
+
+
 def run_from_item(item: Mapping[str, Any]) -> Run:
     run = Run.model_validate_json(item["doc"]["S"])
     if "status" in item:
@@ -68,7 +89,7 @@ def run_from_item(item: Mapping[str, Any]) -> Run:
     # The worker lifecycle's attributes (sluice.engine.lifecycle writes them, one at a time).
     if "attempt" in item:
         run.attempt = int(item["attempt"]["N"])
-    for name in ("startedAt", "completedAt", "canceledAt"):
+    for name in ("startedAt", "completedAt", "canceledAt", "expiredAt"):
         if name in item:
             setattr(run, name, datetime.fromisoformat(item[name]["S"]))
     if "output" in item:
@@ -84,7 +105,7 @@ def run_from_item(item: Mapping[str, Any]) -> Run:
 
 def run_item(run: Run) -> dict[str, Any]:
     """The item of a new run; see the module docstring for the attributes."""
-    send = run.status not in ("FAILED", "CANCELED")  # a run created final is never sent
+    send = run.status not in ("FAILED", "CANCELED", "EXPIRED")  # a run created final is never sent
     item: dict[str, Any] = {
         "runId": {"S": run.id},
         "envId": {"S": run.envId},
@@ -100,6 +121,10 @@ def run_item(run: Run) -> dict[str, Any]:
     if run.delayUntil is not None:
         # In UTC: the lifecycle's start compares it with the time as strings, inside its condition.
         item["delayUntil"] = {"S": run.delayUntil.astimezone(UTC).isoformat()}
+    if run.ttl is not None and run.status in ("QUEUED", "DELAYED"):
+        ttl_at = run.createdAt + parse_duration(run.ttl)
+        item["ttlShard"] = {"S": ttl_shard(run.id)}
+        item["ttlAt"] = {"S": ttl_at.astimezone(UTC).isoformat(timespec="microseconds")}
     return item
 
 

@@ -105,7 +105,7 @@ def buffered_run(entry: BufferEntry) -> Run:
         run = prepared_entry(entry, entry.parsed_snapshot().body).run
     except (MalformedEntry, SluiceError):
         run = prepared_entry(entry, TriggerBody()).run
-    status = "FAILED" if entry.status == "FAILED" else "QUEUED"
+    status = "FAILED" if entry.status == "FAILED" else ("EXPIRED" if run.status == "EXPIRED" else "QUEUED")
     return run.model_copy(update={"status": status, "error": entry.lastError, "buffered": True})
 
 
