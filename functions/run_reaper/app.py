@@ -1,5 +1,6 @@
 """The run reaper, on a schedule: lapsed leases become a retry or FAILED (WORKER_LOST), and runs
-whose ttl passed before they started become EXPIRED."""
+whose ttl passed before they started become EXPIRED; runs delayed past SQS's ceiling are sent
+when they come within it."""
 
 from typing import Any
 
@@ -17,4 +18,4 @@ lifecycle.retry_listeners.append(lambda run: streams.fence_run_streams(run.id, r
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
-    return {**lifecycle.reap(), "expired": lifecycle.expire_due()}
+    return {**lifecycle.reap(), "expired": lifecycle.expire_due(), "released": lifecycle.release_due()}

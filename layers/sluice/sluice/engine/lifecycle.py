@@ -51,7 +51,7 @@ logger = Logger(service="sluice", child=True)
 QUEUED, DELAYED, EXECUTING, COMPLETED, FAILED = "QUEUED", "DELAYED", "EXECUTING", "COMPLETED", "FAILED"
 CANCELED, EXPIRED = "CANCELED", "EXPIRED"
 FINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELED, EXPIRED})
-TTL_INDEX = "TtlIndex"
+TTL_INDEX, DUE_INDEX = "TtlIndex", "DueIndex"
 LEASE_INDEX = "LeaseIndex"
 # Heartbeats rewrite the index entry every third of a lease; spreading executing runs over a few
 # hash keys keeps that off a single index partition. The reaper queries each. A constant, not a
@@ -72,7 +72,7 @@ _NAMES = {
     for name in (
         "orgId", "envId", "status", "attempt", "leaseToken", "leaseExpiresAt", "leaseShard", "startedAt",
         "completedAt", "output", "outputRef", "error", "delayUntil", "dispatchSeq", "dispatchPending",
-        "orgId", "canceledAt", "ttlShard", "ttlAt", "expiredAt",
+        "orgId", "canceledAt", "ttlShard", "ttlAt", "expiredAt", "dueShard", "dueAt",
     )
 }  # fmt: skip
 _NAME_REF = re.compile(r"#\w+")
@@ -539,7 +539,7 @@ def cancel(env: Environment, run_id: str) -> Run | None:
         item = _update(
             run_id,
             "SET #status = :canceled, #canceledAt = :now, #completedAt = :now"
-            " REMOVE #leaseShard, #dispatchPending, #ttlShard",
+            " REMOVE #leaseShard, #dispatchPending, #ttlShard, #dueShard",
             "#orgId = :org AND #envId = :env AND #status IN (:queued, :delayed, :executing)",
             values,
         )
@@ -580,7 +580,7 @@ def _expire(run_id: str, now: datetime) -> Run | None:
         item = _update(
             run_id,
             "SET #status = :expired, #expiredAt = :now, #completedAt = :now"
-            " REMOVE #ttlShard, #dispatchPending",
+            " REMOVE #ttlShard, #dispatchPending, #dueShard",
             "#status IN (:queued, :delayed) AND attribute_exists(#ttlShard) AND #ttlAt <= :now",
             values,
         )
@@ -615,6 +615,43 @@ def expire_due(now: datetime | None = None) -> int:
     if expired:
         logger.info("run_reaper.expired", extra={"expired": expired})
     return expired
+
+
+# --- long delays ---------------------------------------------------------------------------------
+def release_due(now: datetime | None = None) -> int:
+    """Send every parked run whose ``dueAt`` passed (the run reaper calls this); how many.
+
+    One conditional write each raises ``dispatchSeq`` (the outbox rule of ``engine.store``) and
+    leaves ``DueIndex``, so a run is released once however many sweeps overlap, and a run
+    canceled or expired meanwhile (which left the index) is never sent.
+    """
+    now = now or _now()
+    released = 0
+    limit = get_settings().run_reaper_max_runs
+    due = _index_due(
+        DUE_INDEX,
+        shard="dueShard",
+        due="dueAt",
+        prefix=store.DUE_SHARD,
+        now={"S": now.isoformat()},
+        limit=limit,
+    )
+    values: dict[str, Any] = {":queued": {"S": QUEUED}, ":delayed": {"S": DELAYED}, ":one": {"N": "1"}}
+    values[":yes"] = {"BOOL": True}
+    for run_id in due:
+        try:
+            _update(
+                run_id,
+                "SET #dispatchPending = :yes ADD #dispatchSeq :one REMOVE #dueShard",
+                "attribute_exists(#dueShard) AND #status IN (:queued, :delayed)",
+                values,
+            )
+        except _Lost:
+            continue
+        released += 1
+    if released:
+        logger.info("run_reaper.released", extra={"released": released})
+    return released
 
 
 # --- the reaper ----------------------------------------------------------------------------------
