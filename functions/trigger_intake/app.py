@@ -1,4 +1,5 @@
-"""Trigger intake: POST /api/v1/tasks/{taskId}/trigger, GET /api/v1/runs/{runId} and GET /api/v1/runs."""
+"""Trigger intake: POST /api/v1/tasks/{taskId}/trigger, GET /api/v1/runs/{runId}, GET /api/v1/runs and
+POST /api/v1/runs/{runId}/replay."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -6,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import triggers
+from sluice import engine, triggers
 from sluice.api import (
     Param,
     current_environment,
@@ -75,6 +76,12 @@ def list_runs() -> Response[Any]:
     query = app.current_event.query_string_parameters or {}
     run_filter, page = listing.parse_list_query(query, datetime.now(UTC))
     return json_response(200, listing.list_runs(env, run_filter, page).to_api())
+
+
+@app.post("/api/v1/runs/<run_id>/replay", **route_docs(errors=("not_found",)))
+def replay(run_id: str) -> Response[Any]:
+    env = current_environment(app)
+    return json_response(200, {"id": engine.replay(env, run_id).id})
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -87,3 +87,20 @@ def test_another_tenants_run_and_an_unknown_run_are_404(api: Any) -> None:
         assert (answer.status, answer.json()["code"]) == (404, "not_found")
     assert cancel(api, "run_nosuchrun").status == 404
     assert api.get(run_id)["status"] == "QUEUED"
+
+
+def test_replay_makes_a_new_run_with_the_payload_and_options(api: Any) -> None:
+    options = {"tags": ["a"], "queue": "emails", "maxAttempts": 2, "metadata": {"m": 1}, "ttl": "1h"}
+    run_id = api.trigger({"to": "x"}, idempotencyKey="k", delay="1s", **options)
+    assert cancel(api, run_id).status == 200
+
+    answer = api.call("POST", f"/api/v1/runs/{run_id}/replay", headers=api.tenant.headers)
+
+    assert answer.status == 200, answer.body
+    replayed = api.get(answer.json()["id"])
+    assert replayed["id"] != run_id and replayed["status"] == "QUEUED"
+    shown = {k: replayed[k] for k in ("payload", "tags", "queue", "maxAttempts", "metadata", "ttl")}
+    assert shown == {"payload": {"to": "x"}, **options}
+    assert (replayed["idempotencyKey"], replayed["delayUntil"]) == (None, None)
+    other = make_tenant("org_b", api.tenant.env.env_id)
+    assert api.call("POST", f"/api/v1/runs/{run_id}/replay", headers=other.headers).status == 404
