@@ -17,12 +17,16 @@ from sluice.api import (
     route_docs,
 )
 from sluice.engine import lifecycle
+from sluice.sessions import realtime
 
 app = make_resolver()
 # A run that finishes ends its streams: their readers get `event: end`.
 lifecycle.final_listeners.append(lambda run: streams.close_run_streams(run.id))
 # A retried attempt's worker may still be alive: its stream writes are refused from now on.
 lifecycle.retry_listeners.append(lambda run: streams.fence_run_streams(run.id, run.attempt + 1))
+# A session's run that ends an attempt (any way) can no longer write the session's out channel.
+lifecycle.final_listeners.append(realtime.fence_session_out)
+lifecycle.retry_listeners.append(realtime.fence_session_out)
 
 
 # What every lifecycle call can answer; the lease-holding calls add theirs.

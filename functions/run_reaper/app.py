@@ -9,11 +9,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from sluice import streams
 from sluice.api import logger
 from sluice.engine import lifecycle
+from sluice.sessions import realtime
 
 # A run the reaper fails for good ends its streams, as one a worker finishes does.
 lifecycle.final_listeners.append(lambda run: streams.close_run_streams(run.id))
 # A retried attempt's worker may still be alive: its stream writes are refused from now on.
 lifecycle.retry_listeners.append(lambda run: streams.fence_run_streams(run.id, run.attempt + 1))
+# A session's run that ends an attempt (any way) can no longer write the session's out channel.
+lifecycle.final_listeners.append(realtime.fence_session_out)
+lifecycle.retry_listeners.append(realtime.fence_session_out)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -59,13 +59,16 @@ LEASE_TOKEN = Param(
 )
 CLOSE_ERRORS = ("invalid_stream_key", *TOKEN_ERRORS)
 READ_ERRORS = ("invalid_stream_key", "invalid_last_event_id", *TOKEN_ERRORS, "not_found")
-CHANNEL_MINT_ERRORS = ("session_not_found", "channel_not_found", "secret_key_required", "session_closed")
+CHANNEL_MINT_ERRORS = (
+    "session_not_found", "channel_not_found", "secret_key_required", "session_closed", "stale_lease",
+)  # fmt: skip
 CHANNEL_APPEND_ERRORS = (
     "session_not_found",
     "channel_not_found",
     *TOKEN_ERRORS,
     *BODY_ERRORS,
     "session_closed",
+    "stale_lease",
 )
 CHANNEL_READ_ERRORS = ("session_not_found", "channel_not_found", "invalid_last_event_id", *TOKEN_ERRORS)
 
@@ -215,12 +218,15 @@ def read_bearer() -> str:
 
 @app.put(
     "/realtime/v1/sessions/<session>/<io>",
-    **route_docs(ok_model=streams.MintAnswer, errors=CHANNEL_MINT_ERRORS),
+    **route_docs(ok_model=streams.MintAnswer, params=(LEASE_TOKEN,), errors=CHANNEL_MINT_ERRORS),
 )
 def mint_channel(session: str, io: str) -> Response[Any]:
     env = current_environment(app)
     api_key = bearer_token(app.current_event.headers)
-    credentials = realtime.mint(env, api_key, session, io, api_base=public_base_url(app))
+    lease_token = app.current_event.headers.get("x-lease-token") or None
+    credentials = realtime.mint(
+        env, api_key, session, io, api_base=public_base_url(app), lease_token=lease_token
+    )
     return json_response(200, credentials.to_api())
 
 
