@@ -9,7 +9,6 @@ from typing import Any
 import httpx
 import pytest
 
-from sluice.config import reload_settings
 from sluice.engine import store as run_store
 from sluice.errors import ServiceUnavailable
 from sluice.sessions import runs, table
@@ -462,11 +461,8 @@ def _run_call(sessions_api: SessionsApi, run_id: str, action: str, body: dict[st
 
 
 def test_a_retried_attempt_of_the_sessions_run_can_no_longer_write_out(
-    sessions_api: SessionsApi, monkeypatch: pytest.MonkeyPatch
+    sessions_api: SessionsApi, retry_at_once: None
 ) -> None:
-    monkeypatch.setenv("SLUICE_RUN_RETRY_MIN_DELAY_MS", "0")
-    monkeypatch.setenv("SLUICE_RUN_RETRY_MAX_DELAY_MS", "0")
-    reload_settings()
     session = sessions_api.new(externalId="fenced")
     run_id = session["currentRunId"]
     assert _run_call(sessions_api, run_id, "start", {"leaseToken": "lease-one-" + "x" * 8}).status == 200

@@ -6,10 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from unittest.mock import patch
 
-import pytest
-
 from devstack.handlers import context_for, load_handler
-from sluice.config import reload_settings
 from sluice.engine import lifecycle
 from tests.unit.streams.conftest import StreamsApi, new_run, parse_sse
 
@@ -77,11 +74,8 @@ def _data(api: StreamsApi, run_id: str) -> list[object]:
 
 
 def test_a_retried_attempts_appends_are_refused_and_the_next_attempt_writes(
-    api: StreamsApi, monkeypatch: pytest.MonkeyPatch
+    api: StreamsApi, retry_at_once: None
 ) -> None:
-    monkeypatch.setenv("SLUICE_RUN_RETRY_MIN_DELAY_MS", "0")
-    monkeypatch.setenv("SLUICE_RUN_RETRY_MAX_DELAY_MS", "0")
-    reload_settings()
     run_id = new_run(api.tenant)
     first_lease = _start(api, run_id)
     first = _leased_token(api, run_id, first_lease)
@@ -112,11 +106,8 @@ def test_the_reapers_retry_fences_the_lost_workers_streams(api: StreamsApi) -> N
 
 
 def test_a_mint_with_a_lease_that_is_not_current_is_409_and_a_newer_attempts_mint_fences_the_older(
-    api: StreamsApi, monkeypatch: pytest.MonkeyPatch
+    api: StreamsApi, retry_at_once: None
 ) -> None:
-    monkeypatch.setenv("SLUICE_RUN_RETRY_MIN_DELAY_MS", "0")
-    monkeypatch.setenv("SLUICE_RUN_RETRY_MAX_DELAY_MS", "0")
-    reload_settings()
     run_id = new_run(api.tenant)
     first_lease = _start(api, run_id)
     old = _leased_token(api, run_id, first_lease, "logs")  # "logs" is fenced only by the next mint
