@@ -59,7 +59,7 @@ from devstack.template import REGION, Stack
 from devstack.testing.launcher import LOG_TAIL, stop_shared_devstack
 from devstack.testing.queues import decode_bodies, receive_all
 from sluice.auth import Environment, clear_auth_cache, provision_key
-from sluice.config import get_settings
+from sluice.config import get_settings, reload_settings
 from sluice.redis import reset_redis
 from tests.devstack_fixtures import SHARED_DEVSTACK, devstack, devstack_factory, lifecycle_devstack
 
@@ -408,3 +408,11 @@ def call_api(aws: AwsStack) -> Any:
         raise AssertionError(f"no route for {method} {raw_path}")
 
     return call
+
+
+@pytest.fixture
+def retry_at_once(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed attempt's retry is due at once (no backoff), so the next start needs no clock."""
+    monkeypatch.setenv("SLUICE_RUN_RETRY_MIN_DELAY_MS", "0")
+    monkeypatch.setenv("SLUICE_RUN_RETRY_MAX_DELAY_MS", "0")
+    reload_settings()

@@ -1,11 +1,12 @@
-"""Run lifecycle for workers: POST /api/v1/runs/{runId}/start|heartbeat|complete|fail."""
+"""Run lifecycle for workers: POST /api/v1/runs/{runId}/start|heartbeat|complete|fail; and
+POST /api/v2/runs/{runId}/cancel."""
 
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import streams
+from sluice import run_cancel, streams
 from sluice.api import (
     current_environment,
     json_body,
@@ -16,19 +17,25 @@ from sluice.api import (
     route_docs,
 )
 from sluice.engine import lifecycle
+from sluice.sessions import realtime
 
 app = make_resolver()
 # A run that finishes ends its streams: their readers get `event: end`.
 lifecycle.final_listeners.append(lambda run: streams.close_run_streams(run.id))
+# A retried attempt's worker may still be alive: its stream writes are refused from now on.
+lifecycle.retry_listeners.append(lambda run: streams.fence_run_streams(run.id, run.attempt + 1))
+# A session's run that ends an attempt (any way) can no longer write the session's out channel.
+lifecycle.final_listeners.append(realtime.fence_session_out)
+lifecycle.retry_listeners.append(realtime.fence_session_out)
 
 
 # What every lifecycle call can answer; the lease-holding calls add theirs.
 BODY_ERRORS = ("invalid_encoding", "invalid_body", "invalid_request", "not_found", "run_finished")
-LEASE_ERRORS = (*BODY_ERRORS, "stale_lease")
+LEASE_ERRORS = (*BODY_ERRORS, "stale_lease", "run_canceled")
 START_DOCS = route_docs(
     body=lifecycle.StartBody,
     body_required=False,  # a start may bring no body
-    errors=(*BODY_ERRORS, "run_already_started", "run_not_due", "run_not_startable"),
+    errors=(*BODY_ERRORS, "run_already_started", "run_not_due", "run_not_startable", "run_expired"),
 )
 
 
@@ -65,6 +72,12 @@ def fail(run_id: str) -> Response[Any]:
     env = current_environment(app)
     body = lifecycle.parse_body(lifecycle.FailBody, json_body(app))
     return json_response(200, lifecycle.fail(env, run_id, body).to_api())
+
+
+@app.post("/api/v2/runs/<run_id>/cancel", **route_docs(errors=("not_found", "run_finished")))
+def cancel(run_id: str) -> Response[Any]:
+    env = current_environment(app)
+    return json_response(200, {"id": run_cancel.cancel_run(env, run_id).id})
 
 
 @logger.inject_lambda_context(clear_state=True)

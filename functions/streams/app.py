@@ -49,17 +49,26 @@ BODY_ERRORS = (
 )
 # A run stream's mint for a finished run answers run_finished as a 400, which the catalogue lists
 # at 409 (the run lifecycle's status), so this route cannot document it.
-MINT_ERRORS = ("invalid_stream_key", "not_found", "too_many_streams")
-APPEND_ERRORS = ("invalid_stream_key", *TOKEN_ERRORS, *BODY_ERRORS, "stream_closed")
+MINT_ERRORS = ("invalid_stream_key", "not_found", "too_many_streams", "stale_lease")
+APPEND_ERRORS = ("invalid_stream_key", *TOKEN_ERRORS, *BODY_ERRORS, "stream_closed", "stale_lease")
+LEASE_TOKEN = Param(
+    "X-Lease-Token",
+    "header",
+    "A worker's lease token: the stream token then writes for that attempt only, and is refused"
+    " once the attempt is retried or a later attempt mints",
+)
 CLOSE_ERRORS = ("invalid_stream_key", *TOKEN_ERRORS)
 READ_ERRORS = ("invalid_stream_key", "invalid_last_event_id", *TOKEN_ERRORS, "not_found")
-CHANNEL_MINT_ERRORS = ("session_not_found", "channel_not_found", "secret_key_required", "session_closed")
+CHANNEL_MINT_ERRORS = (
+    "session_not_found", "channel_not_found", "secret_key_required", "session_closed", "stale_lease",
+)  # fmt: skip
 CHANNEL_APPEND_ERRORS = (
     "session_not_found",
     "channel_not_found",
     *TOKEN_ERRORS,
     *BODY_ERRORS,
     "session_closed",
+    "stale_lease",
 )
 CHANNEL_READ_ERRORS = ("session_not_found", "channel_not_found", "invalid_last_event_id", *TOKEN_ERRORS)
 
@@ -122,11 +131,14 @@ def records_docs(errors: tuple[str, ...], params: tuple[Param, ...] = ()) -> dic
 
 @app.put(
     "/realtime/v1/streams/<run_id>/<key>",
-    **route_docs(ok_model=streams.MintAnswer, params=(KEY,), errors=MINT_ERRORS),
+    **route_docs(ok_model=streams.MintAnswer, params=(KEY, LEASE_TOKEN), errors=MINT_ERRORS),
 )
 def mint(run_id: str, key: str) -> Response[Any]:
     env = current_environment(app)
-    credentials = streams.mint(env, run_stream(run_id, key), api_base=public_base_url(app))
+    lease_token = app.current_event.headers.get("x-lease-token") or None
+    credentials = streams.mint(
+        env, run_stream(run_id, key), api_base=public_base_url(app), lease_token=lease_token
+    )
     return json_response(200, credentials.to_api())
 
 
@@ -206,12 +218,15 @@ def read_bearer() -> str:
 
 @app.put(
     "/realtime/v1/sessions/<session>/<io>",
-    **route_docs(ok_model=streams.MintAnswer, errors=CHANNEL_MINT_ERRORS),
+    **route_docs(ok_model=streams.MintAnswer, params=(LEASE_TOKEN,), errors=CHANNEL_MINT_ERRORS),
 )
 def mint_channel(session: str, io: str) -> Response[Any]:
     env = current_environment(app)
     api_key = bearer_token(app.current_event.headers)
-    credentials = realtime.mint(env, api_key, session, io, api_base=public_base_url(app))
+    lease_token = app.current_event.headers.get("x-lease-token") or None
+    credentials = realtime.mint(
+        env, api_key, session, io, api_base=public_base_url(app), lease_token=lease_token
+    )
     return json_response(200, credentials.to_api())
 
 

@@ -1,13 +1,23 @@
-"""Trigger intake: POST /api/v1/tasks/{taskId}/trigger and GET /api/v1/runs/{runId}."""
+"""Trigger intake: POST /api/v1/tasks/{taskId}/trigger, GET /api/v1/runs/{runId}, GET /api/v1/runs and
+POST /api/v1/runs/{runId}/replay."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import triggers
-from sluice.api import current_environment, json_body, json_response, logger, make_resolver, route_docs
-from sluice.engine import TriggerBody, parse_task_id
+from sluice import engine, triggers
+from sluice.api import (
+    Param,
+    current_environment,
+    json_body,
+    json_response,
+    logger,
+    make_resolver,
+    route_docs,
+)
+from sluice.engine import TriggerBody, listing, parse_task_id
 
 app = make_resolver()
 
@@ -37,6 +47,41 @@ def trigger(task_id: str) -> Response[Any]:
 def get_run(run_id: str) -> Response[Any]:
     env = current_environment(app)
     return json_response(200, triggers.read_run(env, run_id))
+
+
+LIST_ERRORS = ("invalid_status", "invalid_filter", "invalid_limit", "invalid_cursor")
+LIST_PARAMS = (
+    Param("filter[status]", "query", "Statuses, comma-separated (any of them)"),
+    Param("filter[taskIdentifier]", "query", "Task ids, comma-separated (any of them)"),
+    Param("filter[tag]", "query", "Tags, comma-separated (runs with any of them)"),
+    Param("filter[batch]", "query", "A batch id (also as filter[batchId])"),
+    Param("filter[idempotencyKey]", "query", "An idempotency key"),
+    Param("filter[createdAt][from]", "query", "Created at or after this ISO-8601 time"),
+    Param("filter[createdAt][to]", "query", "Created at or before this ISO-8601 time"),
+    Param("filter[createdAt][period]", "query", "Created within this duration of now, e.g. 1d"),
+    Param("page[size]", "query", "Runs a page, 1-100 (default 25)"),
+    Param("page[after]", "query", "The `pagination.next` of the previous page"),
+    Param("page[before]", "query", "The `pagination.previous` of the next page"),
+)
+
+
+@app.get(
+    "/api/v1/runs",
+    **route_docs(
+        params=LIST_PARAMS, errors=("invalid_status", "invalid_filter", "invalid_limit", "invalid_cursor")
+    ),
+)
+def list_runs() -> Response[Any]:
+    env = current_environment(app)
+    query = app.current_event.query_string_parameters or {}
+    run_filter, page = listing.parse_list_query(query, datetime.now(UTC))
+    return json_response(200, listing.list_runs(env, run_filter, page).to_api())
+
+
+@app.post("/api/v1/runs/<run_id>/replay", **route_docs(errors=("not_found",)))
+def replay(run_id: str) -> Response[Any]:
+    env = current_environment(app)
+    return json_response(200, {"id": engine.replay(env, run_id).id})
 
 
 @logger.inject_lambda_context(clear_state=True)

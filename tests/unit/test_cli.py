@@ -392,3 +392,29 @@ def test_a_rate_limited_upload_says_how_long_it_waits(api: Api, tmp_path: Path) 
     assert done.exit_code == 0, done.output
     assert "items.ndjson: waiting 20s to retry (the API is rate limiting or busy)" in done.stderr
     assert json.loads(done.stdout)["sealed"] is True
+
+
+def test_runs_list_sends_the_filters_and_prints_the_page(api: Api) -> None:
+    page = {"data": [{"id": "run_1"}], "pagination": {"next": "c2"}}
+    api.respond = lambda r: httpx.Response(200, json=page)
+
+    done = sluice(
+        *FLAGS, "runs", "list", "--status", "QUEUED,DELAYED", "--tag", "vip", "--limit", "5", "--after", "c1"
+    )
+
+    assert done.exit_code == 0 and json.loads(done.stdout) == page
+    query = dict(api.requests[0].url.params)
+    assert (api.requests[0].url.path, query) == (
+        "/api/v1/runs",
+        {"filter[status]": "QUEUED,DELAYED", "filter[tag]": "vip", "page[size]": "5", "page[after]": "c1"},
+    )
+
+
+def test_runs_cancel_and_replay_post_to_their_routes(api: Api) -> None:
+    api.respond = lambda r: httpx.Response(200, json={"id": "run_9"})
+    assert sluice(*FLAGS, "runs", "cancel", "run_9").exit_code == 0
+    assert sluice(*FLAGS, "runs", "replay", "run_9").exit_code == 0
+    assert [(r.method, r.url.path) for r in api.requests] == [
+        ("POST", "/api/v2/runs/run_9/cancel"),
+        ("POST", "/api/v1/runs/run_9/replay"),
+    ]

@@ -180,3 +180,36 @@ def test_a_run_not_due_is_hidden_until_it_is(aws: AwsStack, client: Sluice) -> N
     assert client.runs.retrieve(run_id)["status"] == "DELAYED"
     assert aws.receive_all("RunQueue") == []  # hidden for the hour, not deleted
     assert _queue_depth(aws) >= 1
+
+
+def test_a_run_canceled_while_it_executes_sets_cancelled_and_is_not_reported(
+    aws: AwsStack, client: Sluice, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLUICE_RUN_LEASE_S", "1")  # heartbeats every ~0.33 s
+    reload_settings()
+    seen: list[bool] = []
+
+    def long(task: TaskRun) -> str:
+        client.runs.cancel(task.id)  # as a user would, from elsewhere
+        seen.append(task.cancelled.wait(timeout=10))  # the handler watches and stops early
+        return "finished anyway"
+
+    run_id = client.trigger("long").id
+    worker = _worker(aws, client, {"long": long})
+
+    assert [worker.process(m) for m in _messages(aws)] == ["canceled"]
+    assert seen == [True]
+    run = client.runs.retrieve(run_id)
+    assert (run["status"], run["output"]) == ("CANCELED", None)
+    assert _queue_depth(aws) == 0
+
+
+def test_the_sdk_lists_cancels_and_replays_runs(aws: AwsStack, client: Sluice) -> None:
+    made = [client.trigger("echo", {"n": n}, tags=["t"] if n % 2 else []).id for n in range(5)]
+
+    assert [r["id"] for r in client.runs.iterate(page_size=2)] == made[::-1]
+    assert [r["id"] for r in client.runs.list(tag=["t", "nope"])["data"]] == [made[3], made[1]]
+    assert client.runs.cancel(made[0]) == {"id": made[0]}
+    assert [r["id"] for r in client.runs.list(status="CANCELED")["data"]] == [made[0]]
+    replayed = client.runs.replay(made[0])["id"]
+    assert client.runs.retrieve(replayed)["payload"] == {"n": 0}

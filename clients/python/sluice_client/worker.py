@@ -12,6 +12,10 @@ over: completed, failed, a retry scheduled (the retry is a message of its own), 
 not this worker's to start (started elsewhere, finished, unknown). A run that is not due yet is
 hidden until it is. A worker that dies leaves its lease to lapse, and the run reaper retries it.
 
+A run canceled while it executes (or whose lease was lost) is learnt at the next heartbeat:
+``TaskRun.cancelled`` is set, for the handler to watch and stop cooperatively; its result is then
+not reported (the server would refuse it) and the attempt ends ``canceled`` (or ``lost``).
+
 Long polling and visibility are boto3's SQS calls; what is written here is only the glue
 between a message and the lifecycle routes.
 """
@@ -24,7 +28,7 @@ import secrets
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -43,7 +47,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Outcome = Literal["completed", "retrying", "failed", "skipped", "deferred", "lost", "unreported"]
+Outcome = Literal["completed", "retrying", "failed", "skipped", "deferred", "lost", "unreported", "canceled"]
 SQS_MAX_VISIBILITY_S = 43_200  # 12 hours, SQS's ceiling
 
 
@@ -53,13 +57,18 @@ class NonRetryableError(Exception):
 
 @dataclass(frozen=True)
 class TaskRun:
-    """What a handler gets: the run's id, task, attempt (1-based) and payload, and the whole run."""
+    """What a handler gets: the run's id, task, attempt (1-based) and payload, and the whole run.
+    ``cancelled`` is set when the attempt is over without it (the run was canceled, or its lease
+    lost): a long handler checks it (or waits on it) and returns early."""
 
     id: str
     task_id: str
     attempt: int
     payload: Any
     run: Mapping[str, Any]
+    cancelled: threading.Event = field(default_factory=threading.Event, compare=False)
+    # Why ``cancelled`` was set: "canceled" (by the API) or "lost" (the lease lapsed).
+    cancel_reason: list[str] = field(default_factory=list, compare=False)
 
 
 Handler = Callable[[TaskRun], Any]
@@ -141,7 +150,7 @@ class Worker:
         lease_s = (datetime.fromisoformat(lease["leaseExpiresAt"]) - datetime.now(UTC)).total_seconds()
         done = threading.Event()
         keeper = threading.Thread(
-            target=self._keep_alive, args=(message, run_id, token, max(lease_s, 1.0), done), daemon=True
+            target=self._keep_alive, args=(message, task, token, max(lease_s, 1.0), done), daemon=True
         )
         keeper.start()
         try:
@@ -162,9 +171,13 @@ class Worker:
             output = handler(task)
             json.dumps(output)
         except Exception as exc:  # a task's failure of any kind (or output that is not JSON) fails the run
+            if task.cancelled.is_set():
+                return "canceled" if "canceled" in task.cancel_reason else "lost"
             retry = not isinstance(exc, NonRetryableError)
             error = {"code": type(exc).__name__[:128], "message": str(exc)[:8192]}
             return self._send(lambda: self.client.runs.fail(task.id, token, error, retry=retry))
+        if task.cancelled.is_set():
+            return "canceled" if "canceled" in task.cancel_reason else "lost"
         return self._send(lambda: self.client.runs.complete(task.id, token, output))
 
     @staticmethod
@@ -184,19 +197,23 @@ class Worker:
     def _keep_alive(
         self,
         message: Mapping[str, Any],
-        run_id: str,
+        task: TaskRun,
         token: str,
         lease_s: float,
         done: threading.Event,
     ) -> None:
         """Heartbeat at a third of the lease, and keep the message hidden for two leases."""
+        run_id = task.id
         while not done.wait(lease_s / 3):
             try:
                 self.client.runs.heartbeat(run_id, token)
-            except (ConflictError, NotFoundError):
-                # The lease is gone (the reaper retried the run): the handler's result will be
-                # refused too, and the run's new attempt has a message of its own.
-                logger.warning("worker.lease_lost", extra={"runId": run_id})
+            except (ConflictError, NotFoundError) as exc:
+                # Canceled, or the lease is gone (the reaper retried the run): the handler's result
+                # would be refused, and a retry has a message of its own. Tell the handler.
+                canceled = isinstance(exc, ConflictError) and exc.code == "run_canceled"
+                task.cancel_reason.append("canceled" if canceled else "lost")
+                task.cancelled.set()
+                logger.warning("worker.attempt_cancelled", extra={"runId": run_id, "canceled": canceled})
                 return
             except (ApiError, ApiConnectionError) as exc:
                 logger.warning("worker.heartbeat_failed", extra={"runId": run_id, "error": str(exc)})

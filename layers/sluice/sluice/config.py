@@ -29,14 +29,17 @@ RUN_ERROR_CODE_MAX_CHARS = 128  # a worker's failure: POST /api/v1/runs/{id}/fai
 RUN_ERROR_MESSAGE_MAX_CHARS = 8192
 # One tag in the run's JSON (quotes and comma included), and in the session's string set as well.
 _TAG_MAX_BYTES = TAG_MAX_CHARS * JSON_CHAR_MAX_BYTES + 3
+# The tags again, as the list indexes' ``tags`` list (raw UTF-8: 4 bytes a character, 1 an element).
+_LISTED_TAG_MAX_BYTES = TAG_MAX_CHARS * 4 + 1
 # A stream key in the run's string set: raw UTF-8, at most 4 bytes a character.
 _STREAM_KEY_MAX_BYTES = STREAM_KEY_MAX_CHARS * 4
 # A failed attempt's error as the run stores it (JSON, with its two field names).
 _RUN_ERROR_MAX_BYTES = (RUN_ERROR_CODE_MAX_CHARS + RUN_ERROR_MESSAGE_MAX_CHARS) * JSON_CHAR_MAX_BYTES + 32
 # Everything else a run item holds, each at its limit with every character the costliest: the task
 # id (256 characters, in the document and as an attribute), concurrencyKey (1024), queue (256),
-# parentRunId (256), ttl (64), ids, timestamps, status, the lease, the attribute and field names.
-# tests/unit/engine/test_run_item_budget.py builds that run and weighs it: about 11 KiB.
+# parentRunId (256), ttl (64), ids, timestamps, status, the lease, the list indexes' keys and
+# summary (engine.listing), the attribute and field names.
+# tests/unit/engine/test_run_item_budget.py builds that run and weighs it: about 12 KiB.
 RUN_ITEM_OTHER_BYTES = 16 * KIB
 # The same for a session item: externalId (256), type and taskId (128 each), the trigger
 # config's concurrencyKey (1024) and queue (256), ids, timestamps and names: about 8 KiB.
@@ -281,7 +284,7 @@ class Settings(BaseModel):
             + max(self.run_output_offload_bytes, _RUN_ERROR_MAX_BYTES)
             + self.max_metadata_bytes
             + self.max_streams_per_run * _STREAM_KEY_MAX_BYTES
-            + self.max_tags * _TAG_MAX_BYTES
+            + self.max_tags * (_TAG_MAX_BYTES + _LISTED_TAG_MAX_BYTES)
             + self.idempotency_key_max_chars * JSON_CHAR_MAX_BYTES
             + RUN_ITEM_OTHER_BYTES
         )

@@ -34,11 +34,24 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         "a `Last-Event-ID` (or `?lastEventId=`, `?after=`) that is not a stream entry id such as"
         " `1700000000000-0` (each part at most 19 digits, so Redis can hold it)",
     ),
-    "invalid_limit": (400, "a sessions list `limit` that is not a whole number from 1 to 100"),
-    "invalid_status": (400, "a sessions list `status` other than `ACTIVE` or `CLOSED`"),
+    "invalid_limit": (
+        400,
+        "a sessions list `limit` or a runs list `page[size]` that is not a whole number from 1 to 100",
+    ),
+    "invalid_status": (
+        400,
+        "a sessions list `status` other than `ACTIVE` or `CLOSED`, or a runs list `filter[status]`"
+        " naming no run status",
+    ),
+    "invalid_filter": (
+        400,
+        "a runs list `filter[createdAt][from]` or `[to]` that is not an ISO-8601 time, or a"
+        " `[period]` that is not a duration",
+    ),
     "invalid_cursor": (
         400,
-        "a sessions list `cursor` this list did not return (of another environment or filter)",
+        "a sessions list `cursor` or a runs list `page[after]`/`page[before]` this list did not return"
+        " (of another environment or filter), or both of the latter",
     ),
     "bad_request": (400, "any other malformed request"),
     "unauthorized": (401, "no `Bearer` key, or an unknown key"),
@@ -69,12 +82,19 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "stale_lease": (
         409,
         "a heartbeat, complete or fail whose lease token is no longer the run's current attempt;"
-        " nothing changed",
+        " nothing changed (also a stream mint with such an `X-Lease-Token`, and an append with a"
+        " token minted for an attempt that was retried or followed by another)",
     ),
+    "run_canceled": (
+        409,
+        "a heartbeat, complete or fail of an attempt whose run was canceled: stop the attempt",
+    ),
+    "run_expired": (409, "a start of a run whose `ttl` passed before it started (it is now `EXPIRED`)"),
     "run_finished": (
         409,
-        "a start, heartbeat, complete or fail of a run that is already `COMPLETED` or `FAILED`"
-        " (a stream mint for such a run answers this code with 400)",
+        "a start, heartbeat, complete or fail of a run that is already `COMPLETED` or `FAILED`, a"
+        " start of a `CANCELED` run, or a cancel of a `COMPLETED` or `FAILED` run (a stream mint"
+        " for a finished run answers this code with 400)",
     ),
     "too_many_streams": (
         409,

@@ -22,13 +22,15 @@ def _route_rows() -> dict[str, str]:
 def test_every_lifecycle_route_of_the_template_is_in_the_route_table() -> None:
     spec = Stack().function("run_lifecycle")
     routes = {f"{e.properties['Method']} {e.properties['Path']}" for e in spec.events if e.type == "HttpApi"}
-    assert routes == {f"POST /api/v1/runs/{{runId}}/{a}" for a in ("start", "heartbeat", "complete", "fail")}
+    actions = ("start", "heartbeat", "complete", "fail")
+    cancel = "POST /api/v2/runs/{runId}/cancel"
+    assert routes == {f"POST /api/v1/runs/{{runId}}/{a}" for a in actions} | {cancel}
     assert routes <= set(_route_rows())
 
 
 def test_the_get_row_names_the_lifecycle_fields_the_run_shows() -> None:
     row = _route_rows()["GET /api/v1/runs/{runId}"]
-    fields = ("attempt", "startedAt", "completedAt", "output", "error")
+    fields = ("attempt", "startedAt", "completedAt", "canceledAt", "output", "error")
     assert all(f"`{name}`" in row for name in fields)
     assert set(fields) <= set(lifecycle.Run.model_fields)
     assert "outputRef" in lifecycle.Run.model_fields and "`outputRef`" not in README

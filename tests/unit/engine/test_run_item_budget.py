@@ -53,6 +53,8 @@ def value_size(value: Mapping[str, Any]) -> int:
         return len(data)  # at most this: DynamoDB stores about one byte per two digits
     if kind == "SS":
         return sum(len(s.encode()) for s in data)
+    if kind == "L":
+        return 3 + sum(1 + value_size(element) for element in data)  # DynamoDB: 3 + 1 an element
     if kind in ("BOOL", "NULL"):
         return 1
     raise AssertionError(f"the run item has an attribute of type {kind}")

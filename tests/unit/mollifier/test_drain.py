@@ -423,3 +423,60 @@ def test_runs_a_killed_drainer_popped_are_made_by_the_next_sweep_and_drain(
     assert run_drainer(aws, rounds=1) == []
     assert sorted(run_queue_ids(aws)) == sorted(run_ids)
     assert all(get(call_api, burst, run_id)["buffered"] is False for run_id in run_ids)
+
+
+# --- cancel of a run still in the buffer: the drainer then makes no live run of it ---------------
+def cancel(call_api: Any, tenant: Tenant, run_id: str) -> Any:
+    return call_api("POST", f"/api/v2/runs/{run_id}/cancel", headers=tenant.headers)
+
+
+def test_a_buffered_run_is_canceled_and_the_drainer_never_enqueues_it(
+    aws: AwsStack,
+    burst: Tenant,
+    call_api: Any,
+) -> None:
+    run_id = post(call_api, burst, payload={"n": 1}, options={"idempotencyKey": "k", "tags": ["t"]})
+    assert get(call_api, burst, run_id)["buffered"] is True
+
+    answer = cancel(call_api, burst, run_id)
+
+    assert (answer.status, answer.json()) == (200, {"id": run_id})
+    run = get(call_api, burst, run_id)
+    shown = (run["status"], run["buffered"], run["payload"], run["tags"])
+    assert shown == ("CANCELED", False, {"n": 1}, ["t"])
+    assert run_drainer(aws) == []
+    assert get(call_api, burst, run_id)["status"] == "CANCELED"
+    assert run_queue_ids(aws) == [], "a canceled run is never sent to RunQueue"
+    entry = get_buffer().get_entry("org_a", run_id)
+    assert entry is None or entry.materialised, "the drainer acked the entry"
+    assert cancel(call_api, burst, run_id).status == 200, "idempotent"
+    again = post(call_api, burst, options={"idempotencyKey": "k"})
+    assert again == run_id, "the key names the canceled run, as it would a run canceled in the engine"
+
+
+def test_a_run_popped_by_the_drainer_but_not_yet_created_is_canceled(
+    aws: AwsStack,
+    burst: Tenant,
+    call_api: Any,
+) -> None:
+    run_id = post(call_api, burst)
+    popped = pop_one(get_buffer())
+    assert popped is not None and popped.runId == run_id and popped.status == "DRAINING"
+
+    assert cancel(call_api, burst, run_id).status == 200
+
+    assert get(call_api, burst, run_id)["status"] == "CANCELED"
+
+
+def test_cancel_after_the_drainer_created_the_run_cancels_that_run(
+    aws: AwsStack,
+    burst: Tenant,
+    call_api: Any,
+) -> None:
+    run_id = post(call_api, burst)
+    assert run_drainer(aws) == []
+    assert get(call_api, burst, run_id)["status"] == "QUEUED"
+
+    assert cancel(call_api, burst, run_id).status == 200
+
+    assert get(call_api, burst, run_id)["status"] == "CANCELED"

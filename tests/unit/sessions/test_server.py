@@ -12,7 +12,7 @@ import pytest
 from sluice.engine import store as run_store
 from sluice.errors import ServiceUnavailable
 from sluice.sessions import runs, table
-from tests.conftest import make_tenant
+from tests.conftest import HttpResult, make_tenant
 from tests.unit.sessions.server import SessionsApi, parse_sse
 
 SNAPSHOT = {
@@ -446,3 +446,50 @@ def test_a_run_lost_for_good_gets_a_continuation_on_the_next_message(
     assert failed["status"] == "FAILED"
     continuation = sessions_api.append(session["id"], "in", token, {"n": 1}).json()["runId"]
     assert continuation not in (None, first_run)
+
+
+# --- out fenced on the attempt: a worker of a lost, retried or canceled run cannot write out ------
+def _leased_out(sessions_api: SessionsApi, session_id: str, lease: str) -> HttpResult:
+    headers = {**sessions_api.tenant.headers, "x-lease-token": lease}
+    return sessions_api.call("PUT", f"/realtime/v1/sessions/{session_id}/out", headers=headers)
+
+
+def _run_call(sessions_api: SessionsApi, run_id: str, action: str, body: dict[str, Any]) -> HttpResult:
+    return sessions_api.call(
+        "POST", f"/api/v1/runs/{run_id}/{action}", json_body=body, headers=sessions_api.tenant.headers
+    )
+
+
+def test_a_retried_attempt_of_the_sessions_run_can_no_longer_write_out(
+    sessions_api: SessionsApi, retry_at_once: None
+) -> None:
+    session = sessions_api.new(externalId="fenced")
+    run_id = session["currentRunId"]
+    assert _run_call(sessions_api, run_id, "start", {"leaseToken": "lease-one-" + "x" * 8}).status == 200
+    first = _leased_out(sessions_api, session["id"], "lease-one-" + "x" * 8).json()["token"]
+    assert sessions_api.append(session["id"], "out", first, {"n": 1}).status == 200
+
+    failed = _run_call(sessions_api, run_id, "fail", {"leaseToken": "lease-one-" + "x" * 8, "error": "lost"})
+    assert failed.json()["status"] == "QUEUED"
+
+    late = sessions_api.append(session["id"], "out", first, {"n": "late"})
+    assert (late.status, late.json()["code"]) == (409, "stale_lease")
+    stale = _leased_out(sessions_api, session["id"], "lease-one-" + "x" * 8)
+    assert (stale.status, stale.json()["code"]) == (409, "stale_lease")
+    assert _run_call(sessions_api, run_id, "start", {"leaseToken": "lease-two-" + "x" * 8}).status == 200
+    second = _leased_out(sessions_api, session["id"], "lease-two-" + "x" * 8).json()["token"]
+    assert sessions_api.append(session["id"], "out", second, {"n": 2}).status == 200
+
+
+def test_a_canceled_sessions_run_can_no_longer_write_out(sessions_api: SessionsApi) -> None:
+    session = sessions_api.new(externalId="canceled")
+    run_id = session["currentRunId"]
+    lease = "lease-of-the-run-" + "x" * 8
+    assert _run_call(sessions_api, run_id, "start", {"leaseToken": lease}).status == 200
+    token = _leased_out(sessions_api, session["id"], lease).json()["token"]
+
+    canceled = sessions_api.call("POST", f"/api/v2/runs/{run_id}/cancel", headers=sessions_api.tenant.headers)
+    assert canceled.status == 200
+
+    late = sessions_api.append(session["id"], "out", token, {"n": "late"})
+    assert (late.status, late.json()["code"]) == (409, "stale_lease")

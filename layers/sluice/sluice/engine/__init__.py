@@ -19,6 +19,7 @@ from sluice.engine.service import (
     create,
     get_run,
     prepare,
+    replay,
     request_dispatch,
     trigger,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "parse_task_id",
     "parse_trigger_body",
     "prepare",
+    "replay",
     "request_dispatch",
     "trigger",
 ]

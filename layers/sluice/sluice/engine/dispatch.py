@@ -30,10 +30,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from sluice import aws
 from sluice.config import get_settings
+from sluice.engine import store
 
 logger = Logger(service="sluice", child=True)
 
-SQS_MAX_DELAY_S = 900  # SQS's DelaySeconds ceiling; workers hold longer delays until delayUntil
+# SQS's DelaySeconds ceiling: a run due later is parked until then (``store.SQS_MAX_DELAY_S``).
+SQS_MAX_DELAY_S = store.SQS_MAX_DELAY_S
 SQS_BATCH = 10
 SEND_ATTEMPTS = 4
 SEND_BACKOFF_S = 0.05

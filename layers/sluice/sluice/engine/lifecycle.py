@@ -3,6 +3,8 @@ the run reaper treats a lease that lapsed as a crashed attempt.
 
     QUEUED | DELAYED --start--> EXECUTING --complete--> COMPLETED
                                     |--fail, or lease lapsed--> QUEUED (retry, re-sent) | FAILED
+    QUEUED | DELAYED | EXECUTING --cancel--> CANCELED
+    QUEUED | DELAYED (never started) --ttl passed--> EXPIRED
 
 Every transition is one conditional ``UpdateItem`` on the run item, so two workers (or a worker
 and the reaper) can never both win. A lost condition is explained from the item the failure
@@ -25,7 +27,6 @@ of Sluice (its streams end then).
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 import secrets
@@ -48,17 +49,22 @@ from sluice.errors import Conflict, NotFound, Unprocessable, issues_from_pydanti
 logger = Logger(service="sluice", child=True)
 
 QUEUED, DELAYED, EXECUTING, COMPLETED, FAILED = "QUEUED", "DELAYED", "EXECUTING", "COMPLETED", "FAILED"
-FINAL_STATUSES = frozenset({COMPLETED, FAILED})
+CANCELED, EXPIRED = "CANCELED", "EXPIRED"
+FINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELED, EXPIRED})
+TTL_INDEX, DUE_INDEX = "TtlIndex", "DueIndex"
 LEASE_INDEX = "LeaseIndex"
 # Heartbeats rewrite the index entry every third of a lease; spreading executing runs over a few
 # hash keys keeps that off a single index partition. The reaper queries each. A constant, not a
 # setting: a run in a shard the reaper no longer queries would never be reaped.
-LEASE_SHARDS = 16
+LEASE_SHARDS = store.INDEX_SHARDS
 WORKER_LOST = "WORKER_LOST"
 
 FinalListener = Callable[[Run], None]
 # Called with each run that reached a final status (COMPLETED or FAILED) through this module.
 final_listeners: list[FinalListener] = []
+# Called with each run whose attempt ended in a retry (a fail, or a lapsed lease): the attempt's
+# worker may still be running, and its stream writes are fenced off there.
+retry_listeners: list[FinalListener] = []
 
 # DynamoDB reserves words such as STATUS and OUTPUT: every attribute goes through a name.
 _NAMES = {
@@ -66,6 +72,7 @@ _NAMES = {
     for name in (
         "orgId", "envId", "status", "attempt", "leaseToken", "leaseExpiresAt", "leaseShard", "startedAt",
         "completedAt", "output", "outputRef", "error", "delayUntil", "dispatchSeq", "dispatchPending",
+        "orgId", "canceledAt", "ttlShard", "ttlAt", "expiredAt", "dueShard", "dueAt",
     )
 }  # fmt: skip
 _NAME_REF = re.compile(r"#\w+")
@@ -75,11 +82,15 @@ _OWNED = "#orgId = :org AND #envId = :env AND #status = :executing AND #leaseTok
 def on_final(run: Run) -> None:
     """Tell every listener that ``run`` reached a final status. A listener that fails is logged
     and does not undo the transition, which is already committed."""
-    for listener in list(final_listeners):
+    _tell(final_listeners, run)
+
+
+def _tell(listeners: list[FinalListener], run: Run) -> None:
+    for listener in list(listeners):
         try:
             listener(run)
         except Exception:
-            logger.exception("lifecycle.final_listener_failed", extra={"runId": run.id})
+            logger.exception("lifecycle.listener_failed", extra={"runId": run.id})
 
 
 # --- request bodies ------------------------------------------------------------------------------
@@ -233,6 +244,9 @@ def _conflict(env: Environment, run_id: str, old: Mapping[str, Any] | None) -> E
     if not _owned(env, old):
         return NotFound(f"Run {run_id} not found")
     status = _s(old, "status")
+    if status == CANCELED:
+        # Checked before the final statuses: the worker must learn why, to stop its handler.
+        return Conflict(f"Run {run_id} was canceled: stop the attempt", code="run_canceled")
     if status in FINAL_STATUSES:
         return Conflict(f"Run {run_id} is already {status}", code="run_finished")
     return Conflict(
@@ -243,7 +257,7 @@ def _conflict(env: Environment, run_id: str, old: Mapping[str, Any] | None) -> E
 
 
 def lease_shard(run_id: str) -> str:
-    return f"lease#{int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16) % LEASE_SHARDS}"
+    return f"lease#{store.shard_number(run_id, LEASE_SHARDS)}"
 
 
 def start(env: Environment, run_id: str, body: StartBody) -> Lease:
@@ -274,10 +288,13 @@ def start(env: Environment, run_id: str, body: StartBody) -> Lease:
             run_id,
             "SET #status = :executing, #leaseToken = :token, #leaseExpiresAt = :exp, #leaseShard = :shard,"
             " #startedAt = if_not_exists(#startedAt, :now) ADD #attempt :one"
-            # The run reached a worker: the outbox's flag goes in this write (engine.store).
-            " REMOVE #dispatchPending",
+            # The run reached a worker: the outbox's flag goes in this write (engine.store); a
+            # started run's ttl no longer applies.
+            " REMOVE #dispatchPending, #ttlShard",
             "#orgId = :org AND #envId = :env AND #status IN (:queued, :delayed)"
-            " AND (attribute_not_exists(#delayUntil) OR #delayUntil <= :now)",
+            " AND (attribute_not_exists(#delayUntil) OR #delayUntil <= :now)"
+            # A run never started whose ttl passed expires instead (the ttl holds until a start).
+            " AND (attribute_not_exists(#ttlShard) OR #ttlAt > :now)",
             values,
         )
     except _Lost as lost:
@@ -290,6 +307,10 @@ def start(env: Environment, run_id: str, body: StartBody) -> Lease:
             # The same worker retrying a start whose answer it never saw: its lease, extended.
             lease = heartbeat(env, run_id, token)
             return Lease(payloads.load_offloaded(lease.run), token, lease.expires_at)
+        if _ttl_passed(old, now):
+            _expire(run_id, now)
+            message = f"Run {run_id} expired: its ttl passed before it started"
+            raise Conflict(message, code="run_expired") from None
         raise _start_conflict(env, run_id, old, now) from None
     run = store.run_from_item(item)
     logger.info("run.started", extra={"runId": run_id, "attempt": run.attempt})
@@ -472,7 +493,9 @@ def _end_attempt(
             values,
         )
         logger.info("run.retrying", extra={"runId": run.id, "attempt": run.attempt, "code": error.code})
-        return Ended(store.run_from_item(new), retry_at=retry_at)
+        retried = store.run_from_item(new)
+        _tell(retry_listeners, retried)
+        return Ended(retried, retry_at=retry_at)
     values.update({":failed": {"S": FAILED}, ":now": {"S": now.isoformat()}})
     new = _update(
         run.id,
@@ -486,17 +509,173 @@ def _end_attempt(
     return Ended(ended)
 
 
+# --- cancel --------------------------------------------------------------------------------------
+def cancel(env: Environment, run_id: str) -> Run | None:
+    """QUEUED | DELAYED | EXECUTING -> CANCELED with one conditional write; the run as it is now.
+
+    Idempotent: a run that is CANCELED already is answered as it is. The write clears
+    ``dispatchPending`` (an outbox send still due finds the run CANCELED, and a worker's start
+    then answers ``run_finished``) and ``leaseShard``, so the reaper never retries it; an
+    executing attempt learns it at its next heartbeat (``run_canceled``).
+
+    Returns:
+        None when the engine has no such run at all (it may still be in the burst buffer).
+
+    Raises:
+        NotFound: the run is another tenant's.
+        Conflict: ``run_finished``: the run is COMPLETED or FAILED.
+        ServiceUnavailable: DynamoDB could not be reached.
+    """
+    now = _now().isoformat()
+    values = {
+        **_tenant(env.org_id, env.env_id),
+        ":queued": {"S": QUEUED},
+        ":delayed": {"S": DELAYED},
+        ":executing": {"S": EXECUTING},
+        ":canceled": {"S": CANCELED},
+        ":now": {"S": now},
+    }
+    try:
+        item = _update(
+            run_id,
+            "SET #status = :canceled, #canceledAt = :now, #completedAt = :now"
+            " REMOVE #leaseShard, #dispatchPending, #ttlShard, #dueShard",
+            "#orgId = :org AND #envId = :env AND #status IN (:queued, :delayed, :executing)",
+            values,
+        )
+    except _Lost as lost:
+        old = lost.old
+        if old is None:
+            return None
+        if not _owned(env, old):
+            raise NotFound(f"Run {run_id} not found") from None
+        status = _s(old, "status")
+        if status == CANCELED:
+            return store.run_from_item(old)
+        raise Conflict(f"Run {run_id} is already {status}", code="run_finished") from None
+    run = store.run_from_item(item)
+    logger.info("run.canceled", extra={"runId": run_id, "attempt": run.attempt})
+    on_final(run)
+    return run
+
+
+# --- ttl -----------------------------------------------------------------------------------------
+def _ttl_passed(item: Mapping[str, Any] | None, now: datetime) -> bool:
+    ttl_at = _s(item, "ttlAt")
+    return (
+        item is not None
+        and "ttlShard" in item
+        and _s(item, "status") in (QUEUED, DELAYED)
+        and ttl_at is not None
+        and ttl_at <= now.isoformat()
+    )
+
+
+def _expire(run_id: str, now: datetime) -> Run | None:
+    """QUEUED | DELAYED, never started, ttl passed -> EXPIRED with one conditional write; the run,
+    or None when the condition failed (it started, was canceled, or expired already)."""
+    values = {":queued": {"S": QUEUED}, ":delayed": {"S": DELAYED}, ":expired": {"S": EXPIRED}}
+    values[":now"] = {"S": now.isoformat()}
+    try:
+        item = _update(
+            run_id,
+            "SET #status = :expired, #expiredAt = :now, #completedAt = :now"
+            " REMOVE #ttlShard, #dispatchPending, #dueShard",
+            "#status IN (:queued, :delayed) AND attribute_exists(#ttlShard) AND #ttlAt <= :now",
+            values,
+        )
+    except _Lost:
+        return None
+    run = store.run_from_item(item)
+    logger.info("run.expired", extra={"runId": run_id})
+    on_final(run)
+    return run
+
+
+def expire_due(now: datetime | None = None) -> int:
+    """Expire every run whose ttl passed before it started (the run reaper calls this); how many.
+
+    Each write is conditional on the run being still unstarted, so a start that races it wins or
+    loses whole: the run is EXECUTING or EXPIRED, never both.
+    """
+    now = now or _now()
+    expired = 0
+    limit = get_settings().run_reaper_max_runs
+    due = _index_due(
+        TTL_INDEX,
+        shard="ttlShard",
+        due="ttlAt",
+        prefix=store.TTL_SHARD,
+        now={"S": now.isoformat()},
+        limit=limit,
+    )
+    for run_id in due:
+        if _expire(run_id, now) is not None:
+            expired += 1
+    if expired:
+        logger.info("run_reaper.expired", extra={"expired": expired})
+    return expired
+
+
+# --- long delays ---------------------------------------------------------------------------------
+def release_due(now: datetime | None = None) -> int:
+    """Send every parked run whose ``dueAt`` passed (the run reaper calls this); how many.
+
+    One conditional write each raises ``dispatchSeq`` (the outbox rule of ``engine.store``) and
+    leaves ``DueIndex``, so a run is released once however many sweeps overlap, and a run
+    canceled or expired meanwhile (which left the index) is never sent.
+    """
+    now = now or _now()
+    released = 0
+    limit = get_settings().run_reaper_max_runs
+    due = _index_due(
+        DUE_INDEX,
+        shard="dueShard",
+        due="dueAt",
+        prefix=store.DUE_SHARD,
+        now={"S": now.isoformat()},
+        limit=limit,
+    )
+    values: dict[str, Any] = {":queued": {"S": QUEUED}, ":delayed": {"S": DELAYED}, ":one": {"N": "1"}}
+    values[":yes"] = {"BOOL": True}
+    for run_id in due:
+        try:
+            _update(
+                run_id,
+                "SET #dispatchPending = :yes ADD #dispatchSeq :one REMOVE #dueShard",
+                "attribute_exists(#dueShard) AND #status IN (:queued, :delayed)",
+                values,
+            )
+        except _Lost:
+            continue
+        released += 1
+    if released:
+        logger.info("run_reaper.released", extra={"released": released})
+    return released
+
+
 # --- the reaper ----------------------------------------------------------------------------------
 def lapsed_leases(now: datetime, limit: int) -> Iterator[str]:
     """Ids of EXECUTING runs whose lease lapsed before ``now``, at most ``limit``."""
+    now_ms = {"N": _ms(now)}
+    return _index_due(
+        LEASE_INDEX, shard="leaseShard", due="leaseExpiresAt", prefix="lease", now=now_ms, limit=limit
+    )
+
+
+def _index_due(
+    index: str, *, shard: str, due: str, prefix: str, now: Mapping[str, str], limit: int
+) -> Iterator[str]:
+    """Ids in every shard (``<prefix>#<n>``) of a sparse ``index`` (hash ``shard``, range ``due``)
+    due at ``now``, at most ``limit``. Both sparse indexes shard as LeaseIndex does."""
     found = 0
     table = get_settings().runs_table
-    for shard in range(LEASE_SHARDS):
+    for number in range(LEASE_SHARDS):
         kwargs: dict[str, Any] = {
             "TableName": table,
-            "IndexName": LEASE_INDEX,
-            "KeyConditionExpression": "leaseShard = :shard AND leaseExpiresAt <= :now",
-            "ExpressionAttributeValues": {":shard": {"S": f"lease#{shard}"}, ":now": {"N": _ms(now)}},
+            "IndexName": index,
+            "KeyConditionExpression": f"{shard} = :shard AND {due} <= :now",
+            "ExpressionAttributeValues": {":shard": {"S": f"{prefix}#{number}"}, ":now": now},
         }
         while True:
             with aws.dynamodb_errors("run"):

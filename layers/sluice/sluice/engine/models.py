@@ -53,6 +53,7 @@ def parse_task_id(path_value: str) -> str:
             issues=issues_from_pydantic(exc.errors()),
         ) from exc
 
+
 # A duration ("10m", seconds) or, for a delay, an ISO-8601 time: 64 characters hold any of them.
 # Bounded because the run stores the string (``ttl``): "000...01s" is a valid duration of any
 # length. The numbers are strict so that an over-long string is refused, not read as a number.
@@ -239,6 +240,8 @@ class Run(BaseModel):
     attempt: int = 0
     startedAt: datetime | None = None
     completedAt: datetime | None = None
+    canceledAt: datetime | None = None
+    expiredAt: datetime | None = None
     output: Any = None
     outputRef: str | None = None
     # The keys of the run's realtime streams (sluice.streams.runs records each once), so a reader

@@ -34,7 +34,15 @@ from sluice.config import get_settings
 from sluice.engine import payloads, store
 from sluice.engine.durations import parse_duration, resolve_instant
 from sluice.engine.ids import new_run_id
-from sluice.engine.models import Run, RunError, TriggerBody, check_metadata, option_fields
+from sluice.engine.models import (
+    QueueOption,
+    Run,
+    RunError,
+    TriggerBody,
+    TriggerOptions,
+    check_metadata,
+    option_fields,
+)
 from sluice.errors import NotFound, Unprocessable
 
 P = ParamSpec("P")
@@ -130,12 +138,19 @@ def prepare(
         else:
             pk = store.idempotency_pk(env.tenant, task_id, idempotency_key)
             key = (pk, math.ceil(key_expires.timestamp()))
+    status = "FAILED" if error else ("DELAYED" if delay_until and delay_until > created else "QUEUED")
+    # A buffered trigger replayed after its ttl passed never reaches the queue: it is made EXPIRED.
+    expired = (
+        status != "FAILED"
+        and body.options.ttl is not None
+        and created + parse_duration(body.options.ttl) <= now
+    )
     run = Run(
         id=run_id or new_run_id(),
         taskId=task_id,
         orgId=env.org_id,
         envId=env.env_id,
-        status="FAILED" if error else ("DELAYED" if delay_until and delay_until > created else "QUEUED"),
+        status=status,
         payload=body.payload,
         payloadRef=payload_ref,
         createdAt=created,
@@ -146,6 +161,8 @@ def prepare(
         batchIndex=batch[1] if batch else None,
         error=error,
     )
+    if expired:
+        run = run.model_copy(update={"status": "EXPIRED", "expiredAt": now, "completedAt": now})
     return PreparedRun(body=body, run=run, payload=encoded, key=key)
 
 
@@ -196,6 +213,29 @@ def bound_run_id(prepared: PreparedRun) -> str | None:
     if prepared.key is None:
         return None
     return store.lookup_idempotency(prepared.key[0], int(_now().timestamp()))
+
+
+def replay(env: Environment, run_id: str) -> TriggerResult:
+    """A new run of the same task with the run's payload and options (tags, queue,
+    concurrencyKey, maxAttempts, metadata, ttl), as the reference platform's replay makes; not its
+    idempotency key, delay, batch or parent. Any run may be replayed, finished or not.
+
+    Raises:
+        NotFound: no such run in the caller's tenant.
+        ServiceUnavailable: DynamoDB or S3 could not be reached.
+    """
+    run = get_run(env, run_id)
+    if run.orgId != env.org_id:
+        raise NotFound(f"Run {run_id} not found")
+    options = TriggerOptions(
+        tags=run.tags or None,
+        queue=QueueOption(name=run.queue) if run.queue else None,
+        concurrencyKey=run.concurrencyKey,
+        maxAttempts=run.maxAttempts,
+        metadata=run.metadata,
+        ttl=run.ttl,
+    )
+    return trigger(env, run.taskId, TriggerBody(payload=run.payload, options=options))
 
 
 def request_dispatch(run_id: str, delay_until: datetime | None = None) -> None:

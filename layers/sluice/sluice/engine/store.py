@@ -20,13 +20,23 @@ The outbox rule (RunsTable's stream, NEW_AND_OLD_IMAGES, feeds the ``dispatcher`
   mapping filters on it, so the MODIFY events of a started run (heartbeats, completion, stream
   keys) do not even invoke the dispatcher. The sequence comparison above is the rule; the flag
   only saves invocations.
-- ``DelaySeconds`` is computed at send time from ``delayUntil`` (at most SQS's 15 minutes; the
-  worker holds a run whose ``delayUntil`` is later).
+- ``DelaySeconds`` is computed at send time from ``delayUntil`` (at most SQS's 15 minutes).
+- A run due later than that is parked instead: created with ``dispatchSeq = 0`` (and no
+  ``dispatchPending``) and the sparse ``DueIndex`` keys ``dueShard``/``dueAt`` (15 minutes before
+  ``delayUntil``). The run reaper (``lifecycle.release_due``, every minute) raises ``dispatchSeq``
+  once ``dueAt`` passes, and the dispatcher sends it then, with the rest of the delay as
+  ``DelaySeconds``: a delay of any length costs one send and one receive, never a receive that is
+  too early.
 
 The worker lifecycle (``engine.lifecycle``) adds top-level ``attempt`` (N), ``leaseToken``,
 ``leaseExpiresAt`` (N, epoch ms), ``leaseShard`` (only while EXECUTING: the sparse ``LeaseIndex``
-the run reaper queries), ``startedAt``, ``completedAt``, ``output`` (JSON) or ``outputRef`` (S3
-key) and ``error`` (JSON); like ``status``, each wins over ``doc``.
+the run reaper queries), ``ttlShard`` and ``ttlAt`` (a run with a ttl, until it starts: the
+sparse ``TtlIndex`` the expiry sweep queries), ``startedAt``, ``completedAt``, ``canceledAt``,
+``expiredAt``, ``output`` (JSON) or ``outputRef`` (S3 key) and ``error`` (JSON); like ``status``,
+each wins over ``doc``.
+
+The list indexes' attributes (``tenant``, ``tenantTask``, ``createdKey``, ``listDoc``, ...) are
+written with the run and never changed: ``engine.listing``.
 
 An idempotency item's key is a hash of (environment, task, key): the raw key may be 2048
 characters, more than a partition key may hold once the other parts are added.
@@ -40,7 +50,7 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -48,6 +58,8 @@ from botocore.exceptions import ClientError
 from sluice import aws
 from sluice.aws import dynamodb_errors
 from sluice.config import get_settings
+from sluice.engine.durations import parse_duration
+from sluice.engine.listing import index_attributes
 from sluice.engine.models import Run, RunError
 from sluice.errors import ServiceUnavailable
 
@@ -57,6 +69,34 @@ TRANSACTION_ATTEMPTS = 8
 TRANSACTION_BACKOFF_S = 0.01
 
 
+TTL_SHARD, DUE_SHARD = "ttl", "due"
+SQS_MAX_DELAY_S = 900
+# The hash keys of each sparse index (LeaseIndex, TtlIndex): a constant, not a setting, since a
+# run in a shard the sweeps no longer query would never be swept.
+INDEX_SHARDS = 16
+
+
+def shard_number(run_id: str, shards: int) -> int:
+    """A run's shard of a sparse index: spread so that no index partition takes every write."""
+    return int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16) % shards
+
+
+def ttl_shard(run_id: str) -> str:
+    """The hash key of the sparse ``TtlIndex`` (sorted by ``ttlAt``): a run with a ttl carries
+    it from its create until it starts, expires or is canceled; the run reaper queries each
+    shard."""
+    return f"{TTL_SHARD}#{shard_number(run_id, INDEX_SHARDS)}"
+
+
+def due_shard(run_id: str) -> str:
+    """The hash key of the sparse ``DueIndex`` (sorted by ``dueAt``) of a parked run."""
+    return f"{DUE_SHARD}#{shard_number(run_id, INDEX_SHARDS)}"
+
+
+def _instant(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 def run_from_item(item: Mapping[str, Any]) -> Run:
     run = Run.model_validate_json(item["doc"]["S"])
     if "status" in item:
@@ -64,7 +104,7 @@ def run_from_item(item: Mapping[str, Any]) -> Run:
     # The worker lifecycle's attributes (sluice.engine.lifecycle writes them, one at a time).
     if "attempt" in item:
         run.attempt = int(item["attempt"]["N"])
-    for name in ("startedAt", "completedAt"):
+    for name in ("startedAt", "completedAt", "canceledAt", "expiredAt"):
         if name in item:
             setattr(run, name, datetime.fromisoformat(item[name]["S"]))
     if "output" in item:
@@ -80,21 +120,31 @@ def run_from_item(item: Mapping[str, Any]) -> Run:
 
 def run_item(run: Run) -> dict[str, Any]:
     """The item of a new run; see the module docstring for the attributes."""
-    send = run.status != "FAILED"
+    send = run.status not in ("FAILED", "CANCELED", "EXPIRED")  # a run created final is never sent
+    ceiling = datetime.now(UTC) + timedelta(seconds=SQS_MAX_DELAY_S)
+    parked = send and run.delayUntil is not None and run.delayUntil > ceiling
     item: dict[str, Any] = {
         "runId": {"S": run.id},
         "envId": {"S": run.envId},
         "orgId": {"S": run.orgId},
         "taskId": {"S": run.taskId},
         "status": {"S": run.status},
-        "dispatchSeq": {"N": "1" if send else "0"},
+        "dispatchSeq": {"N": "1" if send and not parked else "0"},
         "doc": {"S": run.model_dump_json(exclude={"buffered", "streamKeys"})},
+        **index_attributes(run),
     }
-    if send:
+    if send and not parked:
         item["dispatchPending"] = {"BOOL": True}
+    if parked and run.delayUntil is not None:
+        item["dueShard"] = {"S": due_shard(run.id)}
+        item["dueAt"] = {"S": _instant(run.delayUntil - timedelta(seconds=SQS_MAX_DELAY_S))}
     if run.delayUntil is not None:
         # In UTC: the lifecycle's start compares it with the time as strings, inside its condition.
         item["delayUntil"] = {"S": run.delayUntil.astimezone(UTC).isoformat()}
+    if run.ttl is not None and run.status in ("QUEUED", "DELAYED"):
+        ttl_at = run.createdAt + parse_duration(run.ttl)
+        item["ttlShard"] = {"S": ttl_shard(run.id)}
+        item["ttlAt"] = {"S": _instant(ttl_at)}
     return item
 
 

@@ -102,13 +102,14 @@ def buffered_run(entry: BufferEntry) -> Run:
     when the engine could not record it (then possibly because the snapshot does not parse or the
     engine refuses it: the run shows what the entry itself knows)."""
     try:
-        run = _prepared(entry, entry.parsed_snapshot().body)
+        run = prepared_entry(entry, entry.parsed_snapshot().body).run
     except (MalformedEntry, SluiceError):
-        run = _prepared(entry, TriggerBody())
-    status = "FAILED" if entry.status == "FAILED" else "QUEUED"
+        run = prepared_entry(entry, TriggerBody()).run
+    status = "FAILED" if entry.status == "FAILED" else ("EXPIRED" if run.status == "EXPIRED" else "QUEUED")
     return run.model_copy(update={"status": status, "error": entry.lastError, "buffered": True})
 
 
-def _prepared(entry: BufferEntry, body: TriggerBody) -> Run:
+def prepared_entry(entry: BufferEntry, body: TriggerBody) -> PreparedRun:
+    """The run the drainer will make of the entry (``body`` its trigger), prepared, not written."""
     env = Environment(org_id=entry.orgId, env_id=entry.envId)
-    return engine.prepare(env, entry.taskId, body, run_id=entry.runId, created_at=entry.createdAt).run
+    return engine.prepare(env, entry.taskId, body, run_id=entry.runId, created_at=entry.createdAt)

@@ -17,7 +17,8 @@ from urllib.parse import quote
 from aws_lambda_powertools import Logger
 
 from sluice.auth import Environment, authenticate
-from sluice.errors import NotFound, SluiceError
+from sluice.engine import Run
+from sluice.errors import Conflict, NotFound, SluiceError
 from sluice.sessions import runs, table
 from sluice.sessions.errors import SecretKeyRequired, SessionClosed
 from sluice.sessions.records import Session
@@ -31,25 +32,40 @@ from sluice.streams import (
     get_store,
     parse_chunks,
 )
+from sluice.streams.runs import leased_attempt
 from sluice.streams.service import issue_credentials, open_reader
 from sluice.streams.tokens import TokenClaims, is_stream_token, verify_token
 
 logger = Logger(service="sluice", child=True)
 
 SECRET_KEY_PREFIX = "sk_"
+# The ``out`` fence orders (run version, attempt) as one number: a run has at most 100 attempts.
+ATTEMPTS_PER_RUN = 1000
+
+
+def out_fence(run_version: int, attempt: int) -> int:
+    return run_version * ATTEMPTS_PER_RUN + attempt
 
 
 def channel_path(session_id: str, io: str) -> str:
     return f"/realtime/v1/sessions/{quote(session_id, safe='')}/{quote(io, safe='')}"
 
 
-def mint(env: Environment, api_key: str, ref: str, io: str, *, api_base: str) -> Credentials:
+def mint(
+    env: Environment, api_key: str, ref: str, io: str, *, api_base: str, lease_token: str | None = None
+) -> Credentials:
     """Credentials to write (and read) one channel of an open session.
+
+    ``lease_token`` (``out``, a worker's ``X-Lease-Token``): the token writes for the session's
+    current run's attempt that holds it, and the channel's fence is raised to it (as a run
+    stream's is: ``streams.service.mint``), ordered by run version then attempt, so a worker of an
+    earlier attempt or an earlier (lost, canceled) run of the session can no longer write ``out``.
 
     Raises:
         NotFound: no such session in ``env``, or no such channel.
         SecretKeyRequired: ``out`` with a key that is not a secret key (403).
         SessionClosed: the session is closed (409).
+        Conflict: ``stale_lease``: the lease is not the executing attempt of the session's run.
     """
     session = get_session(env, ref)
     address = channel_address(session.id, io)
@@ -57,7 +73,27 @@ def mint(env: Environment, api_key: str, ref: str, io: str, *, api_base: str) ->
         raise SecretKeyRequired("Only a secret API key may write a session's out channel")
     if session.closed:
         raise SessionClosed(f"Session {session.id} is closed")
-    return issue_credentials(env, address, channel_path(session.id, io), api_base=api_base)
+    fence = 0
+    if lease_token is not None and io == "out":
+        run_id = session.currentRunId
+        attempt = leased_attempt(run_id, lease_token) if run_id else None
+        if attempt is None:
+            message = f"The lease token is not the executing attempt's of session {session.id}'s run"
+            raise Conflict(message, code="stale_lease")
+        fence = out_fence(session.currentRunVersion, attempt)
+        get_store().raise_fence(address, fence)
+    return issue_credentials(env, address, channel_path(session.id, io), api_base=api_base, attempt=fence)
+
+
+def fence_session_out(run: Run) -> None:
+    """A session's run whose attempt ended (retried, finished, canceled): its worker can no
+    longer write the session's ``out`` (the run lifecycle's listeners call this)."""
+    session_id = run.payload.get("sessionId") if isinstance(run.payload, dict) else None
+    session = table.get_session_item(session_id) if isinstance(session_id, str) else None
+    if session is None or session.currentRunId != run.id:
+        return
+    fence = out_fence(session.currentRunVersion, run.attempt + 1)
+    get_store().raise_fence(channel_address(session.id, "out"), fence)
 
 
 class ChannelAppendAnswer(AppendAnswer):
@@ -100,7 +136,7 @@ def append(
     if session is not None and session.closed:
         raise SessionClosed(f"Session {session_id} is closed")
     try:
-        result = get_store().append(address, claims.tenant, chunks)
+        result = get_store().append(address, claims.tenant, chunks, claims.attempt)
     except StreamClosed as exc:
         raise SessionClosed(f"Session {session_id} is closed") from exc
     run_id = None

@@ -2,7 +2,8 @@
 
 - ``mint`` / ``append`` / ``close`` / ``open_reader``: the HTTP routes' entry points (``service``).
 - ``long_poll`` / ``stream`` / ``drain``: the ways the one reader core is served (``reader``).
-- ``close_run_streams``: what the run lifecycle calls when a run finishes (``runs``).
+- ``close_run_streams``: what the run lifecycle calls when a run finishes (``runs``);
+  ``fence_run_streams`` when an attempt is retried.
 - ``tokens``, ``keys``, ``store``: write tokens, Redis key layout, Redis storage.
 """
 
@@ -29,7 +30,7 @@ from sluice.streams.reader import (
     stream,
     to_sse,
 )
-from sluice.streams.runs import close_run_streams, is_final, record_stream_key, stream_keys
+from sluice.streams.runs import close_run_streams, fence_run_streams, is_final, record_stream_key, stream_keys
 from sluice.streams.service import (
     STREAM_KEY_PATTERN,
     append,
@@ -66,6 +67,7 @@ __all__ = [
     "close",
     "close_run_streams",
     "drain",
+    "fence_run_streams",
     "get_store",
     "is_final",
     "long_poll",

@@ -65,6 +65,37 @@ def record_stream_key(run_id: str, key: str) -> None:
         raise NotFound(f"Run {run_id} not found") from None
 
 
+def leased_attempt(run_id: str, lease_token: str) -> int | None:
+    """The attempt that ``lease_token`` holds, if it is the run's executing attempt; else None."""
+    with aws.dynamodb_errors("run"):
+        item = (
+            aws.dynamodb()
+            .get_item(
+                TableName=get_settings().runs_table,
+                Key={"runId": {"S": run_id}},
+                ProjectionExpression="#status, leaseToken, attempt",
+                ExpressionAttributeNames={"#status": "status"},
+                ConsistentRead=True,
+            )
+            .get("Item")
+        )
+    if (
+        not item
+        or item.get("status", {}).get("S") != "EXECUTING"
+        or item.get("leaseToken", {}).get("S") != lease_token
+    ):
+        return None
+    return int(item["attempt"]["N"])
+
+
+def fence_run_streams(run_id: str, attempt: int) -> None:
+    """Refuse the appends of every attempt before ``attempt`` on all the run's streams (the run
+    lifecycle calls this when an attempt is retried, so a worker presumed dead cannot write)."""
+    store = get_store()
+    for key in sorted(stream_keys(run_id)):
+        store.raise_fence(StreamAddress.run(run_id, key), attempt)
+
+
 def stream_keys(run_id: str) -> set[str]:
     """The keys of every stream minted on the run."""
     with aws.dynamodb_errors("run"):

@@ -15,11 +15,11 @@ from sluice import engine, strict_json
 from sluice.auth import authenticate
 from sluice.auth.api_keys import Environment
 from sluice.config import STREAM_KEY_MAX_CHARS, get_settings
-from sluice.errors import BadRequest, NotFound, SluiceError, issues_from_pydantic
+from sluice.errors import BadRequest, Conflict, NotFound, SluiceError, issues_from_pydantic
 from sluice.streams.errors import ChunkTooLarge, InvalidStreamToken, RunFinished
 from sluice.streams.models import AppendResult, Credentials, StreamAddress
 from sluice.streams.reader import StreamReader
-from sluice.streams.runs import is_final, record_stream_key
+from sluice.streams.runs import is_final, leased_attempt, record_stream_key
 from sluice.streams.store import get_store
 from sluice.streams.tokens import is_stream_token, mint_token, verify_token
 
@@ -61,24 +61,43 @@ def run_stream_path(address: StreamAddress) -> str:
     return f"/realtime/v1/streams/{quote(address.owner, safe='')}/{quote(address.key, safe='')}"
 
 
-def mint(env: Environment, address: StreamAddress, *, api_base: str) -> Credentials:
+def mint(
+    env: Environment, address: StreamAddress, *, api_base: str, lease_token: str | None = None
+) -> Credentials:
     """Credentials to write (and read) a run's stream; records the key on the run once.
+
+    With ``lease_token`` (a worker's, ``X-Lease-Token``), the token writes for that attempt only:
+    the stream's fence is raised to it, so every token of an earlier attempt is refused from now
+    on, and this one is refused once a later attempt mints (or the attempt is retried).
 
     Raises:
         NotFound: no such run in ``env``.
         RunFinished: the run has finished.
+        Conflict: ``stale_lease``: ``lease_token`` is not the run's current attempt's.
         ServiceUnavailable: DynamoDB, Redis or Secrets Manager cannot be reached.
     """
     run = engine.get_run(env, address.owner)
     if is_final(run.status):
         raise RunFinished(f"Run {run.id} has finished ({run.status}); its streams are closed")
+    attempt = 0
+    if lease_token is not None:
+        leased = leased_attempt(run.id, lease_token)
+        if leased is None:
+            raise Conflict(
+                f"The lease token is not the current attempt's of run {run.id}", code="stale_lease"
+            )
+        attempt = leased
+        get_store().raise_fence(address, attempt)
     record_stream_key(run.id, address.key)
-    return issue_credentials(env, address, run_stream_path(address), api_base=api_base)
+    return issue_credentials(env, address, run_stream_path(address), api_base=api_base, attempt=attempt)
 
 
-def issue_credentials(env: Environment, address: StreamAddress, path: str, *, api_base: str) -> Credentials:
-    """Bind the stream to ``env``'s tenant and hand out a token for it, with the URLs under ``path``
-    (the owner's checks are the caller's: a run's mint, a session channel's mint)."""
+def issue_credentials(
+    env: Environment, address: StreamAddress, path: str, *, api_base: str, attempt: int = 0
+) -> Credentials:
+    """Bind the stream to ``env``'s tenant and hand out a token for it (for run ``attempt`` when
+    not 0), with the URLs under ``path`` (the owner's checks are the caller's: a run's mint, a
+    session channel's mint)."""
     settings = get_settings()
     get_store().register(address, env.tenant)
     expires_at = int(time.time()) + settings.stream_token_ttl_s
@@ -87,7 +106,7 @@ def issue_credentials(env: Environment, address: StreamAddress, path: str, *, ap
         stream_id=address.stream_id,
         append_url=f"{api_base.rstrip('/')}{path}/append",
         read_url=f"{read_base}{path}",
-        token=mint_token(env, address, expires_at),
+        token=mint_token(env, address, expires_at, attempt=attempt),
         expires_at=expires_at,
     )
 
@@ -160,7 +179,9 @@ def append(
         ServiceUnavailable: Redis is down (nothing appended; retry with the same part ids).
     """
     claims = verify_token(token, address)
-    return get_store().append(address, claims.tenant, parse_chunks(body, content_type, part_id))
+    return get_store().append(
+        address, claims.tenant, parse_chunks(body, content_type, part_id), claims.attempt
+    )
 
 
 def close(token: str, address: StreamAddress) -> bool:

@@ -13,7 +13,8 @@ from functools import lru_cache
 from typing import Any
 
 from sluice.config import get_settings
-from sluice.redis import OnceScript, RedisClient, build_client, get_redis, unavailable_as_503
+from sluice.errors import Conflict
+from sluice.redis import OnceScript, RedisClient, build_client, get_redis, load_script, unavailable_as_503
 from sluice.streams.errors import InvalidStreamToken, StreamClosed
 from sluice.streams.keys import StreamKeys
 from sluice.streams.models import AppendResult, StreamAddress, StreamEvent
@@ -42,6 +43,8 @@ class StreamStore:
         self.blocking = blocking or client
         self._append = OnceScript(client, "sluice.streams", "append")
         self._close = OnceScript(client, "sluice.streams", "close")
+        # Raising a fence is a max: running it twice is harmless, so a plain script.
+        self._fence = load_script(client, "sluice.streams", "fence")
 
     def register(self, address: StreamAddress, tenant: str) -> None:
         """Bind the stream to its tenant (a mint does this before handing out a token)."""
@@ -55,16 +58,22 @@ class StreamStore:
             tenant: str | None = self.client.hget(StreamKeys(address).meta, TENANT_FIELD)  # type: ignore[assignment]
         return tenant
 
-    def append(self, address: StreamAddress, tenant: str, chunks: Sequence[tuple[str, str]]) -> AppendResult:
+    def append(
+        self, address: StreamAddress, tenant: str, chunks: Sequence[tuple[str, str]], attempt: int = 0
+    ) -> AppendResult:
         """Append ``(part id or "", chunk JSON)`` pairs in order, in one script call.
+
+        ``attempt``: the run attempt the writer's token was minted for (0: none), held to the
+        stream's fence (``raise_fence``).
 
         Raises:
             StreamClosed: the stream is closed (nothing appended).
             InvalidStreamToken: the stream belongs to another tenant (nothing appended).
+            Conflict: ``stale_lease``: ``attempt`` is older than the fence (nothing appended).
             ServiceUnavailable: Redis is down (nothing appended, or all of it: retry with part ids).
         """
         settings = get_settings()
-        args: list[Any] = [tenant, settings.stream_max_len, settings.stream_ttl_s]
+        args: list[Any] = [tenant, settings.stream_max_len, settings.stream_ttl_s, attempt]
         for part_id, data in chunks:
             args.extend((part_id, data))
         with redis_errors():
@@ -74,7 +83,21 @@ class StreamStore:
             raise StreamClosed(f"Stream {address.stream_id} is closed")
         if status == TENANT_FIELD:
             raise InvalidStreamToken("The stream token was made for another tenant")
+        if status == "stale":
+            raise Conflict(
+                f"The stream token's attempt {attempt} is no longer the run's current attempt",
+                code="stale_lease",
+            )
         return AppendResult(ids=[str(i) for i in reply[2:]], deduplicated=int(reply[1]))
+
+    def raise_fence(self, address: StreamAddress, attempt: int) -> None:
+        """Refuse, from now on, appends with tokens of attempts before ``attempt``."""
+        with redis_errors():
+            self._fence(
+                keys=[StreamKeys(address).meta],
+                args=[attempt, get_settings().stream_ttl_s],
+                client=self.client,
+            )
 
     def close(self, address: StreamAddress, tenant: str = "") -> str | None:
         """Close the stream; the end entry's id, or None if it was closed already.

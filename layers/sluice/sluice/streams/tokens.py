@@ -1,4 +1,5 @@
-"""Stream write tokens: an HMAC over (organization, environment, stream address, expiry).
+"""Stream write tokens: an HMAC over (organization, environment, stream address, expiry, and the
+run attempt when the writer proved it holds the attempt's lease).
 
 Checked with the secret alone, never a database read, so an append costs one Redis call. The
 secret comes from Secrets Manager through Powertools parameters, cached per process.
@@ -41,6 +42,8 @@ class TokenClaims:
     env_id: str
     address: StreamAddress
     expires_at: int
+    # The run attempt the token writes for (0: none): the stream's fence refuses older attempts.
+    attempt: int = 0
 
     @property
     def tenant(self) -> str:
@@ -87,9 +90,17 @@ def _sign(secret: bytes, message: str) -> str:
     return _b64(hmac.new(secret, message.encode("ascii"), hashlib.sha256).digest())
 
 
-def mint_token(env: Environment, address: StreamAddress, expires_at: int, secret: bytes | None = None) -> str:
-    """A token for ``address`` that carries both halves of ``env``'s tenant."""
-    claims = {
+def mint_token(
+    env: Environment,
+    address: StreamAddress,
+    expires_at: int,
+    secret: bytes | None = None,
+    *,
+    attempt: int = 0,
+) -> str:
+    """A token for ``address`` that carries both halves of ``env``'s tenant (and ``attempt``, when
+    not 0: the run attempt it writes for)."""
+    claims: dict[str, Any] = {
         "org": env.org_id,
         "env": env.env_id,
         "s": address.scope,
@@ -97,6 +108,8 @@ def mint_token(env: Environment, address: StreamAddress, expires_at: int, secret
         "k": address.key,
         "exp": expires_at,
     }
+    if attempt:
+        claims["att"] = attempt
     body = f"{PREFIX}.{_b64(json.dumps(claims, separators=(',', ':')).encode())}"
     return f"{body}.{_sign(secret or signing_secret(), body)}"
 
@@ -128,6 +141,7 @@ def verify_token(
             env_id=str(raw["env"]),
             address=StreamAddress(raw["s"], str(raw["o"]), str(raw["k"])),
             expires_at=int(raw["exp"]),
+            attempt=int(raw.get("att", 0)),
         )
     except (ValueError, KeyError, TypeError, binascii.Error) as exc:  # signed by us: cannot happen
         raise InvalidStreamToken("The stream token is malformed") from exc

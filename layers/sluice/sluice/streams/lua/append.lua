@@ -4,9 +4,10 @@
 -- Redis may have run it already, so a second run of the same call answers the first one's reply.
 -- ARGV[1] tenant (<orgId>/<envId>) of the writer's token
 -- ARGV[2] approximate MAXLEN, ARGV[3] TTL seconds (refreshed on every write)
--- ARGV[4..] pairs: part id ("" for none), chunk JSON
+-- ARGV[4] the run attempt the token was minted for ("0": a token bound to no attempt)
+-- ARGV[5..] pairs: part id ("" for none), chunk JSON
 -- Returns {"ok", deduplicated, id1, ..., idN} (a deduplicated chunk gives its first entry's id),
--- or {"closed"} / {"tenant"} having written nothing.
+-- or {"closed"} / {"tenant"} / {"stale"} (an attempt below the meta's fence) having written nothing.
 local tenant = redis.call('HGET', KEYS[3], 'tenant')
 if tenant and tenant ~= ARGV[1] then
   return {'tenant'}
@@ -14,12 +15,16 @@ end
 if redis.call('HGET', KEYS[3], 'closed') then
   return {'closed'}
 end
+local attempt = tonumber(ARGV[4])
+if attempt > 0 and attempt < tonumber(redis.call('HGET', KEYS[3], 'fence') or '0') then
+  return {'stale'}
+end
 if not tenant then
   redis.call('HSET', KEYS[3], 'tenant', ARGV[1])
 end
 local result = {'ok', 0}
 local deduplicated = 0
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   local part = ARGV[i]
   local id = false
   if part ~= '' then
