@@ -74,6 +74,7 @@ TAG_DESCRIPTIONS = {
     "Sessions": "Durable chat sessions and their conversation snapshots",
     "Streams": "Realtime streams of a run: mint credentials, append, close, read",
     "Session channels": "A session's realtime channels, `in` (user to agent) and `out` (agent to user)",
+    "Console": "The web console's page and files (no credentials)",
 }
 _VERSION = re.compile(r"v[0-9]+")
 _PATH_PARAMETER = re.compile(r"\{(\w+)\}")
