@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from devstack import swagger
 from devstack.apigw import Route, http_event
 from devstack.runtime import FunctionRuntime
 from devstack.template import FunctionSpec
@@ -83,7 +84,7 @@ def routes_of(specs: Iterable[FunctionSpec]) -> list[tuple[Route, FunctionSpec]]
     return sorted(found, key=specificity)
 
 
-OPENAPI_PATH = "/api/openapi.json"
+OPENAPI_PATH = swagger.OPENAPI_PATH
 
 
 def _json_body(
@@ -266,6 +267,8 @@ class ApiServer(ThreadingHTTPServer):
         method, raw_path = request.method, request.raw_path
         if self.openapi is not None and method == "GET" and raw_path == OPENAPI_PATH:
             return 200, [("content-type", "application/json")], self.openapi.read_bytes()
+        if self.openapi is not None and method == "GET" and (docs := swagger.serve(raw_path)):
+            return docs
         for bound in self.routes:
             params = bound.route.match(method, raw_path)
             if params is not None:

@@ -12,6 +12,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice import batches
 from sluice.api import (
+    BYTES_SCHEMA,
+    OCTETS,
     current_environment,
     json_body,
     json_object,
@@ -22,7 +24,13 @@ from sluice.api import (
     request_bytes,
     route_docs,
 )
-from sluice.batches.models import BatchItem, CreateBatchRequest, IngestResult, PayloadUploadsRequest
+from sluice.batches.models import (
+    BatchItem,
+    CreateBatchRequest,
+    CreateBatchResponse,
+    IngestResult,
+    PayloadUploadsRequest,
+)
 
 # One NDJSON line of phase 2 is one item; OpenAPI describes the line.
 NDJSON = "application/x-ndjson"
@@ -54,7 +62,10 @@ ITEMS_ERRORS = (
 )
 
 
-@app.post("/api/v3/batches", **route_docs(ok=202, body=CreateBatchRequest, errors=CREATE_ERRORS))
+@app.post(
+    "/api/v3/batches",
+    **route_docs(ok=202, ok_model=CreateBatchResponse, body=CreateBatchRequest, errors=CREATE_ERRORS),
+)
 def create_batch() -> Response[Any]:
     env = current_environment(app)
     request = batches.parse_create_request(json_body(app))
@@ -64,7 +75,7 @@ def create_batch() -> Response[Any]:
 
 @app.post(
     "/api/v3/batches/<batch_id>/items",
-    **route_docs(ok_model=IngestResult, body={NDJSON: BatchItem}, errors=ITEMS_ERRORS),
+    **route_docs(ok_model=IngestResult, body={NDJSON: BatchItem, OCTETS: BYTES_SCHEMA}, errors=ITEMS_ERRORS),
 )
 def stream_items(batch_id: str) -> Response[Any]:
     event = app.current_event
@@ -79,7 +90,9 @@ def stream_items(batch_id: str) -> Response[Any]:
 @app.post(
     "/api/v3/batches/<batch_id>/payloads",
     **route_docs(
-        body=PayloadUploadsRequest, errors=("invalid_indices", "batch_not_found", "batch_not_pending")
+        body=PayloadUploadsRequest,
+        errors=("invalid_indices", "batch_not_found", "batch_not_pending"),
+        operation_id="createBatchPayloadUploads",
     ),
 )
 def payload_uploads(batch_id: str) -> Response[Any]:

@@ -123,9 +123,15 @@ def long_poll_docs(errors: tuple[str, ...], params: tuple[Param, ...] = ()) -> d
     )
 
 
-def records_docs(errors: tuple[str, ...], params: tuple[Param, ...] = ()) -> dict[str, Any]:
+def records_docs(
+    errors: tuple[str, ...], operation_id: str, params: tuple[Param, ...] = ()
+) -> dict[str, Any]:
     return route_docs(
-        ok_model=streams.RecordsAnswer, params=(*params, *RECORDS_PARAMS), security=READ_AUTH, errors=errors
+        ok_model=streams.RecordsAnswer,
+        params=(*params, *RECORDS_PARAMS),
+        security=READ_AUTH,
+        errors=errors,
+        operation_id=operation_id,
     )
 
 
@@ -171,7 +177,9 @@ def read(run_id: str, key: str) -> Response[Any]:
     return long_poll(run_reader(run_id, key))
 
 
-@app.get("/realtime/v1/streams/<run_id>/<key>/records", **records_docs(READ_ERRORS, (KEY,)))
+@app.get(
+    "/realtime/v1/streams/<run_id>/<key>/records", **records_docs(READ_ERRORS, "readStreamRecords", (KEY,))
+)
 def records(run_id: str, key: str) -> Response[Any]:
     return drained(run_reader(run_id, key))
 
@@ -252,7 +260,10 @@ def read_channel(session: str, io: str) -> Response[Any]:
     return long_poll(channel_reader(session, io))
 
 
-@app.get("/realtime/v1/sessions/<session>/<io>/records", **records_docs(CHANNEL_READ_ERRORS))
+@app.get(
+    "/realtime/v1/sessions/<session>/<io>/records",
+    **records_docs(CHANNEL_READ_ERRORS, "readSessionChannelRecords"),
+)
 def channel_records(session: str, io: str) -> Response[Any]:
     return drained(channel_reader(session, io))
 

@@ -17,7 +17,7 @@ from sluice.api import (
     make_resolver,
     route_docs,
 )
-from sluice.engine import TriggerBody, listing, parse_task_id
+from sluice.engine import RunView, TriggerBody, listing, parse_task_id
 
 app = make_resolver()
 
@@ -37,13 +37,16 @@ TRIGGER_ERRORS = (
 )
 
 
-@app.post("/api/v1/tasks/<task_id>/trigger", **route_docs(body=TriggerBody, errors=TRIGGER_ERRORS))
+@app.post(
+    "/api/v1/tasks/<task_id>/trigger",
+    **route_docs(ok_model=triggers.TriggerResponse, body=TriggerBody, errors=TRIGGER_ERRORS),
+)
 def trigger(task_id: str) -> Response[Any]:
     env = current_environment(app)
     return json_response(200, triggers.trigger(env, parse_task_id(task_id), json_body(app)).to_api())
 
 
-@app.get("/api/v1/runs/<run_id>", **route_docs(errors=("not_found",)))
+@app.get("/api/v1/runs/<run_id>", **route_docs(ok_model=RunView, errors=("not_found",)))
 def get_run(run_id: str) -> Response[Any]:
     env = current_environment(app)
     return json_response(200, triggers.read_run(env, run_id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -175,3 +176,16 @@ def test_devstack_serves_the_openapi_document(devstack: DevStack) -> None:
     assert res.status_code == 200
     committed = json.loads((Path(__file__).resolve().parents[2] / "openapi.json").read_text(encoding="utf-8"))
     assert res.json() == committed and res.json()["openapi"].startswith("3.1")
+
+
+def test_devstack_serves_swagger_ui_from_the_venv_reading_the_document(devstack: DevStack) -> None:
+    page = httpx.get(f"{devstack.api_url}/docs", timeout=30)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'url: "/api/openapi.json"' in page.text
+    assets = re.findall(r'(?:src|href)="(/docs/[^"]+)"', page.text)
+    assert "/docs/swagger-ui-bundle.js" in assets
+    assert "http" not in page.text  # nothing from another host: the assets are the venv's
+    for asset in assets:
+        res = httpx.get(f"{devstack.api_url}{asset}", timeout=30)
+        assert res.status_code == 200 and res.content, asset
+    assert httpx.get(f"{devstack.api_url}/docs/../pyproject.toml", timeout=30).status_code == 404

@@ -56,7 +56,7 @@ def test_route_docs_describes_an_optional_body_of_two_media_types_with_its_param
         errors=("invalid_part_id",),
     )
     app.post("/things/<thing_id>/lines", **docs)(lambda thing_id: None)
-    operation = document([app])["paths"]["/things/{thing_id}/lines"]["post"]
+    operation = document([app])["paths"]["/things/{thingId}/lines"]["post"]
     assert operation["requestBody"] == {
         "required": False,
         "content": {
@@ -65,7 +65,7 @@ def test_route_docs_describes_an_optional_body_of_two_media_types_with_its_param
         },
     }
     assert [(p["name"], p["in"]) for p in operation["parameters"]] == [
-        ("thing_id", "path"),
+        ("thingId", "path"),
         ("X-Part-Id", "header"),
         ("after", "query"),
     ]
@@ -86,7 +86,7 @@ def test_every_security_requirement_names_a_scheme_of_the_document() -> None:
 
 def test_the_streams_routes_are_described_as_they_answer() -> None:
     paths = json.loads((ROOT / "openapi.json").read_text(encoding="utf-8"))["paths"]
-    stream = "/realtime/v1/streams/{run_id}/{key}"
+    stream = "/realtime/v1/streams/{runId}/{key}"
     append = paths[f"{stream}/append"]["post"]
     assert set(append["requestBody"]["content"]) == {"application/json", "application/x-ndjson"}
     assert append["security"] == [{"streamToken": []}]
@@ -105,7 +105,7 @@ def test_the_streams_routes_are_described_as_they_answer() -> None:
     for (path, method), model in answers.items():
         schema = paths[path][method]["responses"]["200"]["content"]["application/json"]["schema"]
         assert schema == {"$ref": f"#/components/schemas/{model}"}, (path, method)
-    start = paths["/api/v1/runs/{run_id}/start"]["post"]
+    start = paths["/api/v1/runs/{runId}/start"]["post"]
     assert start["requestBody"]["required"] is False
 
 
@@ -162,12 +162,12 @@ def test_every_documented_error_code_is_in_the_catalogue_with_its_status() -> No
     document = json.loads((ROOT / "openapi.json").read_text(encoding="utf-8"))
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
-            for status, response in operation["responses"].items():
-                if int(status) < 400:
-                    continue
-                schema = response["content"]["application/json"]["schema"]
-                for code in schema["allOf"][1]["properties"]["code"]["enum"]:
+            errors = {s for s in operation["responses"] if int(s) >= 400}
+            assert set(operation["x-error-codes"]) == errors, (method, path)
+            for status, codes in operation["x-error-codes"].items():
+                for code in codes:
                     assert ERROR_CODES[code][0] == int(status), (method, path, code)
+                    assert f"`{code}`" in operation["responses"][status]["description"], (method, path, code)
 
 
 def test_the_document_refuses_the_counts_and_keys_the_server_refuses() -> None:
@@ -176,8 +176,61 @@ def test_the_document_refuses_the_counts_and_keys_the_server_refuses() -> None:
     document = json.loads((ROOT / "openapi.json").read_text(encoding="utf-8"))
     schemas = document["components"]["schemas"]
     assert schemas["CreateBatchRequest"]["properties"]["runCount"]["minimum"] == 1
-    mint = document["paths"]["/realtime/v1/streams/{run_id}/{key}"]["put"]
+    mint = document["paths"]["/realtime/v1/streams/{runId}/{key}"]["put"]
     [key] = [p for p in mint["parameters"] if p["name"] == "key"]
     assert key["in"] == "path" and key["required"] is True
     for sample in ("out", "a b", "a\x00b", "x" * 257):
         assert (re.fullmatch(key["schema"]["pattern"], sample) is None) == (sample != "out")
+
+
+def test_operations_have_readable_unique_ids_and_a_tag_of_the_document() -> None:
+    document = json.loads((ROOT / "openapi.json").read_text(encoding="utf-8"))
+    operations = [op for path_item in document["paths"].values() for op in path_item.values()]
+    ids = [op["operationId"] for op in operations]
+    assert len(ids) == len(set(ids))
+    assert all(re.fullmatch(r"[a-z][A-Za-z0-9]*", name) for name in ids), ids
+    assert {"triggerTask", "getRun", "createBatch", "streamBatchItems", "getBatch"} <= set(ids)
+    tags = {tag["name"] for tag in document["tags"]}
+    assert all(len(op["tags"]) == 1 and op["tags"][0] in tags for op in operations)
+
+
+def test_path_parameters_are_camel_case_as_the_readme_writes_them() -> None:
+    paths = json.loads((ROOT / "openapi.json").read_text(encoding="utf-8"))["paths"]
+    assert "/api/v1/tasks/{taskId}/trigger" in paths
+    for path, operations in paths.items():
+        assert "_" not in "".join(re.findall(r"\{(\w+)\}", path)), path
+        for operation in operations.values():
+            named = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert named == set(re.findall(r"\{(\w+)\}", path)), path
+
+
+def test_every_error_response_is_the_shared_one_of_its_status() -> None:
+    document = json.loads((ROOT / "openapi.json").read_text(encoding="utf-8"))
+    shared = document["components"]["responses"]
+    error = {"$ref": "#/components/schemas/Error"}
+    assert all(response["content"]["application/json"]["schema"] == error for response in shared.values())
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for status, response in operation["responses"].items():
+                if int(status) >= 400:
+                    assert set(response) == {"$ref", "description"}
+                    assert shared[response["$ref"].rsplit("/", 1)[1]]
+
+
+def test_a_route_named_explicitly_and_two_versions_of_a_route_keep_apart() -> None:
+    app = APIGatewayHttpResolver()
+
+    def create_batch() -> None: ...
+
+    def stats(queue_id: str) -> None: ...
+
+    app.post("/api/v2/batches", **route_docs())(create_batch)
+    app.post("/api/v3/batches", **route_docs())(create_batch)
+    app.get("/api/v1/queues/<queue_id>/stats", **route_docs())(stats)
+    app.get("/api/v1/queues/<queue_id>/depth", **route_docs(operation_id="queueDepth"))(stats)
+    paths = document([app])["paths"]
+    assert paths["/api/v3/batches"]["post"]["operationId"] == "createBatch"
+    assert paths["/api/v2/batches"]["post"]["operationId"] == "createBatchV2"
+    assert paths["/api/v1/queues/{queueId}/stats"]["get"]["operationId"] == "statsQueue"
+    assert paths["/api/v1/queues/{queueId}/depth"]["get"]["operationId"] == "queueDepth"
+    assert paths["/api/v1/queues/{queueId}/depth"]["get"]["tags"] == ["Queues"]

@@ -48,15 +48,15 @@ EXTERNAL_ID = "chat-owner"
 SNAPSHOT = {"savedAt": "2026-01-01T00:00:00Z", "messages": []}
 # What a tempting call sends on each route (a leak then shows as a 2xx, not as a 400 for the body).
 BODIES: dict[tuple[str, str], Any] = {
-    ("POST", "/api/v1/tasks/{task_id}/trigger"): {
+    ("POST", "/api/v1/tasks/{taskId}/trigger"): {
         "payload": {"x": 1},
         "options": {"idempotencyKey": IDEMPOTENCY_KEY},
     },
     ("POST", "/api/v3/batches"): {"runCount": 1, "idempotencyKey": IDEMPOTENCY_KEY},
     ("POST", "/api/v1/sessions"): {"externalId": EXTERNAL_ID, "type": "chat", "taskId": "agent"},
     ("PUT", "/api/v1/sessions/{session}/snapshot"): {**SNAPSHOT, "savedAt": "2026-02-02T00:00:00Z"},
-    ("POST", "/api/v3/batches/{batch_id}/payloads"): {"indices": [0]},
-    ("POST", "/realtime/v1/streams/{run_id}/{key}/append"): {"forged": True},
+    ("POST", "/api/v3/batches/{batchId}/payloads"): {"indices": [0]},
+    ("POST", "/realtime/v1/streams/{runId}/{key}/append"): {"forged": True},
     ("POST", "/realtime/v1/sessions/{session}/{io}/append"): {"forged": True},
 }
 
@@ -194,14 +194,14 @@ def _owner_address(owned: Owned, path: str) -> StreamAddress:
 def concrete(owned: Owned, route: tuple[str, str]) -> str:
     """The route's path naming the owner's resources."""
     path = route[1]
-    lease_routes = re.search(r"/runs/\{run_id\}/(complete|fail|heartbeat)$", path)
+    lease_routes = re.search(r"/runs/\{runId\}/(complete|fail|heartbeat)$", path)
     values = {
-        "run_id": owned.started_run if lease_routes else owned.queued_run,
+        "runId": owned.started_run if lease_routes else owned.queued_run,
         "key": "out",
         "session": owned.session,
         "io": "out",
-        "batch_id": owned.batch,
-        "task_id": "hello",
+        "batchId": owned.batch,
+        "taskId": "hello",
     }
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
@@ -210,7 +210,7 @@ def body_for(owned: Owned, route: tuple[str, str]) -> tuple[bytes, dict[str, str
     path = route[1]
     if path.endswith("/items"):
         return b'{"index": 0, "task": "hello", "payload": {"forged": true}}\n', NDJSON
-    if re.search(r"/runs/\{run_id\}/(complete|fail|heartbeat)$", path):
+    if re.search(r"/runs/\{runId\}/(complete|fail|heartbeat)$", path):
         # The worst case: the other tenant holds the owner's lease token.
         body: dict[str, Any] = {"leaseToken": owned.lease, "output": {"forged": True}}
         if path.endswith("/fail"):
@@ -223,7 +223,7 @@ def body_for(owned: Owned, route: tuple[str, str]) -> tuple[bytes, dict[str, str
 
 def is_collection(path: str) -> bool:
     """A route whose path names no resource of a tenant (a task id is a name, not a resource)."""
-    return not set(re.findall(r"\{(\w+)\}", path)) - {"task_id"}
+    return not set(re.findall(r"\{(\w+)\}", path)) - {"taskId"}
 
 
 def print_matrix(matrix: list[tuple[str, str, int]]) -> None:

@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
@@ -152,7 +153,7 @@ def query_int(app: APIGatewayHttpResolver, name: str, code: str, default: int = 
 # --- OpenAPI ---------------------------------------------------------------------------------
 
 
-class ErrorBody(BaseModel):
+class Error(BaseModel):
     """Every error response: ``SluiceError.to_body``."""
 
     error: str
@@ -162,7 +163,7 @@ class ErrorBody(BaseModel):
 
 # Models the routes name, collected as they are declared: ``sluice.openapi`` puts their schemas
 # under components.
-DOCUMENTED_MODELS: dict[str, type[BaseModel]] = {"ErrorBody": ErrorBody}
+DOCUMENTED_MODELS: dict[str, type[BaseModel]] = {"Error": Error}
 # Every route can answer these.
 COMMON_ERRORS = ("unauthorized", "route_not_found", "internal_error", "service_unavailable")
 # The security schemes a route may name (``sluice.openapi`` defines them); the document's default
@@ -173,9 +174,17 @@ STREAM_TOKEN_QUERY = "streamTokenQuery"
 # Where route_docs leaves the query and header parameters for ``sluice.openapi`` to add: Powertools
 # writes an operation's ``parameters`` itself (the path's), over anything declared beside them.
 PARAMETERS_EXTENSION = "x-sluice-parameters"
+# An operation's error codes by status, which its responses list in prose only: every error
+# response is the one shared ``Error`` response of its status (``components/responses``), so that a
+# generated client has one error model, not one per route and status.
+ERROR_CODES_EXTENSION = "x-error-codes"
 
-# What a request body of one media type is: a model, or None for any JSON value.
-BodySchema = type[BaseModel] | None
+# What a request body of one media type is: a model, a JSON schema, or None for any JSON value.
+BodySchema = type[BaseModel] | dict[str, Any] | None
+# Bytes as they come: NDJSON sent as ``application/octet-stream``, which code generators keep (they
+# skip a route whose only body is a media type they do not know, as NDJSON is to most).
+OCTETS = "application/octet-stream"
+BYTES_SCHEMA: dict[str, Any] = {"type": "string", "format": "binary"}
 
 
 @dataclass(frozen=True)
@@ -207,17 +216,27 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def _error_responses(codes: tuple[str, ...]) -> dict[int, Any]:
+def error_response_name(status: int) -> str:
+    """The name of the shared error response of a status: ``BadRequest``, ``NotFound``, ..."""
+    return re.sub(r"\W", "", HTTPStatus(status).phrase.title())
+
+
+def _codes_by_status(codes: tuple[str, ...]) -> dict[int, list[str]]:
     by_status: dict[int, list[str]] = {}
     for code in codes:
         by_status.setdefault(ERROR_CODES[code][0], []).append(code)
-    error_ref = _ref(ErrorBody)
-    responses: dict[int, Any] = {}
-    for status, listed in sorted(by_status.items()):
-        schema = {"allOf": [error_ref, {"properties": {"code": {"enum": listed}}}]}
-        description = "; ".join(f"`{c}`: {ERROR_CODES[c][1]}" for c in listed)
-        responses[status] = {"description": description, "content": {JSON: {"schema": schema}}}
-    return responses
+    return dict(sorted(by_status.items()))
+
+
+def _error_responses(by_status: dict[int, list[str]]) -> dict[int, Any]:
+    """A reference to the shared response of each status, described by the codes of this route."""
+    return {
+        status: {
+            "$ref": f"#/components/responses/{error_response_name(status)}",
+            "description": "; ".join(f"`{c}`: {ERROR_CODES[c][1]}" for c in listed),
+        }
+        for status, listed in by_status.items()
+    }
 
 
 def route_docs(
@@ -233,6 +252,7 @@ def route_docs(
     security: tuple[str, ...] = (),
     errors: tuple[str, ...] = (),
     public: bool = False,
+    operation_id: str | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for a Powertools route decorator that document it in OpenAPI. Runtime
     parsing stays in the handlers (strict JSON, the API's own codes); this only describes it.
@@ -241,8 +261,9 @@ def route_docs(
         ok, ok_model, ok_type, ok_description, ok_headers: the success status, its body's model
             (else any object, or a string when ``ok_type`` is not JSON), media type, description,
             and response headers (name -> description).
-        body: a model (a JSON body), or media type -> model, where None is any JSON value: a route
-            that takes JSON or NDJSON names both. A JSON body adds ``invalid_json`` to the errors.
+        body: a model (a JSON body), or media type -> model or JSON schema, where None is any JSON
+            value: a route that takes JSON or NDJSON names both. A JSON body adds ``invalid_json``
+            to the errors.
         body_required: False for a route that also takes no body.
         params: the query and header parameters the handler reads.
         security: the schemes (``API_KEY``, ``STREAM_TOKEN``, ...) of which any one authorises the
@@ -250,6 +271,8 @@ def route_docs(
         errors: each error code (``sluice.error_codes``) the route answers besides COMMON_ERRORS.
         public: a route that needs no credentials and calls no dependency (the console's files):
             an empty security requirement, and only ``route_not_found`` of the common errors.
+        operation_id: the operation's name when ``sluice.openapi`` cannot make a good one from the
+            handler's name and the path (see ``sluice.openapi.operation_id``).
 
         @app.post("/api/v1/things", **route_docs(body=ThingRequest, errors=("invalid_request",)))
     """
@@ -262,18 +285,26 @@ def route_docs(
     bodies = body if isinstance(body, Mapping) else ({} if body is None else {JSON: body})
     json_errors = ("invalid_json",) if JSON in bodies else ()
     common = ("route_not_found",) if public else COMMON_ERRORS
-    responses = {ok: success, **_error_responses((*json_errors, *common, *errors))}
+    by_status = _codes_by_status((*json_errors, *common, *errors))
+    responses = {ok: success, **_error_responses(by_status)}
     docs: dict[str, Any] = {"responses": responses}
-    extensions: dict[str, Any] = {}
+    extensions: dict[str, Any] = {ERROR_CODES_EXTENSION: {str(s): codes for s, codes in by_status.items()}}
     if bodies:
-        content = {media: {"schema": _ref(model) if model else {}} for media, model in bodies.items()}
+        content = {media: {"schema": _body_schema(model)} for media, model in bodies.items()}
         extensions["requestBody"] = {"required": body_required, "content": content}
     if params:
         extensions[PARAMETERS_EXTENSION] = [param.to_openapi() for param in params]
-    if extensions:
-        docs["openapi_extensions"] = extensions
+    docs["openapi_extensions"] = extensions
     if public:
         docs["security"] = [{}]
     elif security:
         docs["security"] = [{scheme: []} for scheme in security]
+    if operation_id:
+        docs["operation_id"] = operation_id
     return docs
+
+
+def _body_schema(model: BodySchema) -> dict[str, Any]:
+    if model is None:
+        return {}
+    return model if isinstance(model, dict) else _ref(model)

@@ -135,8 +135,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     ),
     "unsupported_media_type": (
         415,
-        "batch items that are not `application/x-ndjson`; a JSON body whose `Content-Type` is not"
-        " `application/json` (or `+json`)",
+        "batch items that are not `application/x-ndjson` (or `application/octet-stream`); a JSON body"
+        " whose `Content-Type` is not `application/json` (or `+json`)",
     ),
     "invalid_request": (422, "valid JSON with invalid fields (`issues` names each)"),
     "invalid_body": (422, "a body that is JSON but not an object"),

@@ -24,11 +24,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 from sluice import engine
 from sluice.auth import Environment
 from sluice.config import get_settings
 from sluice.engine import PreparedRun
 from sluice.errors import NotFound
+
+
+class TriggerResponse(BaseModel):
+    """What ``POST /api/v1/tasks/{taskId}/trigger`` answers."""
+
+    id: str
+    isCached: bool
+    # Set when the trigger was buffered in a burst: why, and that the run appears shortly.
+    notice: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -38,10 +49,8 @@ class TriggerAnswer:
     notice: dict[str, str] | None = None
 
     def to_api(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"id": self.id, "isCached": self.is_cached}
-        if self.notice is not None:
-            body["notice"] = self.notice
-        return body
+        answer = TriggerResponse(id=self.id, isCached=self.is_cached, notice=self.notice)
+        return answer.model_dump(exclude_none=True)
 
 
 def trigger(env: Environment, task_id: str, raw_body: Any) -> TriggerAnswer:

@@ -329,9 +329,11 @@ def test_other_content_types_are_a_415(api: BatchApi, content_type: str) -> None
     assert res.status == 415
 
 
-def test_application_ndjson_is_accepted(api: BatchApi) -> None:
+@pytest.mark.parametrize("content_type", ["application/ndjson; charset=utf-8", "application/octet-stream"])
+def test_application_ndjson_and_raw_bytes_are_accepted(api: BatchApi, content_type: str) -> None:
+    """``application/octet-stream`` is what generated clients send (openapi.json lists it)."""
     batch_id = api.create_id(1)
-    headers = {**api.tenant.headers, "content-type": "application/ndjson; charset=utf-8"}
+    headers = {**api.tenant.headers, "content-type": content_type}
     res = api.call("POST", f"/api/v3/batches/{batch_id}/items", body=ndjson([item(0)]), headers=headers)
     assert res.status == 200 and res.json()["sealed"] is True
 

@@ -14,7 +14,9 @@ from sluice.batches.ndjson import NdjsonParser, Parsed
 from sluice.config import get_settings
 from sluice.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
-NDJSON_TYPES = ("application/x-ndjson", "application/ndjson")
+# Raw bytes count as NDJSON too: code generators skip a body of a media type they do not know, so
+# openapi.json offers application/octet-stream beside NDJSON for generated clients to keep the route.
+NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/octet-stream")
 # The size of the slices the body is fed to the parser in: large enough that per-chunk overhead
 # vanishes, small enough that an oversized line is cut off soon after it passes the limit.
 CHUNK_BYTES = 64 * 1024
@@ -24,7 +26,8 @@ def require_ndjson(headers: Mapping[str, str] | None) -> None:
     content_type = next((v for k, v in (headers or {}).items() if k.lower() == "content-type"), "")
     if not any(t in content_type.lower() for t in NDJSON_TYPES):
         raise UnsupportedMediaType(
-            f"Content-Type must be application/x-ndjson (got {content_type or 'none'})",
+            "Content-Type must be application/x-ndjson or application/octet-stream "
+            f"(got {content_type or 'none'})",
             code="unsupported_media_type",
         )
 

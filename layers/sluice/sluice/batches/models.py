@@ -148,6 +148,17 @@ class Batch(BaseModel):
         return self.status == BatchStatus.PENDING and (self.sealed or self.completedAt is not None)
 
 
+class CreateBatchResponse(BaseModel):
+    """What ``POST /api/v3/batches`` answers (202 created, 200 the key's batch)."""
+
+    id: str
+    runCount: int
+    isCached: bool
+    idempotencyKey: str | None = None
+    # A staged batch's upload: where to PUT the NDJSON file, and until when.
+    upload: dict[str, Any] | None = None
+
+
 class IngestResult(BaseModel):
     id: str
     itemsAccepted: int

@@ -12,7 +12,13 @@ from sluice.auth import Environment, owns
 from sluice.batches import keys, ratelimit, state, store
 from sluice.batches.errors import BatchNotPending
 from sluice.batches.ingest import load_batch
-from sluice.batches.models import MAX_PAYLOAD_UPLOADS, Batch, BatchStatus, CreateBatchRequest
+from sluice.batches.models import (
+    MAX_PAYLOAD_UPLOADS,
+    Batch,
+    BatchStatus,
+    CreateBatchRequest,
+    CreateBatchResponse,
+)
 from sluice.config import get_settings
 from sluice.engine import parse_duration
 from sluice.errors import BadRequest, ServiceUnavailable, Unprocessable
@@ -28,16 +34,14 @@ class CreateResult:
     upload: dict[str, Any] | None = None
 
     def to_api(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "id": self.batch.id,
-            "runCount": self.batch.runCount,
-            "isCached": self.is_cached,
-        }
-        if self.batch.idempotencyKey:
-            body["idempotencyKey"] = self.batch.idempotencyKey
-        if self.upload:
-            body["upload"] = self.upload
-        return body
+        answer = CreateBatchResponse(
+            id=self.batch.id,
+            runCount=self.batch.runCount,
+            isCached=self.is_cached,
+            idempotencyKey=self.batch.idempotencyKey or None,
+            upload=self.upload or None,
+        )
+        return answer.model_dump(exclude_none=True)
 
 
 def _now() -> datetime:

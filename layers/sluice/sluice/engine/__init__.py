@@ -7,6 +7,7 @@ from sluice.engine.ids import derived_run_id, new_run_id
 from sluice.engine.models import (
     Run,
     RunError,
+    RunView,
     TriggerBody,
     TriggerOptions,
     parse_task_id,
@@ -28,6 +29,7 @@ __all__ = [
     "PreparedRun",
     "Run",
     "RunError",
+    "RunView",
     "TriggerBody",
     "TriggerOptions",
     "TriggerResult",

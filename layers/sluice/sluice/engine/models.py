@@ -15,6 +15,7 @@ from pydantic import (
     StrictInt,
     TypeAdapter,
     ValidationError,
+    create_model,
     field_validator,
 )
 
@@ -249,5 +250,19 @@ class Run(BaseModel):
     streamKeys: list[str] = Field(default_factory=list)
 
     def to_api(self) -> dict[str, Any]:
-        """The public view: the environment's ids and S3 keys stay internal."""
-        return self.model_dump(mode="json", exclude={"orgId", "envId", "payloadRef", "outputRef"})
+        """The public view (``RunView``): the environment's ids and S3 keys stay internal."""
+        return self.model_dump(mode="json", exclude=set(RUN_INTERNAL_FIELDS))
+
+
+RUN_INTERNAL_FIELDS = frozenset({"orgId", "envId", "payloadRef", "outputRef"})
+# ``GET /api/v1/runs/{runId}`` in the API's document: the run without its internal fields, made
+# from ``Run`` so that the two cannot drift apart.
+RunView: type[BaseModel] = create_model(
+    "RunView",
+    __doc__="A run as `GET /api/v1/runs/{runId}` answers it",
+    **{  # type: ignore[call-overload]
+        name: (field.annotation, field)
+        for name, field in Run.model_fields.items()
+        if name not in RUN_INTERNAL_FIELDS
+    },
+)
