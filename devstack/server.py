@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 from devstack import swagger
 from devstack.apigw import Route, http_event
+from devstack.cors import CorsPolicy
 from devstack.runtime import FunctionRuntime
 from devstack.template import FunctionSpec
 
@@ -200,6 +201,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         started = time.monotonic()
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            # API Gateway joins repeated headers with commas.
+            headers[key] = f"{headers[key]},{value}" if key in headers else value
         try:
             body = self._read_body()
         except BadRequest as exc:
@@ -210,15 +216,15 @@ class _Handler(BaseHTTPRequestHandler):
             )
         else:
             split = urlsplit(self.path)
-            headers: dict[str, str] = {}
-            for name, value in self.headers.items():
-                key = name.lower()
-                # API Gateway joins repeated headers with commas.
-                headers[key] = f"{headers[key]},{value}" if key in headers else value
             request = Request(
                 self.command, split.path or "/", split.query, headers, body, self.client_address[0]
             )
             status, headers_out, payload = self.server.dispatch(request)
+        cors = self.server.cors
+        if cors is not None:
+            # As API Gateway: on every answer (errors and framing failures too), and a preflight's.
+            is_preflight = cors.is_preflight(self.command, headers)
+            headers_out = cors.preflight(headers) if is_preflight else cors.response(headers, headers_out)
         try:
             self._send(status, headers_out, payload)
         except OSError:
@@ -244,8 +250,11 @@ class ApiServer(ThreadingHTTPServer):
         verbose: bool = False,
         openapi: Path | None = None,
         tcp_nodelay: bool = True,
+        cors: CorsPolicy | None = None,
     ) -> None:
         super().__init__(address, _Handler)
+        # The HTTP API's CorsConfiguration: preflights answered, headers on every answer.
+        self.cors = cors
         self.routes = routes
         self.verbose = verbose
         # The committed OpenAPI document, served at OPENAPI_PATH when the template has one.
@@ -265,6 +274,8 @@ class ApiServer(ThreadingHTTPServer):
 
     def dispatch(self, request: Request) -> tuple[int, list[tuple[str, str]], bytes]:
         method, raw_path = request.method, request.raw_path
+        if self.cors is not None and self.cors.is_preflight(method, request.headers):
+            return 204, [], b""
         if self.openapi is not None and method == "GET" and raw_path == OPENAPI_PATH:
             return 200, [("content-type", "application/json")], self.openapi.read_bytes()
         if self.openapi is not None and method == "GET" and (docs := swagger.serve(raw_path)):

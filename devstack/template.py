@@ -41,6 +41,8 @@ class FunctionSpec:
     memory: int
     environment: dict[str, str]
     events: list[EventSource] = field(default_factory=list)
+    # The Function URL's resolved ``Cors`` block, if it has one.
+    url_cors: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -235,9 +237,18 @@ class Stack:
                     memory=int(props.get("MemorySize", globals_.get("MemorySize", 128))),
                     environment={k: str(v) for k, v in self.resolve(env, endpoint).items()},
                     events=events,
+                    url_cors=self.resolve(props.get("FunctionUrlConfig", {}).get("Cors"), endpoint),
                 )
             )
         return specs
+
+    def http_api_cors(self) -> dict[str, Any] | None:
+        """The HTTP API's resolved ``CorsConfiguration``, if it has one."""
+        for res in self.resources_of("AWS::Serverless::HttpApi").values():
+            config = res.get("Properties", {}).get("CorsConfiguration")
+            if config:
+                return self.resolve(config)  # type: ignore[no-any-return]
+        return None
 
     def function(self, name: str, endpoint: str = "http://localhost:4566") -> FunctionSpec:
         """A function by its short name (``trigger_intake``) or logical id."""

@@ -26,6 +26,7 @@ import boto3
 from botocore.config import Config
 
 from devstack import endpoints, environment, key_backup, reload, stack_file, web_apps
+from devstack.cors import CorsPolicy
 from devstack.pollers import SqsPoller, SqsSource
 from devstack.polling import stop_all
 from devstack.provision import create_all, secret_values
@@ -193,7 +194,8 @@ class StackRunner:
         runtimes = self._start_runtimes(specs, envs)
         self._watch_code(stack, runtimes)
         self._checkpoint()
-        server = self._start_server(specs, runtimes)
+        api_cors = CorsPolicy.from_config(stack.http_api_cors(), self.environ)
+        server = self._start_server(specs, runtimes, api_cors)
         self._start_web_apps(web_specs, envs, web_urls)
         self._start_pollers(stack, specs, runtimes, queue_urls, clients["sqs"])
         self._start_streams(specs, runtimes, clients)
@@ -386,7 +388,9 @@ class StackRunner:
                     f"{error.get('errorType')}: {error.get('errorMessage')}\n{trace}")
         return runtimes
 
-    def _start_server(self, specs: list[FunctionSpec], runtimes: dict[str, FunctionRuntime]) -> ApiServer:
+    def _start_server(
+        self, specs: list[FunctionSpec], runtimes: dict[str, FunctionRuntime], cors: CorsPolicy | None
+    ) -> ApiServer:
         routes = [BoundRoute(route, runtimes[spec.logical_id]) for route, spec in routes_of(specs)]
         try:
             server = ApiServer(
@@ -395,6 +399,7 @@ class StackRunner:
                 verbose=self.options.verbose,
                 openapi=self.options.template.resolve().parent / "openapi.json",
                 tcp_nodelay=self.options.tcp_nodelay,
+                cors=cors,
             )
         except OSError as exc:
             raise StartupError(f"cannot serve on {self.options.host}:{self.options.port}: {exc}") from exc
@@ -411,7 +416,11 @@ class StackRunner:
         for spec in specs:
             try:
                 service = web_apps.start_web_app(
-                    spec, envs[spec.logical_id], urls[spec.logical_id], verbose=self.options.verbose
+                    spec,
+                    envs[spec.logical_id],
+                    urls[spec.logical_id],
+                    cors=CorsPolicy.from_config(spec.url_cors, self.environ),
+                    verbose=self.options.verbose,
                 )
             except RuntimeError as exc:
                 raise StartupError(f"{spec.logical_id} did not start: {exc}") from exc

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 
+from devstack.cors import WEB_APP_SETTING, CorsPolicy
 from devstack.services import Service, free_port, wait_for_http
 from devstack.template import FunctionSpec
 
@@ -28,7 +29,14 @@ def reserve_urls(specs: list[FunctionSpec], host: str) -> dict[str, str]:
     return {spec.logical_id: f"http://{host}:{free_port()}" for spec in specs}
 
 
-def start_web_app(spec: FunctionSpec, env: Mapping[str, str], url: str, *, verbose: bool = False) -> Service:
+def start_web_app(
+    spec: FunctionSpec,
+    env: Mapping[str, str],
+    url: str,
+    *,
+    cors: CorsPolicy | None = None,
+    verbose: bool = False,
+) -> Service:
     host, _, port = url.removeprefix("http://").rpartition(":")
     app_env = {
         **env,
@@ -37,6 +45,9 @@ def start_web_app(spec: FunctionSpec, env: Mapping[str, str], url: str, *, verbo
         # The start script's interpreter: devstack's own, which has the layer's packages.
         "SLUICE_PYTHON": sys.executable,
     }
+    if cors is not None:
+        # The start script then serves the app behind the Function URL's CORS (devstack.cors).
+        app_env.update({"DEVSTACK_ASGI_APP": "devstack.function_url:app", WEB_APP_SETTING: cors.to_json()})
     script = spec.code_uri / spec.handler
     output = None if verbose else subprocess.DEVNULL
     process = subprocess.Popen(

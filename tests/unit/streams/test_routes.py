@@ -10,6 +10,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from sluice import engine, streams
+from sluice.config import get_settings
 from sluice.engine import RunError, TriggerBody
 from sluice.streams import StreamAddress
 from sluice.streams.keys import StreamKeys
@@ -93,7 +94,9 @@ def test_json_append_then_long_poll_reads_it_with_its_entry_id(api: StreamsApi) 
     frames = data_frames(res.body)
     assert [f["data"] for f in frames] == ['{"delta":"he"}']
     assert frames[0]["id"] == first.json()["ids"][0]
-    assert any("retry" in f for f in parse_sse(res.body))
+    # The long poll's own retry: hint, short, so that a browser's EventSource polls again at once.
+    assert {"retry": str(get_settings().sse_long_poll_retry_ms)} in parse_sse(res.body)
+    assert get_settings().sse_long_poll_retry_ms < get_settings().sse_retry_ms
 
 
 def test_ndjson_append_lands_many_chunks_in_order(api: StreamsApi) -> None:

@@ -97,13 +97,14 @@ def to_sse(event: StreamEvent) -> ServerSentEvent:
     return ServerSentEvent(data=json.dumps(event.data, separators=(",", ":")), id=event.id)
 
 
-def retry_frame() -> ServerSentEvent:
-    return ServerSentEvent(retry=get_settings().sse_retry_ms)
+def retry_frame(retry_ms: int | None = None) -> ServerSentEvent:
+    return ServerSentEvent(retry=get_settings().sse_retry_ms if retry_ms is None else retry_ms)
 
 
 def long_poll(reader: StreamReader, clock: Callable[[], float] = time.monotonic) -> list[ServerSentEvent]:
     """One long-poll response: what arrived until SLUICE_SSE_LINGER_MS after the first event, or
-    a keep-alive after SLUICE_SSE_WINDOW_S with none; then ``retry:`` unless the stream ended."""
+    a keep-alive after SLUICE_SSE_WINDOW_S with none; then ``retry:`` (SLUICE_SSE_LONG_POLL_RETRY_MS)
+    unless the stream ended."""
     settings = get_settings()
     start = clock()
     deadline = start + settings.sse_window_s
@@ -120,7 +121,7 @@ def long_poll(reader: StreamReader, clock: Callable[[], float] = time.monotonic)
         events.extend(batch)
     frames = [to_sse(e) for e in events] or [KEEP_ALIVE]
     if not reader.ended:
-        frames.append(retry_frame())
+        frames.append(retry_frame(settings.sse_long_poll_retry_ms))
     return frames
 
 
