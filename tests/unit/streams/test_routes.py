@@ -191,10 +191,16 @@ def test_close_run_streams_closes_every_key_of_the_run(api: StreamsApi) -> None:
 def test_long_poll_with_nothing_new_answers_a_keep_alive_and_retry(api: StreamsApi) -> None:
     run_id = new_run(api.tenant)
     api.token(run_id)
-    frames = parse_sse(api.read(run_id).body)
-    assert frames[0] == {"": "keep-alive"}
+    answer = api.read(run_id)
+    frames = parse_sse(answer.body)
+    # The snapshot's cursor as a data-less id (EventSource's next Last-Event-ID), then the keep-alive.
+    assert frames[0] == {"id": answer.headers[streams.CURSOR_HEADER]}
+    assert frames[1] == {"": "keep-alive"}
     assert "retry" in frames[-1]
-    assert all("id" not in f for f in frames)
+    assert all("id" not in f for f in frames[1:])
+    # Resumed from there, the next answer carries no cursor frame.
+    resumed = parse_sse(api.read(run_id, query=f"lastEventId={frames[0]['id']}").body)
+    assert resumed[0] == {"": "keep-alive"}
 
 
 def test_long_poll_resumes_after_last_event_id_header(api: StreamsApi) -> None:

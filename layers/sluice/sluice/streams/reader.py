@@ -8,7 +8,8 @@ id yielded. Re-reading ``$`` instead would skip every entry added between two re
 
 Frames: a data event carries ``id:`` (its entry id) and the chunk as JSON in ``data:``; the end of
 the stream is ``event: end`` (no id, so a resuming client keeps its place before it); keep-alives
-are comments; every response that ends before the stream does ends with ``retry:``.
+are comments; every response that ends before the stream does ends with ``retry:``. A response to
+a reader without ``Last-Event-ID`` opens with ``id: <cursor>`` and no data (``cursor_frame``).
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ class StreamReader:
             if tail is not None and tail.end:
                 self._pending.append(tail)  # closed already: tell the reader so at once
         self.start_cursor = self.cursor
+        # The cursor came from the snapshot, which only the response can tell the client (a
+        # closed stream's reader hears the end at once: nothing to resume).
+        self.snapshotted = last_event_id is None and not self._pending
 
     def poll(self, block_ms: int | None) -> list[StreamEvent]:
         """The next events after the cursor (waiting up to ``block_ms`` for one), up to the end."""
@@ -97,6 +101,15 @@ def to_sse(event: StreamEvent) -> ServerSentEvent:
     return ServerSentEvent(data=json.dumps(event.data, separators=(",", ":")), id=event.id)
 
 
+def cursor_frame(reader: StreamReader) -> list[ServerSentEvent]:
+    """``id: <start cursor>`` with no data, first in a response to a reader without Last-Event-ID:
+    EventSource takes the id as its Last-Event-ID without firing an event, so a browser that
+    reconnects before the first event (a long poll that answered a keep-alive, a cut connection)
+    resumes from the snapshot instead of a new tail, losing nothing written in between. (A
+    client that reads headers has X-Stream-Cursor; EventSource cannot read them.)"""
+    return [ServerSentEvent(id=reader.start_cursor)] if reader.snapshotted else []
+
+
 def retry_frame(retry_ms: int | None = None) -> ServerSentEvent:
     return ServerSentEvent(retry=get_settings().sse_retry_ms if retry_ms is None else retry_ms)
 
@@ -119,7 +132,7 @@ def long_poll(reader: StreamReader, clock: Callable[[], float] = time.monotonic)
         if batch and first_at is None:
             first_at = clock()
         events.extend(batch)
-    frames = [to_sse(e) for e in events] or [KEEP_ALIVE]
+    frames = cursor_frame(reader) + ([to_sse(e) for e in events] or [KEEP_ALIVE])
     if not reader.ended:
         frames.append(retry_frame(settings.sse_long_poll_retry_ms))
     return frames
@@ -133,6 +146,8 @@ async def stream(
     sse-starlette's ping, sent as KEEP_ALIVE.)"""
     settings = get_settings()
     start = clock()
+    for frame in cursor_frame(reader):
+        yield frame
     while not reader.ended:
         if clock() - start >= settings.sse_max_connection_s:
             yield retry_frame()
