@@ -11,7 +11,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 # (collection 10.3 CPU-s without the cache, 4.8 with it).
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: venv demo up test lint typecheck template test-cases test-slow unit integration e2e bench clean
+.PHONY: venv demo up test lint typecheck template test-cases test-slow test-browser unit integration e2e bench clean
 
 $(STAMP): pyproject.toml layers/sluice/requirements.txt clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,10 +45,20 @@ test: redis-server $(STAMP)
 	$(MAKE) --no-print-directory --output-sync=target -j5 lint typecheck template test-cases test-slow
 
 test-cases: $(STAMP)
-	$(PY) -m pytest -m "not slow" $(XDIST)
+	$(PY) -m pytest -m "not slow and not browser" $(XDIST)
 
 test-slow: $(STAMP)
-	$(BESIDE) $(PY) -m pytest -m slow
+	$(BESIDE) $(PY) -m pytest -m "slow and not browser"
+
+## A web page on another origin in headless Chromium (Debian's, installed by scripts/chromium.sh):
+## both stream transports, a cut connection, a session append; prints the browser's latencies.
+## A failed test leaves a screenshot in .browser-artifacts/. Skipped, saying so, where Chromium
+## cannot be installed (no apt-get, not root).
+test-browser: redis-server $(STAMP)
+	@status=0; scripts/chromium.sh || status=$$?; \
+	if [ "$$status" = 3 ]; then echo "test-browser: skipped, no Chromium (see above)" >&2; \
+	elif [ "$$status" != 0 ]; then exit "$$status"; \
+	else $(PY) -m pytest tests/browser -m browser -s -q; fi
 
 lint: $(STAMP)
 	$(BESIDE) $(VENV)/bin/ruff check .
