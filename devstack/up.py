@@ -194,8 +194,7 @@ class StackRunner:
         runtimes = self._start_runtimes(specs, envs)
         self._watch_code(stack, runtimes)
         self._checkpoint()
-        api_cors = CorsPolicy.from_config(stack.http_api_cors(), self.environ)
-        server = self._start_server(specs, runtimes, api_cors)
+        server = self._start_server(specs, runtimes, stack)
         self._start_web_apps(web_specs, envs, web_urls)
         self._start_pollers(stack, specs, runtimes, queue_urls, clients["sqs"])
         self._start_streams(specs, runtimes, clients)
@@ -389,7 +388,7 @@ class StackRunner:
         return runtimes
 
     def _start_server(
-        self, specs: list[FunctionSpec], runtimes: dict[str, FunctionRuntime], cors: CorsPolicy | None
+        self, specs: list[FunctionSpec], runtimes: dict[str, FunctionRuntime], stack: Stack
     ) -> ApiServer:
         routes = [BoundRoute(route, runtimes[spec.logical_id]) for route, spec in routes_of(specs)]
         try:
@@ -399,7 +398,7 @@ class StackRunner:
                 verbose=self.options.verbose,
                 openapi=self.options.template.resolve().parent / "openapi.json",
                 tcp_nodelay=self.options.tcp_nodelay,
-                cors=cors,
+                cors=CorsPolicy.from_config(stack.http_api_cors(), self.environ),
             )
         except OSError as exc:
             raise StartupError(f"cannot serve on {self.options.host}:{self.options.port}: {exc}") from exc

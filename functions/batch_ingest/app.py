@@ -10,7 +10,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import batches
+from sluice import batches, observability
 from sluice.api import (
     BYTES_SCHEMA,
     OCTETS,
@@ -18,7 +18,6 @@ from sluice.api import (
     json_body,
     json_object,
     json_response,
-    logger,
     make_resolver,
     query_int,
     request_bytes,
@@ -109,6 +108,6 @@ def get_batch(batch_id: str) -> Response[Any]:
     )
 
 
-@logger.inject_lambda_context(clear_state=True)
+@observability.lambda_handler(http=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -4,10 +4,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import batches
-from sluice.api import logger
+from sluice import batches, observability
 
 
-@logger.inject_lambda_context(clear_state=True)
+@observability.lambda_handler()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     return {"aborted": batches.reap()}

@@ -6,8 +6,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import batches
-from sluice.api import logger
+from sluice import batches, observability
 from sluice.sqs_batch import process_sqs_batch
 
 
@@ -15,6 +14,6 @@ def record_handler(record: SQSRecord) -> str:
     return batches.process_message(json.loads(record.body))
 
 
-@logger.inject_lambda_context(clear_state=True)
+@observability.lambda_handler()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_sqs_batch(event, context, record_handler, concurrent=True)

@@ -10,12 +10,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import batches
-from sluice.api import logger
+from sluice import batches, observability
 from sluice.sqs_batch import process_sqs_batch
 
 
-@logger.inject_lambda_context(clear_state=True)
+@observability.lambda_handler()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     def record_handler(record: SQSRecord) -> None:
         batches.staged.handle(json.loads(record.body), context.get_remaining_time_in_millis())

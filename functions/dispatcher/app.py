@@ -4,11 +4,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import engine
-from sluice.api import logger
+from sluice import engine, observability
 
 
-@logger.inject_lambda_context(clear_state=True)
+@observability.lambda_handler()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     failed = engine.dispatch_records(event.get("Records") or [])
     return {"batchItemFailures": [{"itemIdentifier": seq} for seq in failed]}

@@ -4,12 +4,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import mollifier
-from sluice.api import logger
+from sluice import mollifier, observability
 from sluice.sqs_batch import process_whole_sqs_batch
 
 
-@logger.inject_lambda_context(clear_state=True)
+@observability.lambda_handler()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_whole_sqs_batch(
         event, context, mollifier.DrainSignal.model_validate_json, mollifier.drain_batch

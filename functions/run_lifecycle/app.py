@@ -6,12 +6,11 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import run_cancel, streams
+from sluice import observability, run_cancel, streams
 from sluice.api import (
     current_environment,
     json_body,
     json_response,
-    logger,
     make_resolver,
     request_bytes,
     route_docs,
@@ -80,6 +79,6 @@ def cancel(run_id: str) -> Response[Any]:
     return json_response(200, {"id": run_cancel.cancel_run(env, run_id).id})
 
 
-@logger.inject_lambda_context(clear_state=True)
+@observability.lambda_handler(http=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

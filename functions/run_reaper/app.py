@@ -6,8 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import streams
-from sluice.api import logger
+from sluice import observability, streams
 from sluice.engine import lifecycle
 from sluice.sessions import realtime
 
@@ -20,6 +19,6 @@ lifecycle.final_listeners.append(realtime.fence_session_out)
 lifecycle.retry_listeners.append(realtime.fence_session_out)
 
 
-@logger.inject_lambda_context(clear_state=True)
+@observability.lambda_handler()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     return {**lifecycle.reap(), "expired": lifecycle.expire_due(), "released": lifecycle.release_due()}

@@ -6,12 +6,12 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from sluice import observability
 from sluice.api import (
     JSON,
     current_environment,
     json_body,
     json_response,
-    logger,
     make_resolver,
     request_bytes,
     route_docs,
@@ -85,6 +85,6 @@ def get_snapshot(session: str) -> Response[Any]:
     return Response(status_code=200, content_type=JSON, body=body.decode("utf-8"))
 
 
-@logger.inject_lambda_context(clear_state=True)
+@observability.lambda_handler(http=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -12,7 +12,7 @@ from urllib.parse import unquote
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import streams
+from sluice import observability, streams
 from sluice.api import (
     API_KEY,
     JSON,
@@ -21,7 +21,6 @@ from sluice.api import (
     Param,
     current_environment,
     json_response,
-    logger,
     make_resolver,
     public_base_url,
     request_bytes,
@@ -268,6 +267,6 @@ def channel_records(session: str, io: str) -> Response[Any]:
     return drained(channel_reader(session, io))
 
 
-@logger.inject_lambda_context(clear_state=True)
+@observability.lambda_handler(http=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -7,13 +7,12 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import engine, triggers
+from sluice import engine, observability, triggers
 from sluice.api import (
     Param,
     current_environment,
     json_body,
     json_response,
-    logger,
     make_resolver,
     route_docs,
 )
@@ -87,6 +86,6 @@ def replay(run_id: str) -> Response[Any]:
     return json_response(200, {"id": engine.replay(env, run_id).id})
 
 
-@logger.inject_lambda_context(clear_state=True)
+@observability.lambda_handler(http=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

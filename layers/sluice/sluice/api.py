@@ -22,7 +22,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
 from pydantic import BaseModel
 
-from sluice import aws, strict_json
+from sluice import aws, observability, strict_json
 from sluice.auth import Environment, authenticate
 from sluice.error_codes import ERROR_CODES
 from sluice.errors import (
@@ -78,7 +78,9 @@ def make_resolver() -> APIGatewayHttpResolver:
 
 
 def current_environment(app: APIGatewayHttpResolver) -> Environment:
-    return authenticate(app.current_event.headers)
+    env = authenticate(app.current_event.headers)
+    observability.tenant_keys(env.org_id, env.env_id)
+    return env
 
 
 def request_bytes(app: APIGatewayHttpResolver) -> bytes:

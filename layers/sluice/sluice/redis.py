@@ -21,6 +21,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from sluice import observability
 from sluice.config import Settings, get_settings
 from sluice.errors import ServiceUnavailable
 
@@ -64,12 +65,16 @@ def build_client(settings: Settings) -> RedisClient:
     }
     retry = Retry(ExponentialBackoff(cap=0.2, base=0.01), settings.redis_retries)
     if settings.redis_cluster:
-        return redis.cluster.RedisCluster.from_url(settings.redis_url, retry=retry, **options)
-    return redis.Redis.from_url(
-        settings.redis_url,
-        retry=retry,
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        **options,
+        return observability.trace_redis(
+            redis.cluster.RedisCluster.from_url(settings.redis_url, retry=retry, **options)
+        )
+    return observability.trace_redis(
+        redis.Redis.from_url(
+            settings.redis_url,
+            retry=retry,
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            **options,
+        )
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from sluice import engine
+from sluice import engine, observability
 from sluice.auth import Environment
 from sluice.config import Settings, get_settings
 from sluice.engine import PreparedRun
@@ -98,7 +98,9 @@ def _decide_and_trigger(
                 return pass_through(prepared)
             if accepted.kind == "duplicate_idempotency":
                 return TriggerAnswer(accepted.run_id, is_cached=True)
-            return TriggerAnswer(prepared.run.id, is_cached=False, notice=NOTICE)
+            run = prepared.run
+            observability.run_transition("RunBuffered", run.id, run.orgId, run.envId, taskId=run.taskId)
+            return TriggerAnswer(run.id, is_cached=False, notice=NOTICE)
     record_decision(decision, gate_input)
     return pass_through(prepared)
 

@@ -16,7 +16,7 @@ from functools import partial
 from time import monotonic
 from typing import Any
 
-from sluice import aws
+from sluice import aws, observability
 from sluice.auth import Environment, owns
 from sluice.batches import items, keys, state, store
 from sluice.batches.concurrency import bounded_map
@@ -89,9 +89,14 @@ def ingest_lines(batch: Batch, lines: Iterable[Parsed], concurrency: int | None 
     groups = _groups(_first_of_each_index(lines, outcomes), size)
     # One pool for every group's S3 calls, so that a thread is started once per request, not
     # once per call.
-    with ThreadPoolExecutor(max_workers=width, thread_name_prefix="sluice-s3") as calls:
-        for counts in bounded_map(groups, partial(items.process, batch, pool=calls), max(1, width // size)):
-            outcomes.update(counts)
+    try:
+        with ThreadPoolExecutor(max_workers=width, thread_name_prefix="sluice-s3") as calls:
+            process = partial(items.process, batch, pool=calls)
+            for counts in bounded_map(groups, process, max(1, width // size)):
+                outcomes.update(counts)
+    finally:  # the items queued before a bad line count too
+        observability.count("BatchItemsAccepted", outcomes["accepted"])
+        observability.count("BatchItemsDeduplicated", outcomes["deduplicated"])
     return outcomes
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sluice import aws
+from sluice import aws, observability
 from sluice.config import get_settings
 from sluice.engine import store
 
@@ -49,6 +49,8 @@ class Dispatch:
     body: dict[str, Any]
     group: str
     delay_until: datetime | None
+    # When the write that asks for this send happened (the stream record's time).
+    written_at: datetime | None = None
 
 
 def _seq(image: Mapping[str, Any] | None) -> int:
@@ -80,7 +82,15 @@ def dispatch_of(record: Mapping[str, Any]) -> Dispatch | None:
         body=body,
         group=body["orgId"],
         delay_until=datetime.fromisoformat(delay) if delay else None,
+        written_at=_written_at(change),
     )
+
+
+def _written_at(change: Mapping[str, Any]) -> datetime | None:
+    at = change.get("ApproximateCreationDateTime")
+    if isinstance(at, datetime):
+        return at
+    return datetime.fromtimestamp(float(at), UTC) if at is not None else None
 
 
 def _delay_s(at: datetime | None, now: datetime) -> int:
@@ -133,6 +143,10 @@ def dispatch_records(records: Sequence[Mapping[str, Any]]) -> list[str]:
         sent.extend(d for d in chunk if d not in failed)
         if failed:
             break
+    observability.count("RunDispatched", len(sent))
+    for d in sent:
+        if d.written_at is not None and d.delay_until is None:
+            observability.lag_ms("DispatchLag", d.written_at)
     if not failed:
         return []
     first = failed[0]  # chunks keep stream order, so this is the lowest sequence number

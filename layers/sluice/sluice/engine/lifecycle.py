@@ -39,7 +39,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sluice import aws
+from sluice import aws, observability
 from sluice.auth import Environment, owns
 from sluice.config import RUN_ERROR_CODE_MAX_CHARS, RUN_ERROR_MESSAGE_MAX_CHARS, get_settings
 from sluice.engine import payloads, store
@@ -313,7 +313,7 @@ def start(env: Environment, run_id: str, body: StartBody) -> Lease:
             raise Conflict(message, code="run_expired") from None
         raise _start_conflict(env, run_id, old, now) from None
     run = store.run_from_item(item)
-    logger.info("run.started", extra={"runId": run_id, "attempt": run.attempt})
+    observability.run_transition("RunStarted", run_id, run.orgId, run.envId, attempt=run.attempt)
     return Lease(payloads.load_offloaded(run), token, expires)
 
 
@@ -407,7 +407,7 @@ def complete(env: Environment, run_id: str, body: CompleteBody) -> Ended:
             return Ended(store.run_from_item(lost.old or {}))
         raise _conflict(env, run_id, lost.old) from None
     run = store.run_from_item(item)
-    logger.info("run.completed", extra={"runId": run_id, "attempt": run.attempt})
+    observability.run_transition("RunCompleted", run_id, run.orgId, run.envId, attempt=run.attempt)
     on_final(run)
     return Ended(run)
 
@@ -492,7 +492,9 @@ def _end_attempt(
             condition,
             values,
         )
-        logger.info("run.retrying", extra={"runId": run.id, "attempt": run.attempt, "code": error.code})
+        observability.run_transition(
+            "RunRetried", run.id, run.orgId, run.envId, attempt=run.attempt, code=error.code
+        )
         retried = store.run_from_item(new)
         _tell(retry_listeners, retried)
         return Ended(retried, retry_at=retry_at)
@@ -504,7 +506,9 @@ def _end_attempt(
         values,
     )
     ended = store.run_from_item(new)
-    logger.info("run.failed", extra={"runId": run.id, "attempt": run.attempt, "code": error.code})
+    observability.run_transition(
+        "RunFailed", run.id, run.orgId, run.envId, attempt=run.attempt, code=error.code
+    )
     on_final(ended)
     return Ended(ended)
 
@@ -712,6 +716,8 @@ def reap(now: datetime | None = None) -> dict[str, int]:
         except _Lost:
             continue  # the worker heartbeated or finished, or another reaper got there first
         counts["retried" if ended.retry_at else "failed"] += 1
+        # The attempt's own end (retried or failed) is counted above; this counts the losses.
+        observability.count("RunWorkerLost")
     if any(counts.values()):
         logger.info("run_reaper.swept", extra=counts)
     return counts

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ParamSpec
 
+from sluice import observability
 from sluice.auth import Environment, owns, tenant_key
 from sluice.aws import ConditionFailed
 from sluice.config import get_settings
@@ -182,6 +183,9 @@ def create(prepared: PreparedRun) -> TriggerResult:
         run = run.model_copy(update={"payload": None, "payloadRef": ref})
     created = store.create_run(run, prepared.key, now=int(_now().timestamp()))
     if created.created:
+        observability.run_transition(
+            "RunTriggered", run.id, run.orgId, run.envId, taskId=run.taskId, status=run.status
+        )
         return TriggerResult(run.id, is_cached=False, failed=run.status == "FAILED")
     if created.run is not None:
         if (created.run.orgId, created.run.envId) != (run.orgId, run.envId):

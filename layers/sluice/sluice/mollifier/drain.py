@@ -39,7 +39,7 @@ from typing import Literal
 from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
-from sluice import engine
+from sluice import engine, observability
 from sluice.auth import Environment
 from sluice.config import Settings, get_settings
 from sluice.engine import RunError
@@ -163,6 +163,8 @@ def process_entries(
     or fail those that failed; one result per entry."""
     created = run_concurrently(lambda entry: _create_run(entry, entry.parsed_snapshot()), entries)
     done = [entry for entry, result in zip(entries, created, strict=True) if result is None]
+    for entry in done:
+        observability.lag_ms("DrainLag", entry.createdAt)
     try:
         acks = buffer.ack_all(done)
     except UNAVAILABLE_ERRORS as exc:

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable
 import anyio.to_thread
 from sse_starlette import ServerSentEvent
 
+from sluice import observability
 from sluice.config import get_settings
 from sluice.errors import BadRequest
 from sluice.streams.models import START_ID, RecordsAnswer, StreamAddress, StreamEvent, StreamRecord
@@ -119,6 +120,7 @@ def long_poll(reader: StreamReader, clock: Callable[[], float] = time.monotonic)
     a keep-alive after SLUICE_SSE_WINDOW_S with none; then ``retry:`` (SLUICE_SSE_LONG_POLL_RETRY_MS)
     unless the stream ended."""
     settings = get_settings()
+    observability.count_now("StreamConnections", transport="long_poll")
     start = clock()
     deadline = start + settings.sse_window_s
     events: list[StreamEvent] = []
@@ -145,6 +147,7 @@ async def stream(
     ``retry:`` so the client reconnects with Last-Event-ID. (Keep-alives while idle come from
     sse-starlette's ping, sent as KEEP_ALIVE.)"""
     settings = get_settings()
+    observability.count_now("StreamConnections", transport="streamed")
     start = clock()
     for frame in cursor_frame(reader):
         yield frame

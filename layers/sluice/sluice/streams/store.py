@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from functools import lru_cache
 from typing import Any
 
+from sluice import observability
 from sluice.config import get_settings
 from sluice.errors import Conflict
 from sluice.redis import OnceScript, RedisClient, build_client, get_redis, load_script, unavailable_as_503
@@ -88,7 +89,9 @@ class StreamStore:
                 f"The stream token's attempt {attempt} is no longer the run's current attempt",
                 code="stale_lease",
             )
-        return AppendResult(ids=[str(i) for i in reply[2:]], deduplicated=int(reply[1]))
+        result = AppendResult(ids=[str(i) for i in reply[2:]], deduplicated=int(reply[1]))
+        observability.count("StreamAppends", len(result.ids) - result.deduplicated)
+        return result
 
     def raise_fence(self, address: StreamAddress, attempt: int) -> None:
         """Refuse, from now on, appends with tokens of attempts before ``attempt``."""
