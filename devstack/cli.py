@@ -1,4 +1,4 @@
-"""``python -m devstack``: up, down, status, keys create, invoke, sam-env, events."""
+"""``python -m devstack``: up, down, status, logs, keys create, invoke, sam-env, events."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 from pathlib import Path
 
 from devstack import key_backup, stack_file
@@ -23,6 +24,7 @@ examples:
   python -m devstack up --aws localstack         SQS and S3 on LocalStack (`make localstack`)
   python -m devstack keys create --org org_a --env env_a --flag mollifierEnabled=true
   python -m devstack invoke trigger_intake --event events/trigger_intake_post.json
+  python -m devstack logs --run run_... --follow   one run's story across intake, dispatcher, lifecycle
   python -m devstack sam-env -o .devstack/sam-env.json && python -m devstack events
 
 environment:
@@ -47,6 +49,21 @@ def _state_dir_option(p: argparse.ArgumentParser) -> None:
         help="where stack.json, the pid file and the detached log live (default: .devstack); "
         "give each concurrently running stack its own",
     )
+
+
+def logs_parser(commands: Any) -> argparse.ArgumentParser:
+    logs: argparse.ArgumentParser = commands.add_parser(
+        "logs", help="the stack's log (STATE_DIR/devstack.log, by `up --detach`), readable and filtered"
+    )
+    logs.add_argument("--function", help="only this function's lines (folder name or logical id)")
+    logs.add_argument("--run", dest="run_id", help="only the lines that name this run id")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing lines as they are written")
+    logs.add_argument("--metrics", action="store_true", help="show the EMF metric lines too, as name=value")
+    logs.add_argument("--raw", action="store_true", help="print the selected lines as written (JSON)")
+    logs.add_argument("--template", type=Path, default=Path("template.yaml"),
+                      help="names the functions when no stack runs (default template.yaml)")
+    _state_dir_option(logs)
+    return logs
 
 
 def parser() -> argparse.ArgumentParser:
@@ -130,6 +147,8 @@ def parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--show-key", action="store_true", help="print the API key in full")
     _state_dir_option(status)
+
+    logs_parser(commands)
 
     keys = commands.add_parser("keys", help="API keys of the running stack")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -250,6 +269,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_logs(args: argparse.Namespace) -> int:
+    from devstack import logs
+    from devstack.template import Stack
+
+    function = None
+    if args.function:
+        info = stack_file.read_stack(args.state_dir)
+        functions = (info or {}).get("functions") or {
+            spec.logical_id: spec.name for spec in Stack(args.template).functions()
+        }
+        function = logs.resolve_function(args.function, functions)
+    filters = logs.Filters(function=function, run_id=args.run_id, metrics=args.metrics, raw=args.raw)
+    return logs.run(args.state_dir / stack_file.LOG_FILE, filters, args.follow)
+
+
 def cmd_keys_create(args: argparse.Namespace) -> int:
     from devstack.attach import running_stack, use_stack_in_process
 
@@ -311,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_down(args)
         if args.command == "status":
             return cmd_status(args)
+        if args.command == "logs":
+            return cmd_logs(args)
         if args.command == "keys":
             return cmd_keys_create(args)
         if args.command == "sam-env":
