@@ -78,7 +78,7 @@ integration: $(STAMP)
 
 bench: $(STAMP)
 	for b in engine_calls aws_clients mollifier_intake mollifier_drain mollifier_fairness batch_ingest streams aws_unreachable \
-	         sessions_recovery sessions_appends moto_transactions cold_start handler_cpu cost_model run_states; do \
+	         sessions_recovery sessions_appends moto_transactions cold_start handler_cpu cost_model run_states observability; do \
 	  echo "== bench/$$b.py"; $(PY) -m bench.$$b || exit 1; done
 
 ## redis-server is a real binary; install it from Debian's packages when it is missing.
