@@ -150,7 +150,7 @@ def trace_redis(client: Client) -> Client:
 
         @wraps(execute)
         def traced_execute(*a: Any, **k: Any) -> Any:
-            with tracer.provider.in_subsegment(f"redis pipeline ({len(pipe.command_stack)})"):
+            with tracer.provider.in_subsegment(f"redis pipeline {len(pipe.command_stack)}"):
                 return execute(*a, **k)
 
         pipe.execute = traced_execute
