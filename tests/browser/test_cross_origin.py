@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from devstack.testing.launcher import DevStack
-from sluice.client import Sluice
+from sluice_client import Sluice
 from sluice.streams import StreamAddress, StreamStore
 from tests.cutting_proxy import CuttingProxy
 from tests.stream_load import BurstyWriter
