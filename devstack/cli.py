@@ -11,6 +11,7 @@ import sys
 import time
 from typing import Any
 from pathlib import Path
+from typing import Any
 
 from devstack import key_backup, stack_file
 from devstack.run_consumer import CONSUMERS, DEFAULT_CONSUMER

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from devstack.testing.launcher import DevStack
-from sluice_client import Sluice
 from sluice.streams import StreamAddress, StreamStore
+from sluice_client import Sluice
 from tests.cutting_proxy import CuttingProxy
 from tests.stream_load import BurstyWriter
 
