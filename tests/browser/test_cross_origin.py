@@ -15,12 +15,14 @@ import httpx
 import pytest
 
 from devstack.testing.launcher import DevStack
+from sluice.auth import tenant_key
 from sluice.streams import StreamAddress, StreamStore
 from sluice_client import Sluice
 from tests.cutting_proxy import CuttingProxy
 from tests.stream_load import BurstyWriter
 
 ORG, ENV = "org_browser", "env_browser"
+TENANT = tenant_key(ORG, ENV)
 TRANSPORTS = ("streamed", "long_poll")
 WAIT_MS = 60_000
 
@@ -65,7 +67,7 @@ def test_a_page_on_another_origin_follows_a_stream_chunk_by_chunk(
     page.wait_for_function("window.opens > 0", timeout=WAIT_MS)
 
     store = StreamStore(devstack.redis)
-    writer = BurstyWriter(store, StreamAddress.run(run_id, "out"), ENV, 500, burst=5, rate=250)
+    writer = BurstyWriter(store, StreamAddress.run(run_id, "out"), TENANT, 500, burst=5, rate=250)
     writer.start()
     # A person sees the first chunks while the rest are still being written.
     page.locator("#chunks li").first.wait_for(timeout=WAIT_MS)
@@ -96,7 +98,7 @@ def test_a_cut_connection_resumes_with_no_gap_and_no_duplicate(
     proxy = CuttingProxy((upstream.hostname or "127.0.0.1", upstream.port or 80), cuts=3, min_bytes=400)
     store = StreamStore(devstack.redis)
     address = StreamAddress.run(run_id, "out")
-    writer = BurstyWriter(store, address, ENV, 300, burst=5, rate=200)
+    writer = BurstyWriter(store, address, TENANT, 300, burst=5, rate=200)
     try:
         open_page(page, page_origin)
         # From the start of the stream (the writer may be ahead of the page's first request).
