@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any
 from pathlib import Path
 from typing import Any
 
