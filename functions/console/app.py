@@ -6,8 +6,8 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import console
-from sluice.api import logger, make_resolver, route_docs
+from sluice import console, observability
+from sluice.api import make_resolver, route_docs
 
 app = make_resolver()
 STATIC = Path(__file__).parent / "static"
@@ -27,6 +27,6 @@ def static_file(name: str) -> Response[Any]:
     return _asset(name)
 
 
-@logger.inject_lambda_context(clear_state=True)
+@observability.lambda_handler(http=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
