@@ -7,14 +7,18 @@ locally clients talk to the app directly, so a streamed response streams here to
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from devstack.cors import WEB_APP_SETTING, CorsPolicy
 from devstack.services import Service, free_port, wait_for_http
 from devstack.template import FunctionSpec
 
+# The folder that holds the devstack package (the repository's root).
+DEVSTACK_HOME = Path(__file__).resolve().parent.parent
 READINESS_DEFAULT = "/"
 START_TIMEOUT_S = 30
 
@@ -47,7 +51,10 @@ def start_web_app(
     }
     if cors is not None:
         # The start script then serves the app behind the Function URL's CORS (devstack.cors).
+        # devstack is not an installed package and the app starts in the function's folder, so
+        # the folder devstack lives in goes on its path.
         app_env.update({"DEVSTACK_ASGI_APP": "devstack.function_url:app", WEB_APP_SETTING: cors.to_json()})
+        app_env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(DEVSTACK_HOME), env.get("PYTHONPATH"))))
     script = spec.code_uri / spec.handler
     output = None if verbose else subprocess.DEVNULL
     process = subprocess.Popen(
