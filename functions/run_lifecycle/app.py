@@ -1,5 +1,6 @@
-"""Run lifecycle for workers: POST /api/v1/runs/{runId}/start|heartbeat|complete|fail; and
-POST /api/v2/runs/{runId}/cancel."""
+"""Run lifecycle for workers: POST /api/v1/runs/{runId}/start|heartbeat|complete|fail;
+POST /api/v2/runs/{runId}/cancel; and the queues' limits: GET /api/v1/queues,
+PUT /api/v1/queues/{name}."""
 
 from typing import Any
 
@@ -15,7 +16,7 @@ from sluice.api import (
     request_bytes,
     route_docs,
 )
-from sluice.engine import lifecycle
+from sluice.engine import lifecycle, queues
 from sluice.sessions import realtime
 
 app = make_resolver()
@@ -34,7 +35,14 @@ LEASE_ERRORS = (*BODY_ERRORS, "stale_lease", "run_canceled")
 START_DOCS = route_docs(
     body=lifecycle.StartBody,
     body_required=False,  # a start may bring no body
-    errors=(*BODY_ERRORS, "run_already_started", "run_not_due", "run_not_startable", "run_expired"),
+    errors=(
+        *BODY_ERRORS,
+        "run_already_started",
+        "run_not_due",
+        "run_not_startable",
+        "run_expired",
+        "concurrency_limited",
+    ),
 )
 
 
@@ -77,6 +85,22 @@ def fail(run_id: str) -> Response[Any]:
 def cancel(run_id: str) -> Response[Any]:
     env = current_environment(app)
     return json_response(200, {"id": run_cancel.cancel_run(env, run_id).id})
+
+
+@app.get("/api/v1/queues", **route_docs())
+def list_queues() -> Response[Any]:
+    env = current_environment(app)
+    return json_response(200, {"data": queues.list_queues(env)})
+
+
+@app.put(
+    "/api/v1/queues/<name>",
+    **route_docs(body=queues.QueueBody, errors=("invalid_encoding", "invalid_body", "invalid_request")),
+)
+def set_queue(name: str) -> Response[Any]:
+    env = current_environment(app)
+    body = lifecycle.parse_body(queues.QueueBody, json_body(app))
+    return json_response(200, queues.set_limit(env, name, body.concurrencyLimit))
 
 
 @observability.lambda_handler(http=True)

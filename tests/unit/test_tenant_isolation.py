@@ -202,6 +202,7 @@ def concrete(owned: Owned, route: tuple[str, str]) -> str:
         "io": "out",
         "batchId": owned.batch,
         "taskId": "hello",
+        "name": "emails",
     }
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
@@ -222,8 +223,9 @@ def body_for(owned: Owned, route: tuple[str, str]) -> tuple[bytes, dict[str, str
 
 
 def is_collection(path: str) -> bool:
-    """A route whose path names no resource of a tenant (a task id is a name, not a resource)."""
-    return not set(re.findall(r"\{(\w+)\}", path)) - {"taskId"}
+    """A route whose path names no resource of a tenant (a task id, a queue's name: names each
+    tenant has its own of, not resources)."""
+    return not set(re.findall(r"\{(\w+)\}", path)) - {"taskId", "name"}
 
 
 def print_matrix(matrix: list[tuple[str, str, int]]) -> None:

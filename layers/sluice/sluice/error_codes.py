@@ -89,6 +89,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         409,
         "a heartbeat, complete or fail of an attempt whose run was canceled: stop the attempt",
     ),
+    "concurrency_limited": (
+        409,
+        "a start of a run whose queue (or `concurrencyKey`) has `concurrencyLimit` runs executing;"
+        " the run stays queued (`Retry-After` says when to try again)",
+    ),
     "run_expired": (409, "a start of a run whose `ttl` passed before it started (it is now `EXPIRED`)"),
     "run_finished": (
         409,

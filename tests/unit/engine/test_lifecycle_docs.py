@@ -23,8 +23,8 @@ def test_every_lifecycle_route_of_the_template_is_in_the_route_table() -> None:
     spec = Stack().function("run_lifecycle")
     routes = {f"{e.properties['Method']} {e.properties['Path']}" for e in spec.events if e.type == "HttpApi"}
     actions = ("start", "heartbeat", "complete", "fail")
-    cancel = "POST /api/v2/runs/{runId}/cancel"
-    assert routes == {f"POST /api/v1/runs/{{runId}}/{a}" for a in actions} | {cancel}
+    others = {"POST /api/v2/runs/{runId}/cancel", "GET /api/v1/queues", "PUT /api/v1/queues/{name}"}
+    assert routes == {f"POST /api/v1/runs/{{runId}}/{a}" for a in actions} | others
     assert routes <= set(_route_rows())
 
 

@@ -30,10 +30,11 @@ from __future__ import annotations
 import random
 import re
 import secrets
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
@@ -42,9 +43,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sluice import aws, observability
 from sluice.auth import Environment, owns
 from sluice.config import RUN_ERROR_CODE_MAX_CHARS, RUN_ERROR_MESSAGE_MAX_CHARS, get_settings
-from sluice.engine import payloads, store
+from sluice.engine import payloads, queues, store
 from sluice.engine.models import Run, RunError
-from sluice.errors import Conflict, NotFound, Unprocessable, issues_from_pydantic
+from sluice.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable, issues_from_pydantic
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef, UpdateTypeDef
 
 logger = Logger(service="sluice", child=True)
 
@@ -53,6 +57,9 @@ CANCELED, EXPIRED = "CANCELED", "EXPIRED"
 FINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELED, EXPIRED})
 TTL_INDEX, DUE_INDEX = "TtlIndex", "DueIndex"
 LEASE_INDEX = "LeaseIndex"
+# What a start refused by its queue's limit tells the worker to wait: a slot frees when a run of
+# the queue ends, which nothing announces, so the worker polls.
+CONCURRENCY_RETRY_AFTER_S = 5
 # Heartbeats rewrite the index entry every third of a lease; spreading executing runs over a few
 # hash keys keeps that off a single index partition. The reaper queries each. A constant, not a
 # setting: a run in a shard the reaper no longer queries would never be reaped.
@@ -72,7 +79,7 @@ _NAMES = {
     for name in (
         "orgId", "envId", "status", "attempt", "leaseToken", "leaseExpiresAt", "leaseShard", "startedAt",
         "completedAt", "output", "outputRef", "error", "delayUntil", "dispatchSeq", "dispatchPending",
-        "orgId", "canceledAt", "ttlShard", "ttlAt", "expiredAt", "dueShard", "dueAt",
+        "orgId", "canceledAt", "ttlShard", "ttlAt", "expiredAt", "dueShard", "dueAt", "queueSlot",
     )
 }  # fmt: skip
 _NAME_REF = re.compile(r"#\w+")
@@ -225,6 +232,98 @@ def _update(run_id: str, update: str, condition: str, values: dict[str, Any]) ->
         raise _Lost(old) from None
 
 
+# Concurrent transactions on one counter item cancel each other (TransactionConflict); each is
+# tried again a few times before the caller gets a 503 to retry.
+_CONTENDED_ATTEMPTS = 5
+
+
+class _Limited(Exception):
+    """A start's slot could not be taken: its queue (or concurrency key) is at its limit."""
+
+
+def _transact(
+    run_id: str, update: str, condition: str, values: dict[str, Any], counters: list[TransactWriteItemTypeDef]
+) -> Mapping[str, Any]:
+    """``_update`` and the queue counter updates ``counters`` in one TransactWriteItems: all or
+    none. Returns the run's new item (read back: a transaction returns none).
+
+    Raises:
+        _Lost: the run's condition failed.
+        _Limited: a counter's condition failed (the run is unchanged).
+        ServiceUnavailable: DynamoDB could not be reached.
+    """
+    if not aws.fits_partition_key(run_id):
+        raise _Lost(None)
+    used = {k: _NAMES[k] for k in set(_NAME_REF.findall(update + " " + condition))}
+    run_update: UpdateTypeDef = {
+        "TableName": get_settings().runs_table,
+        "Key": {"runId": {"S": run_id}},
+        "UpdateExpression": update,
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": used,
+        "ExpressionAttributeValues": values,
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    for attempt in range(_CONTENDED_ATTEMPTS):
+        try:
+            with aws.dynamodb_errors("run"):
+                aws.dynamodb().transact_write_items(TransactItems=[{"Update": run_update}, *counters])
+            break
+        except ClientError as exc:
+            if aws.error_code(exc) != "TransactionCanceledException":
+                raise
+            reasons = exc.response.get("CancellationReasons", [])
+            codes = [reason.get("Code") for reason in reasons]
+            if codes and codes[0] == "ConditionalCheckFailed":
+                raise _Lost(reasons[0].get("Item") or _read(run_id)) from None
+            if "ConditionalCheckFailed" in codes:
+                raise _Limited() from None
+            if "TransactionConflict" not in codes:
+                raise
+            # Another start or end of the queue was writing its counter: nothing was written.
+            time.sleep(random.uniform(0, 0.02 * 2**attempt))
+    else:
+        raise ServiceUnavailable("The queue's counter is busy; retry shortly")
+    item = _read(run_id)
+    if item is None:  # pragma: no cover - the transaction just wrote it
+        raise _Lost(None)
+    return item
+
+
+def _leave_executing(
+    run_id: str, update: str, condition: str, values: dict[str, Any], item: Mapping[str, Any] | None = None
+) -> Mapping[str, Any]:
+    """A write that may move the run out of EXECUTING (``update`` removes ``leaseShard``): when
+    the run holds a queue slot, the same transaction gives it back. ``item``: the run as the
+    caller read it, if it did; else the plain write is tried first, and its lost condition
+    shows whether the run holds a slot (a run without one costs no more than before).
+
+    Raises:
+        _Lost: ``condition`` failed; ``old`` is the run as it is.
+    """
+    for _ in range(3):  # the run took or gave back its slot between two tries: at most twice
+        if item is None or queues.SLOT not in item:
+            try:
+                return _update(run_id, update, condition + " AND attribute_not_exists(#queueSlot)", values)
+            except _Lost as lost:
+                if lost.old is None or queues.SLOT not in lost.old:
+                    raise
+                item = lost.old
+        try:
+            return _transact(
+                run_id,
+                update.replace("REMOVE #leaseShard", "REMOVE #queueSlot, #leaseShard"),
+                condition + " AND attribute_exists(#queueSlot)",
+                values,
+                queues.give_back(store.run_from_item(item)),
+            )
+        except _Lost as lost:
+            if lost.old is None or queues.SLOT in lost.old:
+                raise
+            item = lost.old
+    raise _Lost(item)
+
+
 def _s(item: Mapping[str, Any] | None, name: str) -> str | None:
     value = (item or {}).get(name, {})
     return value.get("S") if isinstance(value, Mapping) else None
@@ -283,27 +382,38 @@ def start(env: Environment, run_id: str, body: StartBody) -> Lease:
         ":now": {"S": now.isoformat()},
         ":one": {"N": "1"},
     }
+    update = (
+        "SET #status = :executing, #leaseToken = :token, #leaseExpiresAt = :exp, #leaseShard = :shard,"
+        " #startedAt = if_not_exists(#startedAt, :now) ADD #attempt :one"
+        # The run reached a worker: the outbox's flag goes in this write (engine.store); a
+        # started run's ttl no longer applies.
+        " REMOVE #dispatchPending, #ttlShard"
+    )
+    condition = (
+        "#orgId = :org AND #envId = :env AND #status IN (:queued, :delayed)"
+        " AND (attribute_not_exists(#delayUntil) OR #delayUntil <= :now)"
+        # A run never started whose ttl passed expires instead (the ttl holds until a start).
+        " AND (attribute_not_exists(#ttlShard) OR #ttlAt > :now)"
+    )
     try:
-        item = _update(
-            run_id,
-            "SET #status = :executing, #leaseToken = :token, #leaseExpiresAt = :exp, #leaseShard = :shard,"
-            " #startedAt = if_not_exists(#startedAt, :now) ADD #attempt :one"
-            # The run reached a worker: the outbox's flag goes in this write (engine.store); a
-            # started run's ttl no longer applies.
-            " REMOVE #dispatchPending, #ttlShard",
-            "#orgId = :org AND #envId = :env AND #status IN (:queued, :delayed)"
-            " AND (attribute_not_exists(#delayUntil) OR #delayUntil <= :now)"
-            # A run never started whose ttl passed expires instead (the ttl holds until a start).
-            " AND (attribute_not_exists(#ttlShard) OR #ttlAt > :now)",
-            values,
-        )
+        slot = _slot_to_take(env, run_id)
+        if slot is None:
+            item = _update(run_id, update, condition, values)
+        else:
+            # The slot is taken by the same transaction, and marked on the run for its end.
+            values[":yes"] = {"BOOL": True}
+            item = _transact(
+                run_id, update.replace(" ADD ", ", #queueSlot = :yes ADD "), condition, values, slot[1]
+            )
+    except _Limited:
+        raise Conflict(
+            f"Run {run_id}'s queue is at its concurrency limit: it stays queued",
+            code="concurrency_limited",
+            headers={"Retry-After": str(CONCURRENCY_RETRY_AFTER_S)},
+        ) from None
     except _Lost as lost:
         old = lost.old
-        if (
-            _s(old, "status") == EXECUTING
-            and _s(old, "leaseToken") == token
-            and _owned(env, old)
-        ):
+        if _s(old, "status") == EXECUTING and _s(old, "leaseToken") == token and _owned(env, old):
             # The same worker retrying a start whose answer it never saw: its lease, extended.
             lease = heartbeat(env, run_id, token)
             return Lease(payloads.load_offloaded(lease.run), token, lease.expires_at)
@@ -315,6 +425,17 @@ def start(env: Environment, run_id: str, body: StartBody) -> Lease:
     run = store.run_from_item(item)
     observability.run_transition("RunStarted", run_id, run.orgId, run.envId, attempt=run.attempt)
     return Lease(payloads.load_offloaded(run), token, expires)
+
+
+def _slot_to_take(env: Environment, run_id: str) -> tuple[queues.Slot, list[TransactWriteItemTypeDef]] | None:
+    """The queue slot a start of the run takes, with its transaction items; None when the run
+    has no limited queue, or is not the caller's to start (the start's own write says why)."""
+    item = _read(run_id)
+    if item is None or not _owned(env, item) or "doc" not in item:
+        return None
+    run = store.run_from_item(item)
+    slot = queues.slot_for(run)
+    return None if slot is None else (slot, slot.take(run))
 
 
 def _start_conflict(env: Environment, run_id: str, old: Mapping[str, Any] | None, now: datetime) -> Exception:
@@ -390,7 +511,7 @@ def complete(env: Environment, run_id: str, body: CompleteBody) -> Ended:
     else:
         output_field, values[":out"] = "output", {"S": encoded.decode("utf-8")}
     try:
-        item = _update(
+        item = _leave_executing(
             run_id,
             f"SET #status = :completed, #completedAt = :now, #{output_field} = :out"
             " REMOVE #leaseShard, #error",
@@ -484,13 +605,14 @@ def _end_attempt(
         retry_at = now + retry_delay(run.attempt)
         values.update({":queued": {"S": QUEUED}, ":at": {"S": retry_at.isoformat()}})
         values.update({":one": {"N": "1"}, ":yes": {"BOOL": True}})
-        new = _update(
+        new = _leave_executing(
             run.id,
             # The dispatch request of the outbox rule (engine.store), in the same write.
             "SET #status = :queued, #error = :error, #delayUntil = :at, #dispatchPending = :yes"
             " ADD #dispatchSeq :one REMOVE #leaseShard",
             condition,
             values,
+            item,
         )
         observability.run_transition(
             "RunRetried", run.id, run.orgId, run.envId, attempt=run.attempt, code=error.code
@@ -499,11 +621,12 @@ def _end_attempt(
         _tell(retry_listeners, retried)
         return Ended(retried, retry_at=retry_at)
     values.update({":failed": {"S": FAILED}, ":now": {"S": now.isoformat()}})
-    new = _update(
+    new = _leave_executing(
         run.id,
         "SET #status = :failed, #error = :error, #completedAt = :now REMOVE #leaseShard",
         condition,
         values,
+        item,
     )
     ended = store.run_from_item(new)
     observability.run_transition(
@@ -540,7 +663,7 @@ def cancel(env: Environment, run_id: str) -> Run | None:
         ":now": {"S": now},
     }
     try:
-        item = _update(
+        item = _leave_executing(
             run_id,
             "SET #status = :canceled, #canceledAt = :now, #completedAt = :now"
             " REMOVE #leaseShard, #dispatchPending, #ttlShard, #dueShard",

@@ -28,6 +28,7 @@ import base64
 import binascii
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -84,6 +85,8 @@ def index_attributes(run: Run) -> dict[str, Any]:
         "createdAt": _instant(run.createdAt),
         "batchId": run.batchId,
         "ttl": run.ttl,
+        # The queue list's queued counts read it (engine.queues).
+        "queue": run.queue,
     }
     attributes: dict[str, Any] = {
         HASH_KEYS[TENANT_INDEX]: {"S": tenant},
@@ -350,6 +353,39 @@ def list_runs(env: Environment, run_filter: RunFilter, page: PageRequest) -> Run
 def _time_of(item: Mapping[str, Any], name: str) -> str | None:
     value = item.get(name, {}).get("S")
     return str(value) if value else None
+
+
+def queued_by_queue(env: Environment) -> Counter[str]:
+    """The tenant's QUEUED and DELAYED runs per queue: one pass over RunsByTenant reading only
+    ``listDoc`` of the runs in those statuses."""
+    counts: Counter[str] = Counter()
+    kwargs: dict[str, Any] = {
+        "TableName": get_settings().runs_table,
+        "IndexName": TENANT_INDEX,
+        "KeyConditionExpression": "#tenant = :tenant",
+        "FilterExpression": "#status IN (:queued, :delayed)",
+        "ProjectionExpression": "#doc",
+        "ExpressionAttributeNames": {
+            "#tenant": HASH_KEYS[TENANT_INDEX],
+            "#status": "status",
+            "#doc": LIST_DOC,
+        },
+        "ExpressionAttributeValues": {
+            ":tenant": {"S": env.tenant},
+            ":queued": {"S": "QUEUED"},
+            ":delayed": {"S": "DELAYED"},
+        },
+    }
+    while True:
+        with aws.dynamodb_errors("run"):
+            page = aws.dynamodb().query(**kwargs)
+        for item in page.get("Items", []):
+            queue = json.loads(item[LIST_DOC]["S"]).get("queue")
+            if queue is not None:
+                counts[queue] += 1
+        if "LastEvaluatedKey" not in page:
+            return counts
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def _row(env: Environment, item: Mapping[str, Any]) -> dict[str, Any]:

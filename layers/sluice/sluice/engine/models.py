@@ -65,9 +65,12 @@ Duration = Annotated[str, Field(max_length=DURATION_MAX_CHARS)] | StrictInt | St
 ParentRunId = Annotated[str, Field(min_length=1, max_length=256)]
 
 
+QUEUE_NAME_MAX_CHARS = 256
+
+
 class QueueOption(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: Annotated[str, Field(min_length=1, max_length=256)]
+    name: Annotated[str, Field(min_length=1, max_length=QUEUE_NAME_MAX_CHARS)]
     concurrencyLimit: Annotated[StrictInt, Field(ge=0, le=100_000)] | None = None
 
 
@@ -197,6 +200,7 @@ def option_fields(options: TriggerOptions) -> dict[str, Any]:
         "tags": options.tags or [],
         "ttl": str(options.ttl) if options.ttl is not None else None,
         "queue": options.queue.name if options.queue else None,
+        "queueLimit": options.queue.concurrencyLimit if options.queue else None,
         "concurrencyKey": options.concurrencyKey,
         "maxAttempts": options.maxAttempts,
         "metadata": options.metadata,
@@ -228,6 +232,9 @@ class Run(BaseModel):
     delayUntil: datetime | None = None
     ttl: str | None = None
     queue: str | None = None
+    # The queue's ``concurrencyLimit`` from the trigger's options: the limit a start holds the
+    # queue to unless ``PUT /api/v1/queues/{name}`` set one (engine.queues).
+    queueLimit: int | None = None
     concurrencyKey: str | None = None
     maxAttempts: int | None = None
     metadata: dict[str, Any] | None = None

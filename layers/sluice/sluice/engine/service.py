@@ -233,7 +233,7 @@ def replay(env: Environment, run_id: str) -> TriggerResult:
         raise NotFound(f"Run {run_id} not found")
     options = TriggerOptions(
         tags=run.tags or None,
-        queue=QueueOption(name=run.queue) if run.queue else None,
+        queue=QueueOption(name=run.queue, concurrencyLimit=run.queueLimit) if run.queue else None,
         concurrencyKey=run.concurrencyKey,
         maxAttempts=run.maxAttempts,
         metadata=run.metadata,
