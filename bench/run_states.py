@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from unittest.mock import patch
 
@@ -104,6 +105,34 @@ def measure(stack: Any, run_id: str, action: Callable[[], Any]) -> tuple[int, in
     return writes, index_writes(stack, before, item(run_id))
 
 
+def queue_steps(
+    env: Environment,
+    created: Callable[[str, dict[str, Any]], str],
+    step: Callable[[str, str, Callable[[], Any]], None],
+    bodies: tuple[lifecycle.StartBody, lifecycle.CompleteBody, lifecycle.FailBody],
+) -> None:
+    """A start and each end of a run whose queue has no limit, a limit, a limit and a key: the
+    writes of the queue's counter items (engine.queues) beside the run's. A complete or cancel
+    of a limited run first tries the plain write, whose lost condition shows the slot (one more
+    write request, billed as a write)."""
+    start, done, fail = bodies
+    for label, options in (
+        ("queue, no limit", {"queue": "plain"}),
+        ("queue limit", {"queue": {"name": "emails", "concurrencyLimit": 100}}),
+        ("limit + key", {"queue": {"name": "keyed", "concurrencyLimit": 100}, "concurrencyKey": "k"}),
+    ):
+        first = created("", options)
+        lifecycle.start(env, first, start)  # the queue's first start also registers it
+        lifecycle.complete(env, first, done)
+        a, b, c = (created("", options) for _ in range(3))
+        step(f"start [{label}]", a, partial(lifecycle.start, env, a, start))
+        lifecycle.start(env, b, start)
+        lifecycle.start(env, c, start)
+        step(f"complete [{label}]", a, partial(lifecycle.complete, env, a, done))
+        step(f"fail (retry) [{label}]", b, partial(lifecycle.fail, env, b, fail))
+        step(f"cancel EXECUTING [{label}]", c, partial(lifecycle.cancel, env, c))
+
+
 def main() -> None:
     rows: list[tuple[str, int, int]] = []
     with contextlib.redirect_stdout(io.StringIO()), local_stack() as (stack, _, _):
@@ -112,9 +141,9 @@ def main() -> None:
         def created(name: str, options: dict[str, Any]) -> str:
             run_id = engine.new_run_id()
             body = TriggerBody.model_validate({"payload": {"n": 1}, "options": options})
-            rows.append(
-                (name, *measure(stack, run_id, lambda: engine.trigger(env, "hello", body, run_id=run_id)))
-            )
+            measured = measure(stack, run_id, lambda: engine.trigger(env, "hello", body, run_id=run_id))
+            if name:  # unnamed: a run made only for a later step
+                rows.append((name, *measured))
             return run_id
 
         def step(name: str, run_id: str, action: Callable[[], Any]) -> None:
@@ -145,13 +174,14 @@ def main() -> None:
         step("ttl passed -> EXPIRED", expiring, lambda: lifecycle.expire_due(later))
         due = datetime.now(UTC) + timedelta(days=30)
         step("parked released (dispatchSeq+1)", parked, lambda: lifecycle.release_due(due))
+        queue_steps(env, created, step, (start, done, fail))
         filters, page = listing.parse_list_query({"page[size]": "25"}, datetime.now(UTC))
         with counting() as reads:
             listing.list_runs(env, filters, page)
     print("DynamoDB writes per run, by transition (base = write requests; index = GSI writes billed)")
-    print(f"{'transition':<34} {'base':>5} {'index':>6} {'total':>6}")
+    print(f"{'transition':<40} {'base':>5} {'index':>6} {'total':>6}")
     for name, base, index in rows:
-        print(f"{name:<34} {base:>5} {index:>6} {base + index:>6}")
+        print(f"{name:<40} {base:>5} {index:>6} {base + index:>6}")
     print(f"list page (25 rows): {dict(reads)} (one Query; no run item read)")
     print(json.dumps({name: {"base": base, "index": index} for name, base, index in rows}))
 
