@@ -30,7 +30,8 @@ from sluice import aws as sluice_aws
 from sluice import engine
 from sluice.auth import Environment
 from sluice.config import get_settings
-from sluice.engine import TriggerBody, lifecycle, listing
+from sluice.engine import TriggerBody, lifecycle, listing, queues
+from sluice.errors import Conflict
 
 WRITES = {"PutItem": 1, "UpdateItem": 1, "DeleteItem": 1}
 
@@ -131,6 +132,16 @@ def queue_steps(
         step(f"complete [{label}]", a, partial(lifecycle.complete, env, a, done))
         step(f"fail (retry) [{label}]", b, partial(lifecycle.fail, env, b, fail))
         step(f"cancel EXECUTING [{label}]", c, partial(lifecycle.cancel, env, c))
+    queues.set_limit(env, "full", 1)
+    lifecycle.start(env, created("", {"queue": "full"}), start)
+    refused = created("", {"queue": "full"})
+
+    def refuse() -> None:
+        with contextlib.suppress(Conflict):
+            lifecycle.start(env, refused, start)
+
+    # The failed transaction (its 2 items billed) and the write that re-sends the run later.
+    step("start refused (concurrency_limited)", refused, refuse)
 
 
 def main() -> None:

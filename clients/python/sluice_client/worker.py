@@ -130,7 +130,9 @@ class Worker:
             if exc.code == "run_not_due":
                 self._hide(message, int(exc.headers.get("retry-after", "1")))
                 return "deferred"
-            self._delete(message)  # another worker's attempt, or already over
+            # Another worker's attempt, already over, or refused by its queue's limit
+            # (concurrency_limited: the server re-sends the run after Retry-After).
+            self._delete(message)
             return "skipped"
         except NotFoundError:
             self._delete(message)

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from sluice.config import get_settings
 from sluice.engine import lifecycle
 from tests.conftest import Tenant, make_tenant
 
@@ -38,6 +39,12 @@ def test_twenty_concurrent_starts_against_a_limit_of_three_start_three(api: Any)
     assert len(started) == 3, [a.body for a in answers]
     assert {(a.status, a.json()["code"]) for a in refused} == {(409, "concurrency_limited")}
     assert all(int(a.headers["Retry-After"]) >= 1 for a in refused)
+    for run_id, answer in zip(run_ids, answers, strict=True):
+        if answer.status == 409:
+            # Re-sent by the outbox after Retry-After: the worker drops the message it holds, and
+            # a run refused again and again never reaches RunQueue's dead-letter queue.
+            item = api.item(run_id)
+            assert item["dispatchSeq"]["N"] == "2" and item["dispatchPending"]["BOOL"] is True
     statuses = [api.get(run_id)["status"] for run_id in run_ids]
     assert statuses.count("EXECUTING") == 3 and statuses.count("QUEUED") == 17
     assert queues(api)["emails"] == {"name": "emails", "concurrencyLimit": 3, "executing": 3, "queued": 17}
@@ -67,6 +74,15 @@ def _end_by_lapsed_lease(api: Any, run_id: str, token: str) -> None:
     assert lifecycle.reap(datetime.fromtimestamp(lapsed_ms / 1000, UTC)) == {"retried": 1, "failed": 0}
 
 
+def _clear_backoff(api: Any, run_id: str) -> None:
+    """As if the refused run's Retry-After had passed (the outbox re-sends it then)."""
+    api.aws.dynamodb.update_item(
+        TableName=get_settings().runs_table,
+        Key={"runId": {"S": run_id}},
+        UpdateExpression="REMOVE delayUntil",
+    )
+
+
 def test_every_end_of_an_attempt_gives_exactly_one_slot_back(api: Any) -> None:
     for end in (_end_by_complete, _end_by_final_fail, _end_by_retry, _end_by_cancel, _end_by_lapsed_lease):
         first, second, third = limited(api, 2), limited(api, 2), limited(api, 2)
@@ -80,7 +96,10 @@ def test_every_end_of_an_attempt_gives_exactly_one_slot_back(api: Any) -> None:
 
         assert executing(api) == 1, end.__name__
         assert "queueSlot" not in api.item(first)
-        assert api.post(third, "start").status == 200, end.__name__  # the freed slot is taken
+        # The refused run is re-sent after Retry-After; its next start takes the freed slot.
+        assert api.post(third, "start").json()["code"] == "run_not_due"
+        _clear_backoff(api, third)
+        assert api.post(third, "start").status == 200, end.__name__
         for run_id, token in ((second, tokens[1]), (third, api.item(third)["leaseToken"]["S"])):
             _end_by_complete(api, run_id, token)
         if end is _end_by_retry or end is _end_by_lapsed_lease:
@@ -119,6 +138,17 @@ def test_a_queue_limit_set_by_put_wins_over_the_triggers(api: Any) -> None:
     first, second = limited(api, 5), limited(api, 5)
     assert api.post(first, "start").status == 200
     assert api.post(second, "start").json()["code"] == "concurrency_limited"
+
+
+def test_a_queue_limited_to_zero_starts_nothing(api: Any) -> None:
+    put = api.call(
+        "PUT", "/api/v1/queues/paused", json_body={"concurrencyLimit": 0}, headers=api.tenant.headers
+    )
+    assert put.status == 200
+    run_id = str(api.trigger({"n": 1}, queue="paused"))
+    assert api.post(run_id, "start").json()["code"] == "concurrency_limited"
+    assert api.get(run_id)["status"] == "QUEUED"
+    assert queues(api)["paused"] == {"name": "paused", "concurrencyLimit": 0, "executing": 0, "queued": 1}
 
 
 def test_a_bad_queue_limit_is_a_422(api: Any) -> None:

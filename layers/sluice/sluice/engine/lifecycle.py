@@ -27,6 +27,7 @@ of Sluice (its streams end then).
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import secrets
@@ -399,6 +400,8 @@ def start(env: Environment, run_id: str, body: StartBody) -> Lease:
         slot = _slot_to_take(env, run_id)
         if slot is None:
             item = _update(run_id, update, condition, values)
+        elif slot[0].limit == 0:
+            raise _Limited()  # a queue paused (limit 0): its counter item may not exist yet
         else:
             # The slot is taken by the same transaction, and marked on the run for its end.
             values[":yes"] = {"BOOL": True}
@@ -406,6 +409,7 @@ def start(env: Environment, run_id: str, body: StartBody) -> Lease:
                 run_id, update.replace(" ADD ", ", #queueSlot = :yes ADD "), condition, values, slot[1]
             )
     except _Limited:
+        _redispatch_later(env, run_id, now + timedelta(seconds=CONCURRENCY_RETRY_AFTER_S))
         raise Conflict(
             f"Run {run_id}'s queue is at its concurrency limit: it stays queued",
             code="concurrency_limited",
@@ -425,6 +429,22 @@ def start(env: Environment, run_id: str, body: StartBody) -> Lease:
     run = store.run_from_item(item)
     observability.run_transition("RunStarted", run_id, run.orgId, run.envId, attempt=run.attempt)
     return Lease(payloads.load_offloaded(run), token, expires)
+
+
+def _redispatch_later(env: Environment, run_id: str, at: datetime) -> None:
+    """Have the outbox send the refused run again at ``at`` (one conditional write), so its
+    worker may drop the message it holds: a run refused again and again is re-sent each time,
+    never received until RunQueue's ``maxReceiveCount`` moves it to the dead-letter queue. A run
+    that left QUEUED meanwhile is not re-sent."""
+    values = {**_tenant(env.org_id, env.env_id), ":queued": {"S": QUEUED}, ":at": {"S": at.isoformat()}}
+    values.update({":one": {"N": "1"}, ":yes": {"BOOL": True}})
+    with contextlib.suppress(_Lost):
+        _update(
+            run_id,
+            "SET #dispatchPending = :yes, #delayUntil = :at ADD #dispatchSeq :one",
+            "#orgId = :org AND #envId = :env AND #status = :queued",
+            values,
+        )
 
 
 def _slot_to_take(env: Environment, run_id: str) -> tuple[queues.Slot, list[TransactWriteItemTypeDef]] | None:
