@@ -1,5 +1,5 @@
 """Workers against devstack: runs go QUEUED -> EXECUTING -> COMPLETED, and a SIGKILLed worker's
-run is retried by the run reaper and completed by another worker."""
+run is retried by the run reaper (which frees its queue slot) and completed by another worker."""
 
 from __future__ import annotations
 
@@ -57,7 +57,9 @@ def test_worker_lifecycle_and_a_killed_worker(lifecycle_devstack: DevStack, work
     with Sluice(stack.api_url, stack.api_key) as client:
         # A worker whose tasks take far longer than a lease: it heartbeats, then it is killed.
         doomed = workers(stack, "--seconds", "120", "--concurrency", "1")
-        run_id = client.trigger("sleep", None, maxAttempts=2).id
+        # In a queue of one: its retry can start only if the reaper gave the dead worker's slot back.
+        solo = {"name": "solo", "concurrencyLimit": 1}
+        run_id = client.trigger("sleep", None, maxAttempts=2, queue=solo).id
         first = _until(lambda: _run_if(client, run_id, lambda r: r["status"] == "EXECUTING"), 60)
         assert first["attempt"] == 1
         time.sleep(LEASE_S)  # past the first lease: only its heartbeats keep it

@@ -21,6 +21,10 @@ While a run is EXECUTING its item carries ``leaseShard``: the hash key of the sp
 ``LeaseIndex`` (sorted by ``leaseExpiresAt``) that the reaper queries. Every transition out of
 EXECUTING removes it, so the index holds only runs that may still need reaping.
 
+A run whose queue has a ``concurrencyLimit`` takes a slot of its queue's counter in its start's
+write (one ``TransactWriteItems``; ``engine.queues``), and every write that moves it out of
+EXECUTING gives it back in the same transaction (``_leave_executing``), the reaper's included.
+
 A run that reaches a final status is passed to ``on_final``, the one place that tells the rest
 of Sluice (its streams end then).
 """
