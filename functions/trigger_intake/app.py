@@ -1,11 +1,14 @@
-"""Trigger intake: POST /api/v1/tasks/{taskId}/trigger, GET /api/v1/runs/{runId}, GET /api/v1/runs and
-POST /api/v1/runs/{runId}/replay."""
+"""Trigger intake: POST /api/v1/tasks/{taskId}/trigger, GET /api/v1/runs/{runId}, GET /api/v1/runs,
+POST /api/v1/runs/{runId}/replay, and the packet store the trigger.dev SDK uploads large payloads to
+(/api/v{1,2}/packets/{file})."""
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from sluice import engine, observability, triggers
 from sluice.api import (
@@ -16,7 +19,7 @@ from sluice.api import (
     make_resolver,
     route_docs,
 )
-from sluice.engine import RunView, TriggerBody, listing, parse_task_id
+from sluice.engine import RunView, TriggerBody, listing, packets, parse_task_id
 
 app = make_resolver()
 
@@ -29,6 +32,8 @@ TRIGGER_ERRORS = (
     "invalid_request",
     "invalid_body",
     "invalid_delay",
+    "invalid_payload",
+    "invalid_packet_path",
     "payload_too_deep",
     "unsupported_media_type",
     "idempotency_claim_timeout",
@@ -84,6 +89,30 @@ def list_runs() -> Response[Any]:
 def replay(run_id: str) -> Response[Any]:
     env = current_environment(app)
     return json_response(200, {"id": engine.replay(env, run_id).id})
+
+
+PACKET_ERRORS = ("invalid_packet_path",)
+
+
+class PacketUrl(BaseModel):
+    presignedUrl: str
+    storagePath: str | None = None
+
+
+@app.put("/api/v2/packets/<file>", **route_docs(ok_model=PacketUrl, errors=PACKET_ERRORS))
+@app.put("/api/v1/packets/<file>", **route_docs(ok_model=PacketUrl, errors=PACKET_ERRORS))
+def packet_upload(file: str) -> Response[Any]:
+    """A presigned PUT for a payload packet; a trigger then names it with ``payloadType:
+    application/store`` and the ``storagePath`` as its payload."""
+    env = current_environment(app)
+    url = packets.presigned(env.tenant, file, "put_object")
+    return json_response(200, {"presignedUrl": url, "storagePath": unquote(file)})
+
+
+@app.get("/api/v1/packets/<file>", **route_docs(ok_model=PacketUrl, errors=PACKET_ERRORS))
+def packet_download(file: str) -> Response[Any]:
+    env = current_environment(app)
+    return json_response(200, {"presignedUrl": packets.presigned(env.tenant, file, "get_object")})
 
 
 @observability.lambda_handler(http=True)

@@ -68,6 +68,7 @@ class CompatTenant:
             text=True,
             cwd=HERE,
             timeout=SDK_TIMEOUT_S,
+            check=False,  # the exit status is checked below, with node's stderr in the message
         )
         lines = done.stdout.strip().splitlines()
         if done.returncode != 0 or not lines:
@@ -97,7 +98,7 @@ class Received:
         with self.changed:
             self.runs[task.id] = task
             self.changed.notify_all()
-        return {"echo": task.payload}
+        return {"received": task.id}
 
     def wait_for(self, run_id: str, timeout_s: float = 60) -> TaskRun:
         deadline = time.monotonic() + timeout_s

@@ -103,9 +103,9 @@ def test_a_retried_requeue_still_answers_the_attempt(proxy: RedisProxy) -> None:
 def test_a_retried_accept_still_sends_the_drain_signal(aws: AwsStack, proxy: RedisProxy) -> None:
     env = Environment(org_id="org_a", env_id="env_a")
     buffer = get_buffer()
-    mollify(buffer, env, engine.prepare(env, "hello", engine.parse_trigger_body({"payload": 0})))
+    mollify(buffer, env, engine.prepare(env, "hello", engine.parse_trigger_body({"payload": 0}, env.tenant)))
     aws.receive_all("DrainQueue")
-    prepared = engine.prepare(env, "hello", engine.parse_trigger_body({"payload": 1}))
+    prepared = engine.prepare(env, "hello", engine.parse_trigger_body({"payload": 1}, env.tenant))
     dropping_the_first_reply(proxy)
     result = mollify(buffer, env, prepared)
     assert proxy.dropped == 1 and result is not None

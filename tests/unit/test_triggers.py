@@ -247,7 +247,8 @@ def test_the_buffer_path_and_pass_through_store_the_same_run(
 ) -> None:
     if offloaded:
         settings(payload_offload_bytes=16)
-    prepared: PreparedRun = engine.prepare(tripped, "hello", engine.parse_trigger_body(TRIGGER))
+    body = engine.parse_trigger_body(TRIGGER, tripped.tenant)
+    prepared: PreparedRun = engine.prepare(tripped, "hello", body)
     assert prepared.key is not None
     run_id, key_pk = prepared.run.id, prepared.key[0]
 

@@ -40,6 +40,7 @@ except ImportError as exc:  # pragma: no cover - depends on what is installed
         "the worker consumes RunQueue with boto3, the client's `sqs` extra: pip install 'sluice-client[sqs]'"
     ) from exc
 
+from sluice_client import superjson
 from sluice_client.errors import ApiConnectionError, ApiError, ConflictError, NotFoundError
 
 if TYPE_CHECKING:
@@ -59,7 +60,8 @@ class NonRetryableError(Exception):
 class TaskRun:
     """What a handler gets: the run's id, task, attempt (1-based) and payload, and the whole run.
     ``cancelled`` is set when the attempt is over without it (the run was canceled, or its lease
-    lost): a long handler checks it (or waits on it) and returns early."""
+    lost): a long handler checks it (or waits on it) and returns early.
+    A payload the trigger.dev SDK sent comes revived (dates, maps, sets, bigints: ``superjson``)."""
 
     id: str
     task_id: str
@@ -148,7 +150,8 @@ class Worker:
         self, message: Mapping[str, Any], run_id: str, token: str, lease: Mapping[str, Any]
     ) -> Outcome:
         run = lease["run"]
-        task = TaskRun(run_id, str(run["taskId"]), int(lease["attempt"]), run.get("payload"), run)
+        payload = superjson.revive(run.get("payload"), run.get("payloadMeta"))
+        task = TaskRun(run_id, str(run["taskId"]), int(lease["attempt"]), payload, run)
         lease_s = (datetime.fromisoformat(lease["leaseExpiresAt"]) - datetime.now(UTC)).total_seconds()
         done = threading.Event()
         keeper = threading.Thread(

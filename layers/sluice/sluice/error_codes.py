@@ -151,6 +151,12 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         " control characters",
     ),
     "invalid_delay": (422, "a `delay` that is neither a duration nor an ISO-8601 time"),
+    "invalid_payload": (
+        422,
+        "a payload that is not what its `options.payloadType` says (JSON text, a superjson"
+        " `{json, meta}`, the path of an uploaded packet)",
+    ),
+    "invalid_packet_path": (422, "a packet path that is empty, over 512 characters, absolute or has `..`"),
     "invalid_idempotency_ttl": (422, "an `idempotencyKeyTTL` that is not a duration"),
     "payload_too_deep": (
         422,

@@ -61,7 +61,7 @@ def trigger(env: Environment, task_id: str, raw_body: Any) -> TriggerAnswer:
         ClaimTimedOut: a trigger with the same idempotency key held it past the wait.
         ServiceUnavailable: the engine is down on the pass-through path.
     """
-    prepared = engine.prepare(env, task_id, engine.parse_trigger_body(raw_body))
+    prepared = engine.prepare(env, task_id, engine.parse_trigger_body(raw_body, env.tenant))
     if not get_settings().mollifier_enabled:
         return pass_through(prepared)
     if engine.bound_run_id(prepared) is not None:

@@ -109,6 +109,8 @@ def _validate(batch: Batch, parsed: Parsed) -> BatchItem:
         ) from exc
     _check_index(batch, item.index)
     try:
+        if not _uploaded_per_index(item):
+            item = _decoded(batch, item)
         check_trigger(TriggerBody(payload=item.payload, options=item.options.trigger_options()))
     except (Unprocessable, PayloadTooLarge) as exc:
         # One answer for every item a trigger would refuse: a 422 naming the index, the trigger's
@@ -119,6 +121,21 @@ def _validate(batch: Batch, parsed: Parsed) -> BatchItem:
             issues=[{"index": item.index, "code": exc.code, "message": exc.message}],
         ) from exc
     return item
+
+
+def _uploaded_per_index(item: BatchItem) -> bool:
+    """Sluice's SDK uploads a large payload to its index's key (``/payloads``) and sends none; the
+    trigger.dev SDK uploads a packet and sends its path (``engine.packets``)."""
+    return item.options.payloadType == STORE_PAYLOAD_TYPE and item.payload is None
+
+
+def _decoded(batch: Batch, item: BatchItem) -> BatchItem:
+    body = TriggerBody(payload=item.payload, options=item.options.trigger_options())
+    decoded = body.decoded(batch.tenant)
+    if decoded is body:
+        return item
+    options = item.options.model_copy(update={"payloadType": decoded.options.payloadType})
+    return item.model_copy(update={"payload": decoded.payload, "options": options})
 
 
 def _check_index(batch: Batch, index: int) -> None:
@@ -164,7 +181,7 @@ def _message(batch: Batch, entry: BatchItem | OversizedItem) -> _Message:
     options = entry.options.trigger_options().model_dump(mode="json", exclude_defaults=True)
     envelope = _envelope(batch, entry.index, entry.task, options)
     key = keys.item_payload(batch.tenant, batch.id, entry.index)
-    if entry.options.payloadType == STORE_PAYLOAD_TYPE:
+    if _uploaded_per_index(entry):
         envelope["payloadRef"] = key
         return _Message(entry.index, envelope, partial(_require_uploaded, key, entry.index))
     encoded = payloads.encode(entry.payload)

@@ -11,7 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sluice.auth import tenant_key
 from sluice.config import get_settings
 from sluice.engine import TriggerOptions
-from sluice.engine.models import Duration, ParentRunId, TaskId, check_idempotency_key_length
+from sluice.engine.models import (
+    Duration,
+    IdempotencyKeyOptions,
+    ParentRunId,
+    TaskId,
+    check_idempotency_key_length,
+)
 from sluice.errors import BadRequest, Unprocessable, issues_from_pydantic
 
 # The object-store marker of the reference SDK: the payload was uploaded before phase 2.
@@ -38,6 +44,9 @@ class CreateBatchRequest(BaseModel):
     resumeParentOnCompletion: bool = False
     # Accepted for the reference SDK's sake; an API key may trigger every task of its environment.
     taskIdentifiers: list[str] | None = None
+    # The key as the trigger.dev SDK's user gave it (it sends the hash as ``idempotencyKey``, on
+    # which the batch dedups); each item's own key options land on its run.
+    idempotencyKeyOptions: IdempotencyKeyOptions | None = Field(default=None, exclude=True)
     staged: bool = False
 
 
@@ -71,17 +80,6 @@ def parse_create_request(raw: Any) -> CreateBatchRequest:
 
 
 class BatchItemOptions(TriggerOptions):
-    payloadType: str | None = None
-    payloadSize: Annotated[int, Field(ge=0)] | None = None
-
-    @field_validator("concurrencyKey", mode="before")
-    @classmethod
-    def _numeric_concurrency_key(cls, value: Any) -> Any:
-        # The reference schema coerces a numeric key, which JavaScript callers often send.
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)
-        return value
-
     @field_validator("idempotencyKey")
     @classmethod
     def _key_length(cls, value: str | None) -> str | None:
@@ -91,7 +89,7 @@ class BatchItemOptions(TriggerOptions):
         return value
 
     def trigger_options(self) -> TriggerOptions:
-        return TriggerOptions.model_validate(self.model_dump(exclude={"payloadType", "payloadSize"}))
+        return TriggerOptions.model_validate(self.model_dump())
 
 
 class BatchItem(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
 from pydantic import (
@@ -21,7 +21,7 @@ from pydantic import (
 
 from sluice import strict_json
 from sluice.config import TAG_MAX_CHARS, get_settings
-from sluice.engine import payloads
+from sluice.engine import packets, payloads
 from sluice.engine.durations import parse_duration, resolve_instant
 from sluice.errors import BadRequest, Unprocessable, issues_from_pydantic
 
@@ -74,7 +74,50 @@ class QueueOption(BaseModel):
     concurrencyLimit: Annotated[StrictInt, Field(ge=0, le=100_000)] | None = None
 
 
-class TriggerOptions(BaseModel):
+class IdempotencyKeyOptions(BaseModel):
+    """The key as the user gave it, beside the hash the trigger.dev SDK sends as ``idempotencyKey``
+    (the scope says what the SDK hashed it with): kept on the run and shown, so the run can be
+    found by the key its user knows."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: Annotated[str, Field(max_length=2048)]
+    scope: Literal["run", "attempt", "global"]
+
+
+# The trigger.dev SDK's machine presets: a worker may size itself by it; Sluice stores and shows it.
+MachinePreset = Literal["micro", "small-1x", "small-2x", "medium-1x", "medium-2x", "large-1x", "large-2x"]
+NonNegative = Annotated[StrictInt | StrictFloat, Field(ge=0)]
+ShortText = Annotated[str, Field(max_length=256)]
+
+
+class ReferenceOnlyOptions(BaseModel):
+    """Options the trigger.dev v4 SDK sends that Sluice accepts and ignores, each for a reason
+    (README, "Using the trigger.dev SDK"). Declared rather than let through, so that a typo is
+    still a 422; never stored (``exclude``), so a batch envelope or a buffer entry does not carry
+    them either."""
+
+    # The SDK's measure of the payload before upload: Sluice measures what it stores itself.
+    payloadSize: Annotated[int, Field(ge=0)] | None = Field(default=None, exclude=True)
+    # Deployments, versions and regions are the worker platform's; Sluice runs no workers.
+    lockToVersion: ShortText | None = Field(default=None, exclude=True)
+    externalDeploymentId: ShortText | None = Field(default=None, exclude=True)
+    region: ShortText | None = Field(default=None, exclude=True)
+    # Named concurrency limits and gates are the queue's, which the run engine owns.
+    concurrency: Annotated[list[ShortText], Field(max_length=2)] | None = Field(default=None, exclude=True)
+    gates: Annotated[list[dict[str, Any]], Field(max_length=3)] | None = Field(default=None, exclude=True)
+    # Debouncing needs a per-key timer Sluice does not have: every trigger makes its run.
+    debounce: dict[str, Any] | None = Field(default=None, exclude=True)
+    # The SDK sends metadata as a JSON object; its type is always application/json.
+    metadataType: ShortText | None = Field(default=None, exclude=True)
+    # Engine-v1 and dashboard bookkeeping of the reference platform.
+    bulkActionId: ShortText | None = Field(default=None, exclude=True)
+    parentBatch: ShortText | None = Field(default=None, exclude=True)
+    parentAttempt: ShortText | None = Field(default=None, exclude=True)
+    dependentAttempt: ShortText | None = Field(default=None, exclude=True)
+    dependentBatch: ShortText | None = Field(default=None, exclude=True)
+
+
+class TriggerOptions(ReferenceOnlyOptions):
     """``options`` of a trigger. Unknown fields are rejected so that a typo is not silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
@@ -91,6 +134,21 @@ class TriggerOptions(BaseModel):
     metadata: dict[str, Any] | None = None
     parentRunId: ParentRunId | None = None
     resumeParentOnCompletion: StrictBool = False
+    # What the trigger.dev SDK sends beside Sluice's own options: stored and shown on the run.
+    payloadType: Annotated[str, Field(max_length=128)] | None = None
+    idempotencyKeyOptions: IdempotencyKeyOptions | None = None
+    machine: MachinePreset | None = None
+    priority: NonNegative | None = None
+    maxDuration: NonNegative | None = None
+    test: StrictBool = False
+
+    @field_validator("concurrencyKey", mode="before")
+    @classmethod
+    def _numeric_concurrency_key(cls, value: Any) -> Any:
+        # The reference schema coerces a numeric key, which JavaScript callers often send.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        return value
 
     @field_validator("tags", mode="before")
     @classmethod
@@ -123,6 +181,21 @@ class TriggerBody(BaseModel):
 
     payload: Any = None
     options: TriggerOptions = Field(default_factory=TriggerOptions)
+    # The trigger.dev SDK's trace context: Sluice keeps no traces.
+    context: Any = Field(default=None, exclude=True)
+
+    def decoded(self, tenant: str) -> TriggerBody:
+        """This trigger with its payload decoded from the packet ``options.payloadType`` names
+        (``engine.packets``); itself when there is nothing to decode.
+
+        Raises:
+            Unprocessable, PayloadTooLarge, ServiceUnavailable: ``packets.decode``.
+        """
+        payload, payload_type = packets.decode(self.payload, self.options.payloadType, tenant)
+        if payload is self.payload and payload_type == self.options.payloadType:
+            return self
+        options = self.options.model_copy(update={"payloadType": payload_type})
+        return self.model_copy(update={"payload": payload, "options": options})
 
 
 def check_idempotency_key_length(key: Any) -> None:
@@ -139,8 +212,8 @@ def check_idempotency_key_length(key: Any) -> None:
         )
 
 
-def parse_trigger_body(raw: Any) -> TriggerBody:
-    """Validate a decoded trigger body.
+def parse_trigger_body(raw: Any, tenant: str) -> TriggerBody:
+    """Validate a decoded trigger body of ``tenant``, its payload decoded (``TriggerBody.decoded``).
 
     Raises:
         BadRequest: an idempotency key over the limit (400, as the reference platform answers).
@@ -154,6 +227,7 @@ def parse_trigger_body(raw: Any) -> TriggerBody:
         body = TriggerBody.model_validate(raw)
     except ValidationError as exc:
         raise Unprocessable("Invalid trigger request", issues=issues_from_pydantic(exc.errors())) from exc
+    body = body.decoded(tenant)
     check_trigger(body)
     return body
 
@@ -205,6 +279,12 @@ def option_fields(options: TriggerOptions) -> dict[str, Any]:
         "maxAttempts": options.maxAttempts,
         "metadata": options.metadata,
         "parentRunId": options.parentRunId,
+        "payloadType": options.payloadType,
+        "idempotencyKeyOptions": options.idempotencyKeyOptions,
+        "machine": options.machine,
+        "priority": options.priority,
+        "maxDuration": options.maxDuration,
+        "isTest": options.test,
     }
 
 
@@ -255,10 +335,22 @@ class Run(BaseModel):
     # The keys of the run's realtime streams (sluice.streams.runs records each once), so a reader
     # such as the console finds them from the run.
     streamKeys: list[str] = Field(default_factory=list)
+    # From the trigger.dev SDK's options (``TriggerOptions``).
+    payloadType: str | None = None
+    idempotencyKeyOptions: IdempotencyKeyOptions | None = None
+    machine: str | None = None
+    priority: float | None = None
+    maxDuration: float | None = None
+    isTest: bool = False
 
     def to_api(self) -> dict[str, Any]:
-        """The public view (``RunView``): the environment's ids and S3 keys stay internal."""
-        return self.model_dump(mode="json", exclude=set(RUN_INTERNAL_FIELDS))
+        """The public view: the environment's ids and S3 keys stay internal. A superjson payload
+        shows as its plain JSON, with ``payloadMeta`` for the readers that revive it."""
+        body = self.model_dump(mode="json", exclude=set(RUN_INTERNAL_FIELDS))
+        body["payload"], meta = packets.for_reader(body["payload"], self.payloadType)
+        if meta is not None:
+            body["payloadMeta"] = meta
+        return body
 
 
 RUN_INTERNAL_FIELDS = frozenset({"orgId", "envId", "payloadRef", "outputRef"})
