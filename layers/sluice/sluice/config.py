@@ -159,8 +159,10 @@ class Settings(BaseModel):
     batch_item_queue_url: str = ""
     staged_ingest_queue_url: str = ""
     staging_bucket: str = "sluice-staging"
-    # The reference platform's limits: 1000 items per request-streamed batch, 3 MiB per NDJSON line.
-    batch_max_items: int = Field(default=1000, ge=1)
+    # Items of a request-streamed batch: ten times the reference platform's 1000, because its SDK
+    # neither splits a batch nor stages one, and phase 2's memory does not grow with the count
+    # (10 000 small items are about 2 MB of NDJSON, well inside one 6 MB request). 3 MiB per line.
+    batch_max_items: int = Field(default=10_000, ge=1)
     batch_item_max_bytes: int = Field(default=3 * MIB, ge=1)
     # Items in flight per phase-2 request (reference default 10; 1 = sequential). Peak memory is
     # about this times SLUICE_BATCH_ITEM_MAX_BYTES, so raise the function's memory with it.
@@ -175,9 +177,10 @@ class Settings(BaseModel):
     batch_max_staged_items: int = Field(default=100_000, ge=1)
     # An unsealed batch is aborted after this (the reference's BATCH_SEAL_TIMEOUT_MS, 30 min).
     batch_seal_timeout_s: int = Field(default=1800, ge=1)
-    # Per-environment token bucket, one token per run (the reference's BATCH_RATE_LIMIT_*):
-    # bursts of 1200 runs, refilled at 100 runs every 10 s.
-    batch_rate_limit_max: int = Field(default=1200, ge=1)
+    # Per-environment token bucket, one token per run (the reference's BATCH_RATE_LIMIT_* refill),
+    # whose bucket holds the largest streamed batch (SLUICE_BATCH_MAX_ITEMS) by default. A batch
+    # larger than the bucket costs a full bucket (``ratelimit.consume``), so none waits for ever.
+    batch_rate_limit_max: int = Field(default=10_000, ge=1)
     batch_rate_limit_refill: int = Field(default=100, ge=1)
     batch_rate_limit_interval_s: float = Field(default=10.0, gt=0)
     # A presigned staging or payload upload URL stays valid this long.

@@ -22,7 +22,8 @@ from sluice.redis import OnceScript, RedisClient, get_redis
 class Allowance:
     limit: int
     remaining: int
-    reset_at_s: int
+    # Unix milliseconds, as the reference platform and its SDK read X-RateLimit-Reset.
+    reset_at_ms: int
 
 
 @cache
@@ -49,8 +50,8 @@ def consume(tenant: str, run_count: int) -> Allowance:
             keys=[keys.rate_limit(tenant)],
             args=[capacity, settings.batch_rate_limit_refill, interval_ms, cost],
         )
-    reset_at_s = math.ceil((int(now_ms) + int(wait_ms)) / 1000)
-    allowance = Allowance(capacity, max(0, int(tokens)), reset_at_s)
+    reset_at_ms = int(now_ms) + int(wait_ms)
+    allowance = Allowance(capacity, max(0, int(tokens)), reset_at_ms)
     if not allowed:
         retry_after = max(1, math.ceil(int(wait_ms) / 1000))
         raise BatchRateLimited(
@@ -60,7 +61,7 @@ def consume(tenant: str, run_count: int) -> Allowance:
                 "Retry-After": str(retry_after),
                 "X-RateLimit-Limit": str(capacity),
                 "X-RateLimit-Remaining": str(allowance.remaining),
-                "X-RateLimit-Reset": str(reset_at_s),
+                "X-RateLimit-Reset": str(reset_at_ms),
             },
         )
     return allowance
