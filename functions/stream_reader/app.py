@@ -29,25 +29,26 @@ SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 async def read(request: Request) -> Response:
     run_id, key = request.path_params["run_id"], request.path_params["key"]
     return await respond(
-        request, lambda token, last_id: streams.open_reader(token, streams.run_stream(run_id, key), last_id)
+        request, lambda token, start: streams.open_reader(token, streams.run_stream(run_id, key), start)
     )
 
 
 async def read_channel(request: Request) -> Response:
     session, io = request.path_params["session"], request.path_params["io"]
-    return await respond(request, lambda token, last_id: realtime.reader(token, session, io, last_id))
+    return await respond(request, lambda token, start: realtime.reader(token, session, io, start))
 
 
 async def respond(
-    request: Request, open_reader: Callable[[str, str | None], streams.StreamReader]
+    request: Request, open_reader: Callable[[str, str | streams.Start], streams.StreamReader]
 ) -> Response:
-    last_id = streams.parse_last_event_id(
-        request.headers.get("last-event-id") or request.query_params.get("lastEventId")
+    start = streams.parse_start(
+        request.headers.get("last-event-id") or request.query_params.get("lastEventId"),
+        request.query_params.get("from") or request.headers.get(streams.START_HEADER),
     )
     token = request.query_params.get("token") or bearer_token(dict(request.headers))
     # The cursor is fixed here, before the response's first byte (DynamoDB and Redis calls block,
     # so they run off the event loop).
-    reader = await anyio.to_thread.run_sync(open_reader, token, last_id)
+    reader = await anyio.to_thread.run_sync(open_reader, token, start)
     return EventSourceResponse(
         streams.stream(reader),
         headers={**SSE_HEADERS, streams.CURSOR_HEADER: reader.start_cursor},

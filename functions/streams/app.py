@@ -35,7 +35,7 @@ app = make_resolver()
 SSE = "text/event-stream"
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 # Opens the reader of one stream for a bearer (API key or stream token) from a cursor.
-OpenReader = Callable[[str, str | None], streams.StreamReader]
+OpenReader = Callable[[str, str | streams.Start], streams.StreamReader]
 
 TOKEN_ERRORS = ("invalid_stream_token", "stream_token_expired")
 BODY_ERRORS = (
@@ -76,9 +76,13 @@ CHANNEL_READ_ERRORS = ("session_not_found", "channel_not_found", "invalid_last_e
 READ_AUTH = (API_KEY, STREAM_TOKEN, STREAM_TOKEN_QUERY)
 TOKEN = Param("token", "query", "The stream's token, for a client that cannot set Authorization")
 ENTRY_ID = streams.ENTRY_ID_PATTERN
+# An entry id to resume after, or a count of chunks to skip (the trigger.dev SDK's startIndex - 1).
+CURSOR = r"^(\d{1,20}-\d{1,20}|\d{1,15})$"
 LONG_POLL_PARAMS = (
-    Param("Last-Event-ID", "header", "Resume after this entry id", pattern=ENTRY_ID),
-    Param("lastEventId", "query", "Last-Event-ID, for a client that cannot set it", pattern=ENTRY_ID),
+    Param("Last-Event-ID", "header", "Resume after this entry id, or skip this many chunks", pattern=CURSOR),
+    Param("lastEventId", "query", "Last-Event-ID, for a client that cannot set it", pattern=CURSOR),
+    Param("from", "query", "`latest`: start at the tail instead of the beginning", pattern="^latest$"),
+    Param(streams.START_HEADER, "header", "`latest`: as `?from=latest` (the trigger.dev SDK's)"),
     TOKEN,
 )
 RECORDS_PARAMS = (
@@ -199,12 +203,14 @@ def channel_reader(session: str, io: str) -> OpenReader:
 
 
 def long_poll(open_reader: OpenReader) -> Response[Any]:
-    """One long-poll response of the reader from ``Last-Event-ID`` (or ``?lastEventId=``)."""
+    """One long-poll response of the reader from ``Last-Event-ID`` (or ``?lastEventId=``), else
+    from the start (``?from=latest``: the tail)."""
     event = app.current_event
-    last_id = streams.parse_last_event_id(
-        event.headers.get("last-event-id") or event.get_query_string_value("lastEventId")
+    start = streams.parse_start(
+        event.headers.get("last-event-id") or event.get_query_string_value("lastEventId"),
+        event.get_query_string_value("from") or event.headers.get(streams.START_HEADER),
     )
-    reader = open_reader(read_bearer(), last_id)
+    reader = open_reader(read_bearer(), start)
     body = b"".join(frame.encode() for frame in streams.long_poll(reader)).decode("utf-8")
     headers = {**SSE_HEADERS, streams.CURSOR_HEADER: reader.start_cursor}
     return Response(status_code=200, content_type=SSE, body=body, headers=headers)

@@ -12,8 +12,18 @@ from redis.connection import Connection
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sluice import streams
+from sluice.errors import BadRequest
 from sluice.redis import RedisClient
-from sluice.streams import RecordsAnswer, StreamAddress, StreamEvent, StreamReader, StreamStore, get_store
+from sluice.streams import (
+    RecordsAnswer,
+    Start,
+    StreamAddress,
+    StreamEvent,
+    StreamReader,
+    StreamStore,
+    get_store,
+    parse_start,
+)
 from sluice.streams.keys import StreamKeys
 
 ADDRESS = StreamAddress.run("run_reader", "out")
@@ -59,12 +69,54 @@ def test_an_entry_added_exactly_when_the_first_blocking_read_returns_empty_is_de
 
 
 def test_an_entry_added_between_the_snapshot_and_the_first_byte_is_delivered(store: StreamStore) -> None:
-    """The reader snapshots the tail when it is made (before the response sends anything); an
-    entry added before its first read is after the snapshot, so it is delivered."""
+    """From the tail (``from=latest``) the reader snapshots it when it is made (before the
+    response sends anything); an entry added before its first read is after the snapshot, so it
+    is delivered."""
     add(store, "before")
-    reader = StreamReader(store, ADDRESS)
+    reader = StreamReader(store, ADDRESS, Start(latest=True))
     add(store, "after-snapshot")
     assert [e.data for e in drain(reader)] == ["after-snapshot"]
+
+
+def test_without_a_cursor_a_read_starts_at_the_beginning(store: StreamStore) -> None:
+    """As the reference platform and its SDK read: chunks written before the read are delivered."""
+    add(store, "a", "b")
+    reader = StreamReader(store, ADDRESS)
+    assert reader.start_cursor == "0-0"
+    add(store, "c")
+    assert [e.data for e in drain(reader)] == ["a", "b", "c"]
+
+
+def test_a_chunk_count_skips_that_many_chunks(store: StreamStore) -> None:
+    """The trigger.dev SDK's ``startIndex: n`` (1-based) sends ``Last-Event-ID: n - 1``."""
+    add(store, *range(5))
+    assert [e.data for e in drain(StreamReader(store, ADDRESS, Start(skip=2)))] == [2, 3, 4]
+    # More than the stream holds: the skip goes on into chunks written later.
+    reader = StreamReader(store, ADDRESS, Start(skip=6))
+    assert drain(reader) == []
+    add(store, 5, 6)
+    assert [e.data for e in drain(reader)] == [6]
+
+
+@pytest.mark.parametrize(
+    ("last_event_id", "start", "expected"),
+    [
+        (None, None, Start()),
+        ("", "latest", Start(latest=True)),
+        (None, "LATEST", Start(latest=True)),
+        ("7", None, Start(skip=7)),
+        ("7", "latest", Start(skip=7)),  # an explicit position wins, as in the SDK
+        ("1700000000000-3", "latest", "1700000000000-3"),
+    ],
+)
+def test_parse_start(last_event_id: str | None, start: str | None, expected: str | Start) -> None:
+    assert parse_start(last_event_id, start) == expected
+
+
+@pytest.mark.parametrize("bad", ["-1", "1.5", "x", "1" * 16, "1-2-3"])
+def test_parse_start_refuses_other_cursors(bad: str) -> None:
+    with pytest.raises(BadRequest):
+        parse_start(bad, None)
 
 
 def test_an_empty_stream_snapshots_0_0_so_the_first_entry_is_delivered(store: StreamStore) -> None:

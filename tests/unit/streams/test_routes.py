@@ -175,8 +175,10 @@ def test_close_ends_the_stream_for_readers_and_refuses_appends(api: StreamsApi) 
     frames = parse_sse(api.read(run_id, query="lastEventId=0-0").body)
     assert frames[-1] == {"event": "end", "data": ""}
     assert "retry" not in frames[-1]
-    # A reader arriving after the close hears the end at once.
-    assert parse_sse(api.read(run_id).body) == [{"event": "end", "data": ""}]
+    # A reader arriving after the close hears the end at once from the tail, and the whole
+    # stream, then the end, from the beginning.
+    assert parse_sse(api.read(run_id, query="from=latest").body) == [{"event": "end", "data": ""}]
+    assert [f.get("data") for f in parse_sse(api.read(run_id).body)] == ['"last"', ""]
 
 
 def test_close_run_streams_closes_every_key_of_the_run(api: StreamsApi) -> None:
@@ -367,3 +369,20 @@ def test_a_key_that_needs_encoding_is_one_stream_through_the_urls_the_mint_hands
     assert stored(api, run_id, "chat:ü%") != []
     read = api.call("GET", urlsplit(minted["readUrl"]).path + "/records", headers=api.tenant.headers)
     assert [r["data"] for r in read.json()["records"]] == [{"n": 1}]
+def test_a_read_starts_where_the_trigger_dev_sdk_asks(api: StreamsApi) -> None:
+    """No cursor: the beginning; an integer Last-Event-ID: after that many chunks (the SDK's
+    ``startIndex`` - 1); ``X-Trigger-Stream-Start: latest``: the tail."""
+    run_id = new_run(api.tenant)
+    token = api.token(run_id)
+    for word in ("a", "b", "c"):
+        api.append(run_id, "out", token, word)
+
+    def data(**kwargs: Any) -> list[str]:
+        return [f["data"] for f in parse_sse(api.read(run_id, **kwargs).body) if "id" in f]
+
+    assert data() == ['"a"', '"b"', '"c"']
+    assert data(headers={"last-event-id": "2"}) == ['"c"']
+    assert data(query="lastEventId=1") == ['"b"', '"c"']
+    assert data(headers={"x-trigger-stream-start": "latest"}) == []
+    refused = api.read(run_id, headers={"last-event-id": "-1"})
+    assert refused.status == 400 and refused.json()["code"] == "invalid_last_event_id"

@@ -27,6 +27,7 @@ from sluice.streams import (
     AppendAnswer,
     AppendResult,
     Credentials,
+    Start,
     StreamClosed,
     StreamReader,
     get_store,
@@ -150,7 +151,7 @@ def append(
     return ChannelAppend(result, run_id)
 
 
-def reader(bearer: str, ref: str, io: str, last_event_id: str | None) -> StreamReader:
+def reader(bearer: str, ref: str, io: str, start: str | Start | None) -> StreamReader:
     """A reader of one channel: with an API key of the session's environment (the session named
     by id or externalId), or with a token of either channel of the session (named by id, as the
     mint's URLs do).
@@ -166,9 +167,9 @@ def reader(bearer: str, ref: str, io: str, last_event_id: str | None) -> StreamR
     if is_stream_token(bearer):
         address = channel_address(ref, io)
         session_channels = [channel_address(ref, channel) for channel in CHANNELS]
-        return open_reader(bearer, address, last_event_id, token_for=session_channels)
+        return open_reader(bearer, address, start, token_for=session_channels)
     env = authenticate({"authorization": f"Bearer {bearer}"})
     session = get_session(env, ref)
     # The key's environment was just checked against the session: nothing more for the reader to do.
-    return open_reader(bearer, channel_address(session.id, io), last_event_id, check_owner=lambda _: None)
+    return open_reader(bearer, channel_address(session.id, io), start, check_owner=lambda _: None)
 

@@ -1,10 +1,12 @@
 """The one reader core, and the ways it is served: long poll and streamed (SSE), and drained
 (the records as far as they go now, as JSON, for readers that must not wait).
 
-The cursor is a concrete entry id from the first moment: ``Last-Event-ID`` when the client
-resumes, else the tail snapshotted once (``XREVRANGE + - COUNT 1``, ``0-0`` when empty) when the
-reader is made, before the response sends anything. Later reads only ever start after the last
-id yielded. Re-reading ``$`` instead would skip every entry added between two reads (seed 004).
+The cursor is a concrete entry id from the first moment, fixed when the reader is made, before
+the response sends anything: ``Last-Event-ID`` when the client resumes; else the start of the
+stream (``0-0``, as the reference platform and its SDK read), skipping as many chunks as an
+integer ``Last-Event-ID`` says (the trigger.dev SDK's ``startIndex``); or, with ``from=latest``,
+the tail snapshotted once (``XREVRANGE + - COUNT 1``). Later reads only ever start after the last
+id read. Re-reading ``$`` instead would skip every entry added between two reads (seed 004).
 
 Frames: a data event carries ``id:`` (its entry id) and the chunk as JSON in ``data:``; the end of
 the stream is ``event: end`` (no id, so a resuming client keeps its place before it); keep-alives
@@ -18,6 +20,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 import anyio.to_thread
 from sse_starlette import ServerSentEvent
@@ -43,6 +46,38 @@ RECORDS_MAX = 1000
 RECORDS_MAX_BYTES = 4 * 1024 * 1024
 
 
+# A count of chunks to skip: the trigger.dev SDK's ``startIndex`` - 1, sent as Last-Event-ID.
+_CHUNK_COUNT = re.compile(r"[0-9]{1,15}")
+LATEST = "latest"
+# The trigger.dev SDK's way of saying ``from=latest``.
+START_HEADER = "x-trigger-stream-start"
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where a read starts when the client names no entry: the stream's start, skipping ``skip``
+    chunks, or its tail (``latest``)."""
+
+    skip: int = 0
+    latest: bool = False
+
+
+def parse_start(last_event_id: str | None, start: str | None) -> str | Start:
+    """Where a read starts: after the entry ``Last-Event-ID`` names, after as many chunks as an
+    integer ``Last-Event-ID`` counts, at the tail when ``start`` (``?from=``, the SDK's
+    ``X-Trigger-Stream-Start``) is ``latest``, else at the beginning.
+
+    Raises:
+        BadRequest: ``invalid_last_event_id``: neither an entry id nor a count.
+    """
+    value = (last_event_id or "").strip()
+    if _CHUNK_COUNT.fullmatch(value):
+        return Start(skip=int(value))
+    if entry_id := parse_last_event_id(value):
+        return entry_id
+    return Start(latest=(start or "").strip().lower() == LATEST)
+
+
 def parse_last_event_id(value: str | None) -> str | None:
     """A client's ``Last-Event-ID``; None when absent.
 
@@ -62,18 +97,25 @@ def parse_last_event_id(value: str | None) -> str | None:
 class StreamReader:
     """One client's read of one stream; owns the cursor."""
 
-    def __init__(self, store: StreamStore, address: StreamAddress, last_event_id: str | None = None) -> None:
+    def __init__(
+        self, store: StreamStore, address: StreamAddress, start: str | Start | None = None
+    ) -> None:
+        """``start``: an entry id to read after, or a ``Start`` (None: the beginning)."""
         self.store = store
         self.address = address
         self.ended = False
         self._pending: list[StreamEvent] = []
-        if last_event_id is not None:
-            self.cursor = last_event_id
-        else:
+        self._skip = 0
+        if isinstance(start, str):
+            self.cursor = start
+        elif start is not None and start.latest:
             tail = store.tail(address)
             self.cursor = tail.id if tail else START_ID
             if tail is not None and tail.end:
                 self._pending.append(tail)  # closed already: tell the reader so at once
+        else:
+            self.cursor = START_ID
+            self._skip = start.skip if start is not None else 0
         self.start_cursor = self.cursor
         # The cursor came from the snapshot, which only the response can tell the client (a
         # closed stream's reader hears the end at once: nothing to resume).
@@ -93,6 +135,9 @@ class StreamReader:
                 break
         if events:
             self.cursor = events[-1].id
+        while self._skip and events and not events[0].end:
+            self._skip -= 1
+            events = events[1:]
         return events
 
 

@@ -18,7 +18,7 @@ from sluice.config import STREAM_KEY_MAX_CHARS, get_settings
 from sluice.errors import BadRequest, Conflict, NotFound, SluiceError, issues_from_pydantic
 from sluice.streams.errors import ChunkTooLarge, InvalidStreamToken, RunFinished
 from sluice.streams.models import AppendResult, Credentials, StreamAddress
-from sluice.streams.reader import StreamReader
+from sluice.streams.reader import Start, StreamReader
 from sluice.streams.runs import is_final, leased_attempt, record_stream_key
 from sluice.streams.store import get_store
 from sluice.streams.tokens import is_stream_token, mint_token, verify_token
@@ -193,7 +193,7 @@ def close(token: str, address: StreamAddress) -> bool:
 def open_reader(
     bearer: str,
     address: StreamAddress,
-    last_event_id: str | None,
+    start: str | Start | None,
     check_owner: Callable[[Environment], object] | None = None,
     token_for: Collection[StreamAddress] = (),
 ) -> StreamReader:
@@ -218,4 +218,4 @@ def open_reader(
             (check_owner or (lambda e: engine.get_run(e, address.owner)))(env)
         except NotFound:
             raise NotFound(f"Stream {address.stream_id} not found") from None
-    return StreamReader(store, address, last_event_id)
+    return StreamReader(store, address, start)
