@@ -49,9 +49,10 @@ async def respond(
     # The cursor is fixed here, before the response's first byte (DynamoDB and Redis calls block,
     # so they run off the event loop).
     reader = await anyio.to_thread.run_sync(open_reader, token, start)
+    framing = streams.framing_for({k.lower(): v for k, v in request.headers.items()})
     return EventSourceResponse(
-        streams.stream(reader),
-        headers={**SSE_HEADERS, streams.CURSOR_HEADER: reader.start_cursor},
+        streams.stream(reader, framing=framing),
+        headers={**SSE_HEADERS, **framing.headers, streams.CURSOR_HEADER: reader.start_cursor},
         ping=get_settings().sse_keepalive_s,
         ping_message_factory=lambda: streams.KEEP_ALIVE,
     )

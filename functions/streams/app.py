@@ -1,5 +1,6 @@
 """Realtime streams on the HTTP API: mint write credentials, append, close, and two reads of run
-streams and session channels alike: the long poll (SSE) and the drained records (JSON, never waits).
+streams and session channels alike: the long poll (SSE) and the drained records (JSON, never waits);
+and the trigger.dev SDK's writes (``streams.ingest_v1``).
 
 The streamed read (the mint's ``readUrl``) is the ``stream_reader`` function behind a Function URL;
 this long poll is the fallback for clients that can only reach the HTTP API.
@@ -11,6 +12,7 @@ from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from sluice import observability, streams
 from sluice.api import (
@@ -28,12 +30,14 @@ from sluice.api import (
 )
 from sluice.auth import bearer_token
 from sluice.sessions import realtime
+from sluice.streams import ingest_v1
 from sluice.streams.models import START_ID
 from sluice.streams.service import NDJSON, NdjsonChunk
 
 app = make_resolver()
 SSE = "text/event-stream"
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+LAST_CHUNK_HEADER = "X-Last-Chunk-Index"
 # Opens the reader of one stream for a bearer (API key or stream token) from a cursor.
 OpenReader = Callable[[str, str | streams.Start], streams.StreamReader]
 
@@ -77,7 +81,7 @@ READ_AUTH = (API_KEY, STREAM_TOKEN, STREAM_TOKEN_QUERY)
 TOKEN = Param("token", "query", "The stream's token, for a client that cannot set Authorization")
 ENTRY_ID = streams.ENTRY_ID_PATTERN
 # An entry id to resume after, or a count of chunks to skip (the trigger.dev SDK's startIndex - 1).
-CURSOR = r"^(\d{1,20}-\d{1,20}|\d{1,15})$"
+CURSOR = r"^(\d{1,19}-\d{1,19}|\d{1,15})$"
 LONG_POLL_PARAMS = (
     Param("Last-Event-ID", "header", "Resume after this entry id, or skip this many chunks", pattern=CURSOR),
     Param("lastEventId", "query", "Last-Event-ID, for a client that cannot set it", pattern=CURSOR),
@@ -175,6 +179,74 @@ def close(run_id: str, key: str) -> Response[Any]:
     return json_response(200, streams.CloseAnswer(closed=True, alreadyClosed=not closed).model_dump())
 
 
+# --- the trigger.dev SDK's writes (``streams.ingest_v1``): API key, {target} = self/parent/root --
+# Declared after the routes above: a stream named "append", "close" or "records" is theirs.
+SDK_WRITE_ERRORS = ("not_found", "run_finished", "too_many_streams", "invalid_stream_key")
+SDK_INGEST_ERRORS = (
+    "not_found",
+    "invalid_stream_key",
+    "invalid_part_id",
+    "invalid_resume_chunk",
+    "invalid_ndjson",
+    "chunk_too_large",
+    "stream_closed",
+)
+
+
+class SdkStreamVersion(BaseModel):
+    version: str
+
+
+class SdkAppendAnswer(BaseModel):
+    ok: bool
+
+
+@app.put(
+    "/realtime/v1/streams/<run_id>/<target>/<key>",
+    **route_docs(ok_model=SdkStreamVersion, errors=SDK_WRITE_ERRORS),
+)
+def sdk_create_stream(run_id: str, target: str, key: str) -> Response[Any]:
+    return json_response(200, ingest_v1.create(sdk_stream(run_id, target, key)))
+
+
+@app.post(
+    "/realtime/v1/streams/<run_id>/<target>/<key>",
+    **route_docs(ok_model=SdkAppendAnswer, body={NDJSON: None}, errors=SDK_INGEST_ERRORS),
+)
+def sdk_ingest(run_id: str, target: str, key: str) -> Response[Any]:
+    headers = app.current_event.headers
+    last = ingest_v1.ingest(
+        sdk_stream(run_id, target, key),
+        request_bytes(app),
+        client_id=headers.get("x-client-id"),
+        resume_from=headers.get("x-resume-from-chunk"),
+    )
+    return json_response(200, {"ok": True}, headers={LAST_CHUNK_HEADER: str(last)})
+
+
+@app.route(
+    "/realtime/v1/streams/<run_id>/<target>/<key>",
+    method="HEAD",
+    **route_docs(ok_headers={LAST_CHUNK_HEADER: "the last chunk index from X-Client-Id (-1: none)"}),
+)
+def sdk_last_chunk(run_id: str, target: str, key: str) -> Response[Any]:
+    client = app.current_event.headers.get("x-client-id")
+    last = ingest_v1.last_chunk_index(sdk_stream(run_id, target, key), client)
+    return Response(status_code=200, headers={LAST_CHUNK_HEADER: str(last)})
+
+
+@app.post(
+    "/realtime/v1/streams/<run_id>/<target>/<key>/append",
+    **route_docs(ok_model=SdkAppendAnswer, body_required=True, errors=SDK_INGEST_ERRORS),
+)
+def sdk_append(run_id: str, target: str, key: str) -> Response[Any]:
+    return json_response(200, ingest_v1.append_one(sdk_stream(run_id, target, key), request_bytes(app)))
+
+
+def sdk_stream(run_id: str, target: str, key: str) -> ingest_v1.SdkStream:
+    return ingest_v1.SdkStream(current_environment(app), run_id, target, key)
+
+
 @app.get("/realtime/v1/streams/<run_id>/<key>", **long_poll_docs(READ_ERRORS, (KEY,)))
 def read(run_id: str, key: str) -> Response[Any]:
     return long_poll(run_reader(run_id, key))
@@ -211,8 +283,10 @@ def long_poll(open_reader: OpenReader) -> Response[Any]:
         event.get_query_string_value("from") or event.headers.get(streams.START_HEADER),
     )
     reader = open_reader(read_bearer(), start)
-    body = b"".join(frame.encode() for frame in streams.long_poll(reader)).decode("utf-8")
-    headers = {**SSE_HEADERS, streams.CURSOR_HEADER: reader.start_cursor}
+    framing = streams.framing_for(event.headers)
+    frames = streams.long_poll(reader, framing=framing)
+    body = b"".join(frame.encode() for frame in frames).decode("utf-8")
+    headers = {**SSE_HEADERS, **framing.headers, streams.CURSOR_HEADER: reader.start_cursor}
     return Response(status_code=200, content_type=SSE, body=body, headers=headers)
 
 

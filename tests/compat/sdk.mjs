@@ -9,6 +9,8 @@
 // {"ok": true, "value": ...} (the same tags going back) or {"ok": false, "error": {...}}: the test
 // asserts on what the SDK returned or raised, never on the exit status alone.
 import * as sdk from "@trigger.dev/sdk";
+import { apiClientManager, realtimeStreams } from "@trigger.dev/core/v3";
+import { StandardRealtimeStreamsManager } from "@trigger.dev/core/v3/workers";
 
 function revive(value) {
   if (Array.isArray(value)) return value.map(revive);
@@ -31,13 +33,39 @@ function tag(value) {
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, tag(v)]));
 }
 
-// Calls that are more than one SDK function: an iterator drained, a handle's fields.
+// Inside a task the worker runtime registers the stream writer; here the test does, the same way.
+function asWorker() {
+  realtimeStreams.setGlobalManager(
+    new StandardRealtimeStreamsManager(apiClientManager.clientOrThrow(), apiClientManager.baseURL),
+  );
+}
+
+async function* paced(chunks, delayMs) {
+  for (const chunk of chunks) {
+    if (delayMs) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    yield chunk;
+  }
+}
+
+// Calls that are more than one SDK function: an iterator drained, a writer awaited.
 const composite = {
   async "streams.read"(runId, key, options) {
     const chunks = [];
     const stream = await sdk.streams.read(runId, key, options);
     for await (const chunk of stream) chunks.push(chunk);
     return chunks;
+  },
+  // A task's `streams.pipe(key, source)`, writing to run `runId` (the worker's own run).
+  async "worker.pipe"(runId, key, chunks, delayMs = 0) {
+    asWorker();
+    const { waitUntilComplete } = sdk.streams.pipe(key, paced(chunks, delayMs), { target: runId });
+    await waitUntilComplete();
+    return chunks.length;
+  },
+  async "worker.append"(runId, key, text) {
+    asWorker();
+    await sdk.streams.append(key, text, { target: runId });
+    return true;
   },
 };
 

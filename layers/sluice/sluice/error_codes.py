@@ -28,7 +28,12 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         400,
         "a stream key that is empty, over 256 characters, or holds a space or a control character",
     ),
-    "invalid_part_id": (400, "an `X-Part-Id` that is empty or over 256 characters"),
+    "invalid_part_id": (
+        400,
+        "an `X-Part-Id` (or the trigger.dev SDK writer's `X-Client-Id`) that is empty or over 256"
+        " characters",
+    ),
+    "invalid_resume_chunk": (400, "an `X-Resume-From-Chunk` that is not a non-negative integer"),
     "invalid_last_event_id": (
         400,
         "a `Last-Event-ID` (or `?lastEventId=`, `?after=`) that is not a stream entry id such as"

@@ -8,6 +8,8 @@
 """
 
 from sluice.streams.errors import ChunkTooLarge, InvalidStreamToken, RunFinished, StreamClosed
+from sluice.streams.framing import Framing
+from sluice.streams.framing import for_request as framing_for
 from sluice.streams.models import (
     AppendAnswer,
     AppendResult,
@@ -32,7 +34,6 @@ from sluice.streams.reader import (
     parse_last_event_id,
     parse_start,
     stream,
-    to_sse,
 )
 from sluice.streams.runs import close_run_streams, fence_run_streams, is_final, record_stream_key, stream_keys
 from sluice.streams.service import (
@@ -60,6 +61,7 @@ __all__ = [
     "ChunkTooLarge",
     "CloseAnswer",
     "Credentials",
+    "Framing",
     "InvalidStreamToken",
     "MintAnswer",
     "RecordsAnswer",
@@ -75,6 +77,7 @@ __all__ = [
     "close_run_streams",
     "drain",
     "fence_run_streams",
+    "framing_for",
     "get_store",
     "is_final",
     "long_poll",
@@ -88,6 +91,5 @@ __all__ = [
     "run_stream",
     "stream",
     "stream_keys",
-    "to_sse",
     "verify_token",
 ]

@@ -6,9 +6,11 @@ append and close scripts touch one cluster slot.
 
 - ``T:data`` STREAM, the chunks; an entry has field ``d`` (the chunk as JSON) or ``e`` (the end).
 - ``T:parts`` HASH part id -> entry id, so that a retried append returns the first one's id.
-- ``T:meta`` HASH ``tenant`` (``<orgId>/<envId>``, the tenant the stream belongs to), ``closed``.
-  The keys themselves name no tenant: a stream's owner (a run or session id) is unique across
-  tenants, and the tenant in ``meta`` is checked by every write (in its script) and token read.
+- ``T:meta`` HASH ``tenant`` (``<orgId>/<envId>``, the tenant the stream belongs to), ``closed``,
+  and ``v1:<client>`` (the last chunk index a trigger.dev SDK writer appended,
+  ``streams.ingest_v1``). The keys themselves name no tenant: a stream's owner (a run or session
+  id) is unique across tenants, and the tenant in ``meta`` is checked by every write (in its
+  script) and token read.
 - ``T:call:<token>`` STRING, one append call's reply for 60 s (a client retry of the call answers it).
 """
 

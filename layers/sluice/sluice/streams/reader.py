@@ -28,6 +28,7 @@ from sse_starlette import ServerSentEvent
 from sluice import observability
 from sluice.config import get_settings
 from sluice.errors import BadRequest
+from sluice.streams.framing import SLUICE, Framing
 from sluice.streams.models import START_ID, RecordsAnswer, StreamAddress, StreamEvent, StreamRecord
 from sluice.streams.store import StreamStore
 
@@ -141,12 +142,6 @@ class StreamReader:
         return events
 
 
-def to_sse(event: StreamEvent) -> ServerSentEvent:
-    if event.end:
-        return ServerSentEvent(data="", event="end")
-    return ServerSentEvent(data=json.dumps(event.data, separators=(",", ":")), id=event.id)
-
-
 def cursor_frame(reader: StreamReader) -> list[ServerSentEvent]:
     """``id: <start cursor>`` with no data, first in a response to a reader without Last-Event-ID:
     EventSource takes the id as its Last-Event-ID without firing an event, so a browser that
@@ -160,10 +155,12 @@ def retry_frame(retry_ms: int | None = None) -> ServerSentEvent:
     return ServerSentEvent(retry=get_settings().sse_retry_ms if retry_ms is None else retry_ms)
 
 
-def long_poll(reader: StreamReader, clock: Callable[[], float] = time.monotonic) -> list[ServerSentEvent]:
+def long_poll(
+    reader: StreamReader, clock: Callable[[], float] = time.monotonic, framing: Framing = SLUICE
+) -> list[ServerSentEvent]:
     """One long-poll response: what arrived until SLUICE_SSE_LINGER_MS after the first event, or
-    a keep-alive after SLUICE_SSE_WINDOW_S with none; then ``retry:`` (SLUICE_SSE_LONG_POLL_RETRY_MS)
-    unless the stream ended."""
+    a keep-alive after SLUICE_SSE_WINDOW_S with none; then, unless the stream ended, ``retry:``
+    (SLUICE_SSE_LONG_POLL_RETRY_MS), or the trigger.dev SDK's ``framing.cut``."""
     settings = get_settings()
     observability.count_now("StreamConnections", transport="long_poll")
     start = clock()
@@ -179,30 +176,32 @@ def long_poll(reader: StreamReader, clock: Callable[[], float] = time.monotonic)
         if batch and first_at is None:
             first_at = clock()
         events.extend(batch)
-    frames = cursor_frame(reader) + ([to_sse(e) for e in events] or [KEEP_ALIVE])
+    sluice = framing is SLUICE
+    frames = (cursor_frame(reader) if sluice else []) + (framing.frames(events) or [KEEP_ALIVE])
     if not reader.ended:
-        frames.append(retry_frame(settings.sse_long_poll_retry_ms))
+        frames.append(retry_frame(settings.sse_long_poll_retry_ms) if sluice else framing.cut())
     return frames
 
 
 async def stream(
-    reader: StreamReader, clock: Callable[[], float] = time.monotonic
+    reader: StreamReader, clock: Callable[[], float] = time.monotonic, framing: Framing = SLUICE
 ) -> AsyncIterator[ServerSentEvent]:
     """A streamed response: events as they arrive, and after SLUICE_SSE_MAX_CONNECTION_S a
-    ``retry:`` so the client reconnects with Last-Event-ID. (Keep-alives while idle come from
-    sse-starlette's ping, sent as KEEP_ALIVE.)"""
+    ``framing.cut`` (``retry:``) so the client reconnects with Last-Event-ID. (Keep-alives while
+    idle come from sse-starlette's ping, sent as KEEP_ALIVE.)"""
     settings = get_settings()
     observability.count_now("StreamConnections", transport="streamed")
     start = clock()
-    for frame in cursor_frame(reader):
+    for frame in cursor_frame(reader) if framing is SLUICE else []:
         yield frame
     while not reader.ended:
         if clock() - start >= settings.sse_max_connection_s:
-            yield retry_frame()
+            yield framing.cut()
             return
         # The blocking XREAD runs in a worker thread so the event loop keeps serving other readers.
         for event in await anyio.to_thread.run_sync(reader.poll, settings.sse_block_ms):
-            yield to_sse(event)
+            if (frame := framing.frame(event)) is not None:
+                yield frame
 
 
 def drain(reader: StreamReader) -> RecordsAnswer:

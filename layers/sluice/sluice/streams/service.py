@@ -111,7 +111,7 @@ def issue_credentials(
     )
 
 
-def _encoded(data: Any, where: str) -> str:
+def encoded_chunk(data: Any, where: str) -> str:
     text = json.dumps(data, separators=(",", ":"))
     limit = get_settings().stream_chunk_max_bytes
     size = len(text.encode("utf-8"))
@@ -120,7 +120,7 @@ def _encoded(data: Any, where: str) -> str:
     return text
 
 
-def _check_part_id(part_id: str | None) -> str:
+def check_part_id(part_id: str | None) -> str:
     if part_id is not None and not 0 < len(part_id) <= PART_ID_MAX_CHARS:
         raise BadRequest(f"X-Part-Id is 1 to {PART_ID_MAX_CHARS} characters", code="invalid_part_id")
     return part_id or ""
@@ -138,11 +138,12 @@ def parse_chunks(body: bytes, content_type: str, part_id: str | None) -> list[tu
         Unprocessable: ``payload_too_deep``, a JSON body nested over ``strict_json.MAX_DEPTH``.
         ChunkTooLarge: a chunk over SLUICE_STREAM_CHUNK_MAX_BYTES (nothing is appended).
     """
-    base = _check_part_id(part_id)
+    base = check_part_id(part_id)
     if not body.strip():
         raise BadRequest("The append body is empty", code="empty_body")
     if content_type.split(";", maxsplit=1)[0].strip().lower() != NDJSON:
-        return [(base, _encoded(strict_json.parse(body, "The append body", within_depth=True), "The chunk"))]
+        data = strict_json.parse(body, "The append body", within_depth=True)
+        return [(base, encoded_chunk(data, "The chunk"))]
     chunks: list[tuple[str, str]] = []
     issues: list[dict[str, Any]] = []
     for number, line in enumerate(body.splitlines()):
@@ -159,7 +160,7 @@ def parse_chunks(body: bytes, content_type: str, part_id: str | None) -> list[tu
             continue
         index = len(chunks)
         pid = chunk.partId or (f"{base}:{index}" if base else "")
-        chunks.append((pid, _encoded(chunk.data, f"The chunk on line {number + 1}")))
+        chunks.append((pid, encoded_chunk(chunk.data, f"The chunk on line {number + 1}")))
     if issues:
         raise BadRequest(
             "The NDJSON body has invalid lines; nothing was appended", code="invalid_ndjson", issues=issues

@@ -54,6 +54,17 @@ class StreamStore:
             self.client.hsetnx(meta, TENANT_FIELD, tenant)
             self.client.expire(meta, get_settings().stream_ttl_s)
 
+    def record_chunk_index(self, address: StreamAddress, client_id: str, index: int) -> None:
+        """Remember the last chunk index a writer's client appended (``streams.ingest_v1``)."""
+        with redis_errors():
+            self.client.hset(StreamKeys(address).meta, f"v1:{client_id}", str(index))
+
+    def chunk_index(self, address: StreamAddress, client_id: str) -> int:
+        """The last chunk index the client appended; -1 when none."""
+        with redis_errors():
+            value: str | None = self.client.hget(StreamKeys(address).meta, f"v1:{client_id}")  # type: ignore[assignment]
+        return int(value) if value is not None else -1
+
     def tenant(self, address: StreamAddress) -> str | None:
         with redis_errors():
             tenant: str | None = self.client.hget(StreamKeys(address).meta, TENANT_FIELD)  # type: ignore[assignment]
