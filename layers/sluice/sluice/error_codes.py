@@ -37,7 +37,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "invalid_last_event_id": (
         400,
         "a `Last-Event-ID` (or `?lastEventId=`, `?after=`) that is not a stream entry id such as"
-        " `1700000000000-0` (each part at most 19 digits, so Redis can hold it)",
+        " `1700000000000-0` (each part at most 19 digits, so Redis can hold it) nor, on a read, a"
+        " count of chunks to skip (at most 15 digits)",
     ),
     "invalid_limit": (
         400,

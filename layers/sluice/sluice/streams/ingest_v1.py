@@ -51,16 +51,23 @@ def target_run(env: Environment, run_id: str, target: str) -> Run:
         NotFound: no such run (or parent) in ``env``, or an unknown target.
     """
     which = _target(target)
-    run = engine.get_run(env, run_id)
+    run = _tenant_run(env, run_id)
     if which == "self":
         return run
     for _ in range(MAX_DEPTH):
         if run.parentRunId is None:
             return run
-        run = engine.get_run(env, run.parentRunId)
+        run = _tenant_run(env, run.parentRunId)
         if which == "parent":
             return run
     raise NotFound(f"Run {run_id} has more than {MAX_DEPTH} ancestors", code="not_found")
+
+
+def _tenant_run(env: Environment, run_id: str) -> Run:
+    run = engine.get_run(env, run_id)
+    if run.orgId != env.org_id:  # the same environment name in another organization
+        raise NotFound(f"Run {run_id} not found")
+    return run
 
 
 @dataclass(frozen=True)
@@ -101,25 +108,28 @@ def ingest(stream: SdkStream, body: bytes, *, client_id: str | None, resume_from
     """
     address, tenant = stream.address(), stream.env.tenant
     client = check_part_id(client_id or ANONYMOUS)
-    first = _resume_index(resume_from)
+    index = _resume_index(resume_from)
     chunks: list[tuple[str, str]] = []
     for line in body.splitlines():
         if not line.strip():
             continue
-        index = first + len(chunks)
         try:
             data = json.loads(line)
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadRequest(f"Chunk {index} is not JSON: {exc}", code="invalid_ndjson") from exc
         chunks.append((f"v1:{client}:{index}", encoded_chunk(data, f"Chunk {index}")))
+        index += 1
     store = get_store()
     store.register(address, tenant)
-    last = first + len(chunks) - 1
-    if chunks:
-        store.append(address, tenant, chunks)
-        store.record_chunk_index(address, client, last)
+    # A resend of chunks that landed (the writer never heard back) is answered, not appended: the
+    # stream may be closed by then.
+    landed = store.chunk_index(address, client)
+    fresh = chunks[max(0, landed - (index - len(chunks)) + 1) :]
+    if fresh:
+        store.append(address, tenant, fresh)
+        store.record_chunk_index(address, client, index - 1)
     store.close(address, tenant)
-    return last
+    return max(landed, index - 1)
 
 
 def append_one(stream: SdkStream, body: bytes) -> dict[str, bool]:
