@@ -91,6 +91,13 @@ def replay(run_id: str) -> Response[Any]:
     return json_response(200, {"id": engine.replay(env, run_id).id})
 
 
+@app.get("/api/v3/runs/<run_id>", **route_docs(errors=("not_found",)))
+def get_run_v3(run_id: str) -> Response[Any]:
+    """The run in the trigger.dev SDK's shape (``runs.retrieve``)."""
+    env = current_environment(app)
+    return json_response(200, triggers.read_run_v3(env, run_id))
+
+
 PACKET_ERRORS = ("invalid_packet_path",)
 
 

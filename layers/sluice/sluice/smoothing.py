@@ -6,14 +6,13 @@ kill switch is off never imports the mollifier or redis-py.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aws_lambda_powertools import Logger
 
 from sluice import engine, observability
 from sluice.auth import Environment
 from sluice.config import Settings, get_settings
 from sluice.engine import PreparedRun
+from sluice.engine.models import Run
 from sluice.errors import NotFound
 from sluice.mollifier import idempotency
 from sluice.mollifier.buffer import MollifierBuffer, get_buffer
@@ -117,7 +116,7 @@ def _run_exists(buffer: MollifierBuffer, env: Environment, run_id: str) -> bool:
         return False
 
 
-def read_buffered(env: Environment, run_id: str) -> dict[str, Any]:
+def read_buffered(env: Environment, run_id: str) -> Run:
     """A run the engine does not have yet, from the buffer (``"buffered": true``).
 
     Raises:
@@ -128,4 +127,4 @@ def read_buffered(env: Environment, run_id: str) -> dict[str, Any]:
         entry = buffered_entry(get_buffer(), env, run_id)
     if entry is None:
         raise NotFound(f"Run {run_id} not found")
-    return buffered_run(entry).to_api()
+    return buffered_run(entry)

@@ -29,7 +29,8 @@ from pydantic import BaseModel
 from sluice import engine
 from sluice.auth import Environment
 from sluice.config import get_settings
-from sluice.engine import PreparedRun
+from sluice.engine import PreparedRun, run_v3
+from sluice.engine.models import Run
 from sluice.errors import NotFound
 
 
@@ -83,8 +84,26 @@ def read_run(env: Environment, run_id: str) -> dict[str, Any]:
         NotFound: neither the engine nor the buffer has the run in the caller's environment.
         ServiceUnavailable: the engine has no such run and the buffer cannot be read.
     """
+    return find_run(env, run_id).to_api()
+
+
+def read_run_v3(env: Environment, run_id: str) -> dict[str, Any]:
+    """``GET /api/v3/runs/{id}``: the run as the trigger.dev SDK reads it (``engine.run_v3``), its
+    parent and root among the related runs. Raises as ``read_run``."""
+
+    def related(related_id: str) -> Run | None:
+        try:
+            return engine.get_run(env, related_id)
+        except NotFound:
+            return None
+
+    return run_v3.retrieve_view(find_run(env, run_id), related)
+
+
+def find_run(env: Environment, run_id: str) -> Run:
+    """The engine's run, or the buffered one; raises as ``read_run``."""
     try:
-        return engine.get_run(env, run_id).to_api()
+        return engine.get_run(env, run_id)
     except NotFound:
         if not get_settings().mollifier_enabled:
             raise
