@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from devstack.testing.launcher import DevStack
-from sluice.client import Sluice
-from sluice.client.worker import TaskRun, Worker
+from sluice_client import Sluice
+from sluice_client.worker import TaskRun, Worker
 
 HERE = Path(__file__).parent
 SDK_TIMEOUT_S = 120

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sluice.client.errors import NotFoundError
+from sluice_client.errors import NotFoundError
 from tests.compat.conftest import CompatTenant, Received, unique
 
 pytestmark = [pytest.mark.compat, pytest.mark.devstack]

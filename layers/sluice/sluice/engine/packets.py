@@ -9,7 +9,7 @@ offload rule applies to the value as it does to a JSON payload, and one run serv
 reader:
 
 - Sluice's own routes show ``payload`` as the plain JSON (superjson's ``json``) and
-  ``payloadMeta`` (its ``meta``), which the Python SDK applies (``sluice.client.superjson``);
+  ``payloadMeta`` (its ``meta``), which the Python SDK applies (``sluice_client.superjson``);
 - the SDK's routes (``/api/v3/runs``) give back the packet as it was sent.
 
 A payload without ``payloadType`` is Sluice's own: any JSON value, stored as it is.
