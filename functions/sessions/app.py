@@ -54,10 +54,14 @@ def list_sessions() -> Response[Any]:
         session_type=query("type") or None,
         tag=query("tag") or None,
         status=query("status") or None,
-        limit=service.parse_limit(query("limit")),
-        cursor=query("cursor") or None,
+        # ``page[size]`` and ``page[after]``: the trigger.dev SDK's names for them.
+        limit=service.parse_limit(query("limit") or query("page[size]")),
+        cursor=query("cursor") or query("page[after]") or None,
     )
-    return json_response(200, {"data": [s.to_api() for s in sessions], "nextCursor": cursor})
+    # ``pagination.next`` is the trigger.dev SDK's page cursor (absent on the last page).
+    pagination = {"next": cursor} if cursor else {}
+    body = {"data": [s.to_api() for s in sessions], "nextCursor": cursor, "pagination": pagination}
+    return json_response(200, body)
 
 
 @app.get("/api/v1/sessions/<session>", **route_docs(errors=("session_not_found",)))

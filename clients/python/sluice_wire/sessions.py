@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field, model_validator
 
 SessionStatus = Literal["ACTIVE", "CLOSED"]
 
@@ -42,3 +42,17 @@ class SessionView(BaseModel):
     currentRunVersion: int = 0
     createdAt: datetime
     closedAt: datetime | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def taskIdentifier(self) -> str:
+        """``taskId`` under the trigger.dev SDK's name (its session schema requires it)."""
+        return self.taskId
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_on_input(cls, data: Any) -> Any:
+        # Derived from taskId, so what a session's JSON says of it is not a field of its own.
+        if isinstance(data, dict) and "taskIdentifier" in data:
+            return {name: value for name, value in data.items() if name != "taskIdentifier"}
+        return data

@@ -29,7 +29,8 @@ class SessionsApi:
 
     def create(self, tenant: Tenant | None = None, **body: Any) -> HttpResult:
         body.setdefault("type", "chat")
-        body.setdefault("taskId", "chat-agent")
+        if "taskIdentifier" not in body:
+            body.setdefault("taskId", "chat-agent")
         return self.call("POST", "/api/v1/sessions", json_body=body, headers=self._headers(tenant))
 
     def new(self, **body: Any) -> dict[str, Any]:

@@ -493,3 +493,24 @@ def test_a_canceled_sessions_run_can_no_longer_write_out(sessions_api: SessionsA
 
     late = sessions_api.append(session["id"], "out", token, {"n": "late"})
     assert (late.status, late.json()["code"]) == (409, "stale_lease")
+
+
+def test_the_trigger_dev_sdks_field_names_and_paging(sessions_api: SessionsApi) -> None:
+    """The SDK creates with ``taskIdentifier``, pages with ``page[size]``/``page[after]`` and reads
+    ``pagination.next`` (absent on the last page)."""
+    created = sessions_api.create(type="chat", taskIdentifier="sdk-agent")
+    assert created.status == 200, created.body
+    made = created.json()
+    assert made["taskId"] == made["taskIdentifier"] == "sdk-agent"
+    others = [sessions_api.new(type="chat")["id"] for _ in range(2)]
+
+    seen: list[str] = []
+    after = ""
+    while True:
+        page = sessions_api.list(f"page[size]=2&page[after]={after}").json()
+        assert len(page["data"]) <= 2
+        seen += [s["id"] for s in page["data"]]
+        if "next" not in page["pagination"]:
+            break
+        after = page["pagination"]["next"]
+    assert seen[:3] == [*reversed(others), made["id"]]

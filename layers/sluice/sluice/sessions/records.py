@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from sluice.config import TAG_MAX_CHARS, get_settings
 from sluice.engine.models import QueueOption, TriggerOptions
@@ -76,7 +76,8 @@ class CreateSession(BaseModel):
 
     externalId: Annotated[str, Field(min_length=1, max_length=EXTERNAL_ID_MAX_CHARS)] | None = None
     type: Name
-    taskId: Name
+    # ``taskIdentifier`` is the trigger.dev SDK's name for it.
+    taskId: Annotated[Name, Field(validation_alias=AliasChoices("taskId", "taskIdentifier"))]
     tags: list[Tag] = Field(default_factory=list)
     metadata: dict[str, Any] | None = None
     triggerConfig: TriggerConfig = Field(default_factory=TriggerConfig)
