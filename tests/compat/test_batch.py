@@ -80,9 +80,12 @@ def test_item_idempotency_keys_dedup_across_batches(compat: CompatTenant) -> Non
         compat.client.runs.retrieve(compat.client.batches.retrieve(two["batchId"])["runs"][0])
 
 
+@pytest.mark.backlog
 def test_a_2000_item_batch_completes(compat: CompatTenant) -> None:
     items = [{"payload": {"i": i}} for i in range(2000)]
-    handle = compat.sdk("tasks.batchTrigger", "compat-other", items)
+    # One phase-2 request of 2000 items; on a loaded machine it may outlast the function's 29 s,
+    # and the SDK re-sends it (items already queued are deduplicated by index).
+    handle = compat.sdk("tasks.batchTrigger", "compat-other", items, timeout_s=600)
     assert handle["runCount"] == 2000
     batch = finished(compat, handle["batchId"], timeout_s=240)
     assert batch["status"] == "COMPLETED"
