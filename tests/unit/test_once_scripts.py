@@ -14,6 +14,7 @@ import pytest
 from devstack.services import start_redis
 from sluice import engine
 from sluice.auth import Environment
+from sluice.batches import ratelimit, state
 from sluice.config import get_settings, reload_settings
 from sluice.mollifier import get_buffer
 from sluice.mollifier.intake import mollify
