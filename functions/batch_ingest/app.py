@@ -30,6 +30,7 @@ from sluice.batches.models import (
     IngestResult,
     PayloadUploadsRequest,
 )
+from sluice.errors import PayloadTooLarge
 
 # One NDJSON line of phase 2 is one item; OpenAPI describes the line.
 NDJSON = "application/x-ndjson"
@@ -82,7 +83,15 @@ def stream_items(batch_id: str) -> Response[Any]:
     env = current_environment(app)
     remaining_s = app.lambda_context.get_remaining_time_in_millis() / 1000
     lines = batches.parse_body(request_bytes(app))
-    result = batches.ingest_items(env, batch_id, lines, remaining_s=remaining_s)
+    try:
+        result = batches.ingest_items(env, batch_id, lines, remaining_s=remaining_s)
+    except PayloadTooLarge as exc:
+        answer = None
+        if exc.code == "time_budget_exceeded":
+            answer = batches.answer_out_of_time(event.headers, batches.get_status(env, batch_id))
+        if answer is None:
+            raise
+        return json_response(200, answer)
     return json_response(200, result.model_dump())
 
 

@@ -157,3 +157,29 @@ def test_the_budget_ends_before_the_invocation_does(
     batch_id = api.create_id(3)
     res = api.items(batch_id, ndjson([item(i) for i in range(3)]))
     assert (res.status, res.json()["code"]) == (413, "time_budget_exceeded"), res.body
+
+
+def test_the_trigger_dev_sdk_hears_out_of_time_as_not_sealed(
+    api: BatchApi, configure: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK gives up on a 413 but streams again on ``sealed: false``: that is its answer, so a
+    batch too large for one request's time completes over several (repeats deduplicated)."""
+    configure(batch_request_budget_s=0.3, batch_ingest_concurrency=1)
+    batch_id = api.create_id(40)
+    real_process = items_module.process
+
+    def slow(batch: Any, lines: Any, **kwargs: Any) -> Any:
+        time.sleep(0.05)
+        return real_process(batch, lines, **kwargs)
+
+    monkeypatch.setattr(items_module, "process", slow)
+    headers = {**api.tenant.headers, "content-type": "application/x-ndjson", "trigger-version": "4.8.3"}
+    body = ndjson([item(i) for i in range(40)])
+    res = api.call("POST", f"/api/v3/batches/{batch_id}/items", body=body, headers=headers)
+    assert res.status == 200, res.body
+    answer = res.json()
+    assert answer["sealed"] is False and answer["expectedCount"] == 40
+    assert 0 < answer["enqueuedCount"] < 40
+    configure(batch_request_budget_s=60)
+    again = api.call("POST", f"/api/v3/batches/{batch_id}/items", body=body, headers=headers)
+    assert again.status == 200 and again.json()["sealed"] is True

@@ -12,7 +12,7 @@ Where state lives: the batch record in DynamoDB (``store``), per-item progress i
 
 from sluice.batches import staged
 from sluice.batches.errors import BatchNotFound, BatchNotPending, BatchRateLimited, InvalidItem, InvalidNdjson
-from sluice.batches.http import parse_body, require_ndjson
+from sluice.batches.http import answer_out_of_time, parse_body, require_ndjson
 from sluice.batches.ingest import ingest_items
 from sluice.batches.models import Batch, BatchStatus, CreateBatchRequest, IngestResult, parse_create_request
 from sluice.batches.reaper import reap
@@ -30,6 +30,7 @@ __all__ = [
     "IngestResult",
     "InvalidItem",
     "InvalidNdjson",
+    "answer_out_of_time",
     "create_batch",
     "get_status",
     "ingest_items",

@@ -58,3 +58,29 @@ def _parse(data: bytes) -> Iterator[Parsed]:
     for start in range(0, len(data), CHUNK_BYTES):
         yield from parser.feed(data[start : start + CHUNK_BYTES])
     yield from parser.finish()
+
+
+# Every request of the trigger.dev SDK names its version in this header.
+TRIGGER_DEV_SDK_HEADER = "trigger-version"
+
+
+def answer_out_of_time(
+    headers: Mapping[str, str] | None, status: Mapping[str, object]
+) -> dict[str, object] | None:
+    """The trigger.dev SDK's answer to a phase 2 that ran out of time (``time_budget_exceeded``),
+    or None for other clients (they get the 413). The SDK does not retry a 413; the reference's
+    protocol for "not all items are in" is ``200 {"sealed": false, "enqueuedCount",
+    "expectedCount"}``, on which it streams the items again (those queued are deduplicated), so
+    a batch too large for one request's time completes over several. ``status`` is the batch's
+    (``get_status``)."""
+    if not any(k.lower() == TRIGGER_DEV_SDK_HEADER for k in headers or {}):
+        return None
+    return {
+        "id": status["id"],
+        "itemsAccepted": 0,
+        "itemsDeduplicated": 0,
+        "sealed": False,
+        "enqueuedCount": status["enqueuedCount"],
+        "expectedCount": status["runCount"],
+        "runCount": status["runCount"],
+    }
