@@ -122,7 +122,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "time_budget_exceeded": (
         413,
         "a batch-items request still reading lines after `SLUICE_BATCH_REQUEST_BUDGET_S` (the items"
-        " before are queued; send the rest again)",
+        " before are queued; send the rest again; the trigger.dev SDK is answered `200` with"
+        " `sealed: false` instead, on which it streams again)",
     ),
     "batch_item_too_large": (
         413,
