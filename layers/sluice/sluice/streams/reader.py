@@ -120,7 +120,9 @@ class StreamReader:
         self.start_cursor = self.cursor
         # The cursor came from the snapshot, which only the response can tell the client (a
         # closed stream's reader hears the end at once: nothing to resume).
-        self.snapshotted = last_event_id is None and not self._pending
+        # (From the beginning a reconnect without Last-Event-ID starts where this one did.)
+        latest = isinstance(start, Start) and start.latest
+        self.snapshotted = latest and not self._pending
 
     def poll(self, block_ms: int | None) -> list[StreamEvent]:
         """The next events after the cursor (waiting up to ``block_ms`` for one), up to the end."""
@@ -192,8 +194,8 @@ async def stream(
     settings = get_settings()
     observability.count_now("StreamConnections", transport="streamed")
     start = clock()
-    for frame in cursor_frame(reader) if framing is SLUICE else []:
-        yield frame
+    for opening in cursor_frame(reader) if framing is SLUICE else []:
+        yield opening
     while not reader.ended:
         if clock() - start >= settings.sse_max_connection_s:
             yield framing.cut()
