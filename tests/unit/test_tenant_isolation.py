@@ -203,6 +203,8 @@ def concrete(owned: Owned, route: tuple[str, str]) -> str:
         "batchId": owned.batch,
         "taskId": "hello",
         "name": "emails",
+        "file": "owner-packet.json",
+        "target": "self",
     }
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
@@ -223,9 +225,9 @@ def body_for(owned: Owned, route: tuple[str, str]) -> tuple[bytes, dict[str, str
 
 
 def is_collection(path: str) -> bool:
-    """A route whose path names no resource of a tenant (a task id, a queue's name: names each
-    tenant has its own of, not resources)."""
-    return not set(re.findall(r"\{(\w+)\}", path)) - {"taskId", "name"}
+    """A route whose path names no resource of a tenant (a task id, a queue's name, a packet's
+    path: names each tenant has its own of, not resources)."""
+    return not set(re.findall(r"\{(\w+)\}", path)) - {"taskId", "name", "file"}
 
 
 def print_matrix(matrix: list[tuple[str, str, int]]) -> None:

@@ -41,7 +41,7 @@ STREAM_RETRY = RetryOptions(max_attempts=5, min_delay_s=1.0, max_delay_s=30.0, f
 # Lambda takes 6 MB per request and API Gateway base64-encodes an NDJSON body (4/3 larger), so
 # 4 MiB of NDJSON is the most one phase-2 request can carry with room for the event around it.
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
-MAX_REQUEST_ITEMS = 1000  # staged above this by default (the server streams up to SLUICE_BATCH_MAX_ITEMS)
+MAX_REQUEST_ITEMS = 10_000  # staged above this by default (the server streams up to SLUICE_BATCH_MAX_ITEMS)
 MAX_STAGED_ITEMS = 100_000  # the server's SLUICE_BATCH_MAX_STAGED_ITEMS
 PAYLOAD_URLS_PER_CALL = 100
 STORE_PAYLOAD_TYPE = "application/store"
