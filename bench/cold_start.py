@@ -81,9 +81,7 @@ def layer_site(root: Path, into: Path) -> tuple[Path, int, int]:
             target = into / top
             if source.exists() and not target.exists():
                 target.symlink_to(source)
-        size = sum(
-            Path(str(dist.locate_file(f))).stat().st_size for f in dist.files or [] if dist.locate_file(f)
-        )
+        size = sum(Path(str(f.locate())).stat().st_size for f in dist.files or [])
         total += size
         if name == "botocore":
             botocore = size
