@@ -5,7 +5,8 @@ with only the layer's requirements to import from, before and after side by side
 Each import runs in ``python -I -S`` (no site-packages, no user paths) with ``sys.path`` the
 function's directory, the tree's layer, and a directory that holds only the distributions
 ``layers/sluice/requirements.txt`` names and their dependencies, linked from this venv (what
-``sam build`` would put in the layer), and the function's environment from ``template.yaml``.
+``sam build`` would put in the layer), then boto3 as the runtime provides it, and the function's
+environment from ``template.yaml``.
 Figures are the median of ROUNDS fresh interpreters; the largest imports are listed for
 ``trigger_intake``. The layer's size with and without botocore (the Lambda runtime ships its own)
 is printed beside it.
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -26,6 +26,9 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from bench.baseline import before_and_after
 
@@ -39,41 +42,42 @@ print(round((time.process_time() - start) * 1000, 1))
 """
 
 
-def _requirement_names(requirements: Path) -> list[str]:
-    names = []
-    for raw in requirements.read_text().splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if line:
-            names.append(re.split(r"[\[<>=!~ ;]", line, maxsplit=1)[0])
-    return names
+def _requirements(requirements: Path) -> list[Requirement]:
+    lines = (raw.split("#", 1)[0].strip() for raw in requirements.read_text().splitlines())
+    return [Requirement(line) for line in lines if line]
 
 
-def _closure(names: list[str]) -> set[str]:
-    """The distributions ``names`` need, transitively (extras as the requirements name them)."""
-    seen: set[str] = set()
-    todo = list(names)
+def _closure(requirements: list[Requirement]) -> set[str]:
+    """The distributions ``requirements`` need, transitively, with the extras they name (the
+    layer's ``aws-lambda-powertools[parser,tracer]`` brings pydantic and aws-xray-sdk)."""
+    seen: set[tuple[str, frozenset[str]]] = set()
+    names: set[str] = set()
+    todo = list(requirements)
     while todo:
-        name = todo.pop().lower().replace("_", "-")
-        if name in seen:
+        req = todo.pop()
+        name = canonicalize_name(req.name)
+        extras = frozenset(req.extras)
+        if (name, extras) in seen:
             continue
+        seen.add((name, extras))
         try:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
             continue
-        seen.add(name)
-        for req in dist.requires or []:
-            if "extra ==" in req and "parser" not in req:
-                continue
-            todo.append(re.split(r"[\[<>=!~ ;(]", req, maxsplit=1)[0])
-    return seen
+        names.add(name)
+        for line in dist.requires or []:
+            needed = Requirement(line)
+            marker = needed.marker
+            if marker is None or any(marker.evaluate({"extra": extra}) for extra in extras or {""}):
+                todo.append(needed)
+    return names
 
 
-def layer_site(root: Path, into: Path) -> tuple[Path, int, int]:
-    """A site directory of the layer's distributions, linked from this venv; with the size of
-    those files and of botocore's among them."""
+def _site(names: set[str], into: Path) -> dict[str, int]:
+    """A site directory of the distributions ``names``, linked from this venv; each one's size."""
     into.mkdir(parents=True, exist_ok=True)
-    total = botocore = 0
-    for name in sorted(_closure(_requirement_names(root / "layers" / "sluice" / "requirements.txt"))):
+    sizes = {}
+    for name in sorted(names):
         dist = metadata.distribution(name)
         tops = {str(f).split("/", 1)[0] for f in dist.files or [] if not str(f).startswith("..")}
         for top in tops:
@@ -81,13 +85,22 @@ def layer_site(root: Path, into: Path) -> tuple[Path, int, int]:
             target = into / top
             if source.exists() and not target.exists():
                 target.symlink_to(source)
-        size = sum(
-            Path(str(dist.locate_file(f))).stat().st_size for f in dist.files or [] if dist.locate_file(f)
-        )
-        total += size
-        if name == "botocore":
-            botocore = size
-    return into, total, botocore
+        sizes[name] = sum(Path(str(f.locate())).stat().st_size for f in dist.files or [])
+    return sizes
+
+
+def layer_site(root: Path, into: Path) -> tuple[Path, int, int]:
+    """A site directory of the layer's distributions; with the size of those files and of
+    botocore's among them."""
+    sizes = _site(_closure(_requirements(root / "layers" / "sluice" / "requirements.txt")), into)
+    return into, sum(sizes.values()), sizes.get("botocore", 0)
+
+
+def runtime_site(into: Path) -> Path:
+    """What the Lambda runtime adds after the layer on the path: boto3 (which Powertools'
+    parameters import), not counted in the layer's size; the layer's botocore comes first."""
+    _site(_closure([Requirement("boto3")]), into)
+    return into
 
 
 def function_env(root: Path) -> dict[str, dict[str, str]]:
@@ -129,11 +142,12 @@ def child(rounds: int) -> dict[str, Any]:
     envs = function_env(root)
     with tempfile.TemporaryDirectory(prefix="sluice-layer-") as tmp:
         site, total, botocore = layer_site(root, Path(tmp) / "site")
+        runtime = runtime_site(Path(tmp) / "runtime")
         figures = {}
         for function_dir in sorted((root / "functions").iterdir()):
             if not (function_dir / "app.py").exists():
                 continue
-            paths = [str(function_dir), str(root / "layers" / "sluice"), str(site)]
+            paths = [str(function_dir), str(root / "layers" / "sluice"), str(site), str(runtime)]
             env = envs.get(function_dir.name, {})
             figures[function_dir.name] = statistics.median(
                 import_ms(function_dir, paths, env) for _ in range(rounds)

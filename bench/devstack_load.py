@@ -155,6 +155,7 @@ def measure(stack: DevStack, args: argparse.Namespace, consumer: bool) -> Figure
             single = [_trigger(http, "one") for _ in range(args.sequential)]
         sent = len(cold) + len(single)
         _wait_until(dispatched, sent)  # the burst's CPU must not include the earlier triggers'
+        assert stack.process is not None  # this bench starts its own stack, to read its processes' CPU
         root = stack.process.pid
         before = _cpu_by_role(root)
         client_before = time.process_time()

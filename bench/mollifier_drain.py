@@ -25,14 +25,15 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
+from unittest.mock import patch
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from bench.mollifier_common import configure, run_drainers
 from devstack.services import start_redis
+from sluice import engine
 from sluice.engine import TriggerBody, new_run_id
 from sluice.mollifier import DrainSignal, drain_batch, get_buffer
-from sluice.mollifier import drain as drain_module
 from sluice.mollifier.models import Snapshot
 from sluice.sqs_batch import process_sqs_batch, process_whole_sqs_batch
 
@@ -108,11 +109,13 @@ def drainers_rate(concurrency: int, invocations: int) -> float:
     return invocations * BATCH / (time.perf_counter() - start)
 
 
-def stub_engine(latency_ms: int) -> None:
+def stub_engine(latency_ms: int) -> contextlib.AbstractContextManager[Any]:
+    """The engine's trigger (which the drainer calls as ``engine.trigger``) as ``latency_ms`` of waiting."""
+
     def engine_stub(*_: Any, **__: Any) -> None:
         time.sleep(latency_ms / 1000)
 
-    drain_module.engine.trigger = engine_stub  # type: ignore[assignment]
+    return patch.object(engine, "trigger", engine_stub)
 
 
 def main() -> None:
@@ -131,10 +134,10 @@ def main() -> None:
         print(f"One drainer invocation of {BATCH} signals, {args.invocations} invocations a row")
         print(f"  {'L (ms)':>6}  {'drainer':<34} {'runs/s':>7} {'10/L':>6} {'of 10/L':>8} {'CPU ms':>7}")
         for latency_ms in (5, 20):
-            stub_engine(latency_ms)
             ceiling = BATCH / (latency_ms / 1000)
             for name, invoke in rows:
-                with contextlib.redirect_stdout(io.StringIO()):  # the drain metric's EMF lines
+                # the drain metric's EMF lines to a buffer
+                with stub_engine(latency_ms), contextlib.redirect_stdout(io.StringIO()):
                     rate, cpu_ms = invocation_rate(invoke, args.invocations)
                 share = rate / ceiling
                 figures = f"{rate:>7.0f} {ceiling:>6.0f} {share:>8.0%} {cpu_ms:>7.1f}"
@@ -142,9 +145,8 @@ def main() -> None:
         print(f"C drainers at once, whole batches of {BATCH}, {args.invocations} invocations a row")
         print(f"  {'L (ms)':>6} {'C':>3} {'runs/s':>8} {'C x 10/L':>9} {'of it':>6}")
         for latency_ms in (5, 20):
-            stub_engine(latency_ms)
             for concurrency in (1, 5):
-                with contextlib.redirect_stdout(io.StringIO()):
+                with stub_engine(latency_ms), contextlib.redirect_stdout(io.StringIO()):
                     rate = drainers_rate(concurrency, args.invocations)
                 ceiling = concurrency * BATCH / (latency_ms / 1000)
                 share = rate / ceiling

@@ -55,7 +55,7 @@ def main() -> None:
     with local_stack() as (stack, redis_url, _):
         handle = handler_for(stack, "trigger_intake")
         api_key = provision_key("org_bench", "env_bench", flags={"mollifierEnabled": True})
-        modes = {
+        modes: dict[str, dict[str, bool | int]] = {
             "gate off (SLUICE_MOLLIFIER_ENABLED=false)": {"mollifier_enabled": False},
             "gate on, under threshold (pass through)": {
                 "mollifier_enabled": True,

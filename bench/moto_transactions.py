@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from moto import mock_aws
 
 from devstack.moto_atomic import patch_moto
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 STREAM_RECORDS = (0, 1000, 3000)
 TRANSACTIONS = 20
@@ -33,14 +36,17 @@ def _table(client: Any, name: str) -> None:
     )
 
 
+def _put(key: str) -> TransactWriteItemTypeDef:
+    return {"Put": {"TableName": "runs", "Item": {"pk": {"S": key}}}}
+
+
 def cpu_ms_per_transaction() -> dict[int, float]:
     """ms of CPU per two-item transaction after the table streamed each of STREAM_RECORDS."""
     results: dict[int, float] = {}
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         _table(client, "runs")
-        warm_up = [{"Put": {"TableName": "runs", "Item": {"pk": {"S": "warm-up"}}}}]
-        client.transact_write_items(TransactItems=warm_up)  # botocore's first-call work, untimed
+        client.transact_write_items(TransactItems=[_put("warm-up")])  # botocore's first-call work, untimed
         streamed, n = 1, 0
         for records in STREAM_RECORDS:
             while streamed < records:  # one item updated again and again: the table stays small
@@ -48,8 +54,7 @@ def cpu_ms_per_transaction() -> dict[int, float]:
                 streamed += 1
             started = time.process_time()
             for _ in range(TRANSACTIONS):
-                items = [{"Put": {"TableName": "runs", "Item": {"pk": {"S": f"k{n}-{i}"}}}} for i in (0, 1)]
-                client.transact_write_items(TransactItems=items)
+                client.transact_write_items(TransactItems=[_put(f"k{n}-{i}") for i in (0, 1)])
                 n += 1
             streamed += 2 * TRANSACTIONS
             results[records] = (time.process_time() - started) * 1000 / TRANSACTIONS

@@ -29,7 +29,7 @@ from bench.mollifier_common import local_stack, pct  # noqa: E402
 from devstack.provision import create_secrets  # noqa: E402
 from devstack.template import REGION  # noqa: E402
 from sluice.auth import Environment, provision_key  # noqa: E402
-from sluice.engine import store as run_store  # noqa: E402
+from sluice.engine import lifecycle  # noqa: E402
 from sluice.sessions import realtime, service, table  # noqa: E402
 from sluice.sessions.records import CreateSession  # noqa: E402
 
@@ -69,9 +69,8 @@ def main() -> None:
         def end_current_run() -> None:
             current = table.get_session_item(session.id)
             assert current is not None and current.currentRunId is not None
-            run_store.update_run(
-                current.currentRunId, lambda run: run.model_copy(update={"status": "CRASHED"})
-            )
+            # Ended through the engine, as a cancel from the API would; no live run is left.
+            assert lifecycle.cancel(env, current.currentRunId) is not None
 
         rows = {
             "out": timed(APPENDS, append("out")),

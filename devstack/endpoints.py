@@ -50,8 +50,8 @@ def plan(aws: str | None, environ: Mapping[str, str]) -> dict[str, str]:
     else:
         raise ValueError(f"--aws takes moto, localstack or an http(s) URL, not {aws!r}")
     for service in SERVICES:
-        if url := environ.get(variable(service)):
-            chosen[service] = url.rstrip("/")
+        if override := environ.get(variable(service)):
+            chosen[service] = override.rstrip("/")
     return chosen
 
 

@@ -48,8 +48,9 @@ def patch_moto() -> None:
     serialise_dynamodb()
     StreamShard.__deepcopy__ = _shard_rollback_copy  # type: ignore[attr-defined]
     SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]
-    moto.sqs.models.unix_time = _unix_time
-    moto.sqs.models.unix_time_millis = _unix_time_millis
+    # moto.sqs.models imports these from moto.core.utils; they are replaced where SQS reads them.
+    moto.sqs.models.unix_time = _unix_time  # type: ignore[attr-defined]
+    moto.sqs.models.unix_time_millis = _unix_time_millis  # type: ignore[attr-defined]
 
 
 def serialise_dynamodb() -> None:
@@ -69,8 +70,10 @@ def serialise_dynamodb() -> None:
     DynamoHandler.call_action = locked  # type: ignore[method-assign]
 
 
-def _within_retention(backend: SQSBackend, queue_name: str, message: Message) -> bool:
-    retention_s = int(backend.get_queue(queue_name).message_retention_period)
+def _within_retention(self: SQSBackend, queue_name: str, message: Message) -> bool:
+    # Queue sets its attributes from a dict in __init__, so moto's types do not know them.
+    retention_s = int(self.get_queue(queue_name).message_retention_period)  # type: ignore[attr-defined]
+    assert message.sent_timestamp is not None  # set when the message was sent, before it is read
     return retention_s + message.sent_timestamp / 1000 > _unix_time()
 
 

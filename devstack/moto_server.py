@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     # cheroot closes a connection once 10 others wait idle, and every function worker and poller
     # keeps its own: with the default most calls would open a connection again.
-    server.keep_alive_conn_limit = None
+    # cheroot's stub types it int; its code reads None as "no limit".
+    server.keep_alive_conn_limit = None  # type: ignore[assignment]
     server.start()
 
 

@@ -6,6 +6,7 @@ Three primaries, no replicas, on free loopback ports; ``redis-cli --cluster crea
 
 from __future__ import annotations
 
+import functools
 import shutil
 import socket
 import subprocess
@@ -67,9 +68,8 @@ class RedisCluster:
 def _cluster_ok(url: str) -> bool:
     client = redis.Redis.from_url(url, decode_responses=True)
     try:
-        info = client.execute_command("CLUSTER", "INFO")
-        text = info if isinstance(info, str) else str(info)
-        return "cluster_state:ok" in text
+        info: dict[str, str] = client.cluster("INFO")  # redis-py parses CLUSTER INFO's lines
+        return info.get("cluster_state") == "ok"
     finally:
         client.close()
 
@@ -106,7 +106,7 @@ def start_cluster() -> RedisCluster:
             timeout=60,
         )
         for node in cluster.nodes:
-            wait_until(lambda url=node.url: _cluster_ok(url), 30, f"cluster node {node.url}")
+            wait_until(functools.partial(_cluster_ok, node.url), 30, f"cluster node {node.url}")
     except BaseException:
         cluster.stop()
         raise

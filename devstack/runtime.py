@@ -23,6 +23,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -50,6 +51,7 @@ PRELOADED = (
     "aws_lambda_powertools.utilities.parser",
     "devstack.forkserver_preload",
 )
+_MP: ForkServerContext | SpawnContext
 if "forkserver" in multiprocessing.get_all_start_methods():
     _MP = multiprocessing.get_context("forkserver")
     _MP.set_forkserver_preload(list(PRELOADED))

@@ -127,7 +127,8 @@ class _Handler(BaseHTTPRequestHandler):
         # Headers and body go out in two writes; without TCP_NODELAY the second waits for the
         # client's delayed ACK (~40 ms a request on Linux). ``--no-tcp-nodelay`` exists only so
         # that bench/devstack_load.py can show the difference.
-        self.disable_nagle_algorithm = self.server.tcp_nodelay
+        # typeshed calls it a ClassVar; StreamRequestHandler.setup() reads it from the instance.
+        self.disable_nagle_algorithm = self.server.tcp_nodelay  # type: ignore[misc]
         super().setup()
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:

@@ -33,9 +33,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from moto.events.models import EventPattern
+from moto.events.utils import EventMessageType
 
 from devstack.polling import PollingThread
 from devstack.runtime import FunctionRuntime, Invocation
@@ -144,7 +145,9 @@ class StreamReader:
         return self._stream_arn
 
     def _matches(self, record: dict[str, Any]) -> bool:
-        return not self._filters or any(f.matches_event(record) for f in self._filters)
+        # moto types the matcher for EventBridge events; it reads any JSON document, a stream record too.
+        event = cast(EventMessageType, record)
+        return not self._filters or any(f.matches_event(event) for f in self._filters)
 
     def _read(self, shard_id: str) -> list[dict[str, Any]]:
         position = self._positions.get(shard_id)

@@ -71,7 +71,8 @@ CONCURRENCY_RETRY_AFTER_S = 5
 LEASE_SHARDS = store.INDEX_SHARDS
 WORKER_LOST = "WORKER_LOST"
 
-FinalListener = Callable[[Run], None]
+# What a listener returns is ignored (fence_run_streams answers its fence's count, for instance).
+FinalListener = Callable[[Run], object]
 # Called with each run that reached a final status (COMPLETED or FAILED) through this module.
 final_listeners: list[FinalListener] = []
 # Called with each run whose attempt ended in a retry (a fail, or a lapsed lease): the attempt's
