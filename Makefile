@@ -70,6 +70,7 @@ test-compat: redis-server $(STAMP) $(COMPAT_MODULES)
 
 lint: $(STAMP)
 	$(BESIDE) $(VENV)/bin/ruff check .
+	$(BESIDE) $(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
 	$(BESIDE) $(VENV)/bin/mypy

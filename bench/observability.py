@@ -105,13 +105,26 @@ def main() -> int:
             for name in VARIANTS:
                 out = Path(tmp) / f"{round_}-{name}.json"
                 # Powertools warns once per process when an invocation has no metrics (metrics off).
-                argv = [sys.executable, "-W", "ignore::UserWarning", "-m", "bench.observability",
-                        "--variant", name, "--out", str(out), "--requests", str(args.requests)]
+                argv = [
+                    sys.executable,
+                    "-W",
+                    "ignore::UserWarning",
+                    "-m",
+                    "bench.observability",
+                    "--variant",
+                    name,
+                    "--out",
+                    str(out),
+                    "--requests",
+                    str(args.requests),
+                ]
                 subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
                 runs[name].append(json.loads(out.read_text()))
     base = statistics.median(r["cpu_ms"] for r in runs["both off"])
-    print(f"trigger_intake POST trigger, {args.requests} requests x {args.rounds} rounds, CPU per request "
-          "(median round; moto in process counts too):")
+    print(
+        f"trigger_intake POST trigger, {args.requests} requests x {args.rounds} rounds, CPU per request "
+        "(median round; moto in process counts too):"
+    )
     print(f"  {'variant':12} {'CPU ms':>8} {'+CPU us':>8} {'ratio':>6} {'wall ms':>8}")
     for name, results in runs.items():
         cpu = statistics.median(r["cpu_ms"] for r in results)

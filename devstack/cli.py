@@ -45,7 +45,9 @@ def _pair(text: str) -> tuple[str, str]:
 
 def _state_dir_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--state-dir", type=Path, default=stack_file.DEFAULT_STATE_DIR,
+        "--state-dir",
+        type=Path,
+        default=stack_file.DEFAULT_STATE_DIR,
         help="where stack.json, the pid file and the detached log live (default: .devstack); "
         "give each concurrently running stack its own",
     )
@@ -60,8 +62,12 @@ def logs_parser(commands: Any) -> argparse.ArgumentParser:
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing lines as they are written")
     logs.add_argument("--metrics", action="store_true", help="show the EMF metric lines too, as name=value")
     logs.add_argument("--raw", action="store_true", help="print the selected lines as written (JSON)")
-    logs.add_argument("--template", type=Path, default=Path("template.yaml"),
-                      help="names the functions when no stack runs (default template.yaml)")
+    logs.add_argument(
+        "--template",
+        type=Path,
+        default=Path("template.yaml"),
+        help="names the functions when no stack runs (default template.yaml)",
+    )
     _state_dir_option(logs)
     return logs
 
@@ -84,59 +90,85 @@ def parser() -> argparse.ArgumentParser:
     )
     _state_dir_option(up)
     up.add_argument(
-        "--aws", default=None, metavar="moto|localstack|URL",
+        "--aws",
+        default=None,
+        metavar="moto|localstack|URL",
         help="AWS emulation: moto (started by devstack), localstack (SQS and S3 on "
         "http://localhost:4566, DynamoDB on moto) or a URL for every service; "
         "AWS_ENDPOINT_URL_SQS/_S3/_DYNAMODB override one service each, and any service not "
         "given runs on moto (default: AWS_ENDPOINT_URL if set, else moto)",
     )
     up.add_argument(
-        "--aws-port", type=int, default=None,
+        "--aws-port",
+        type=int,
+        default=None,
         help="run moto on this port (e.g. 4566) instead of a free one, when moto serves a service",
     )
     up.add_argument(
-        "--moto-server", choices=("devstack", "plain"), default="devstack",
+        "--moto-server",
+        choices=("devstack", "plain"),
+        default="devstack",
         help="devstack (default): moto behind a keep-alive server with devstack's speed-ups; "
         "plain: moto's own server, to tell a devstack problem from a moto one",
     )
     up.add_argument(
-        "--concurrency", type=int, default=8,
+        "--concurrency",
+        type=int,
+        default=8,
         help="worker processes per function, and per SQS source without "
         "ScalingConfig.MaximumConcurrency (default 8)",
     )
     up.add_argument(
-        "--schedule-scale", type=float, default=1.0, metavar="FACTOR",
+        "--schedule-scale",
+        type=float,
+        default=1.0,
+        metavar="FACTOR",
         help="run schedules FACTOR times faster: 60 makes rate(1 minute) fire every second (default 1)",
     )
     up.add_argument("--no-schedules", action="store_true", help="do not fire Schedule events")
-    up.add_argument("--param", type=_pair, action="append", default=[], metavar="NAME=VALUE",
-                    help="template parameter override, e.g. --param Stage=test (repeatable)")
+    up.add_argument(
+        "--param",
+        type=_pair,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="template parameter override, e.g. --param Stage=test (repeatable)",
+    )
     up.add_argument("--org", default="org_dev", help="organization of the dev API key (default org_dev)")
     up.add_argument("--env", default="env_dev", help="environment of the dev API key (default env_dev)")
     up.add_argument("--verbose", "-v", action="store_true", help="log every request, batch and schedule tick")
     up.add_argument(
-        "--run-consumer", choices=sorted(CONSUMERS), default=DEFAULT_CONSUMER,
+        "--run-consumer",
+        choices=sorted(CONSUMERS),
+        default=DEFAULT_CONSUMER,
         help="what takes runs off RunQueue in place of task workers: count (default) drains and "
         "counts them (see `status`); none leaves them there for you to read",
     )
     up.add_argument(
-        "--tcp-nodelay", action=argparse.BooleanOptionalAction, default=True,
+        "--tcp-nodelay",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="TCP_NODELAY on the HTTP API (default on; off only to measure the ~40 ms Nagle stall)",
     )
     up.add_argument(
-        "--warm", action=argparse.BooleanOptionalAction, default=True,
+        "--warm",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="start one worker per function at start (default), so that the first request meets a "
         "warm function and a handler that does not import is reported at once; --no-warm starts "
         "workers on first use (a faster start for a stack that uses a few of its functions)",
     )
     up.add_argument(
-        "--reload", action="store_true",
+        "--reload",
+        action="store_true",
         help="pick up an edited handler (functions/*/) or layer module at the next invocation: "
         "the function's warm workers are replaced by new ones",
     )
-    up.add_argument("--detach", action="store_true",
-                    help="start in the background (log in STATE_DIR/devstack.log); "
-                    "print stack.json once ready")
+    up.add_argument(
+        "--detach",
+        action="store_true",
+        help="start in the background (log in STATE_DIR/devstack.log); print stack.json once ready",
+    )
 
     down = commands.add_parser("down", help="stop the stack running with this state dir")
     _state_dir_option(down)
@@ -155,18 +187,30 @@ def parser() -> argparse.ArgumentParser:
     create = keys_commands.add_parser("create", help="create an API key, print {apiKey, orgId, envId}")
     create.add_argument("--org", required=True, help="organization id")
     create.add_argument("--env", required=True, help="environment id")
-    create.add_argument("--env-type", default="DEVELOPMENT",
-                        help="DEVELOPMENT (default), STAGING, PREVIEW or PRODUCTION (sk_prod_ keys)")
-    create.add_argument("--flag", type=_pair, action="append", default=[], metavar="NAME=VALUE",
-                        help="organization feature flag; JSON values parse (true, 5), others are strings")
+    create.add_argument(
+        "--env-type",
+        default="DEVELOPMENT",
+        help="DEVELOPMENT (default), STAGING, PREVIEW or PRODUCTION (sk_prod_ keys)",
+    )
+    create.add_argument(
+        "--flag",
+        type=_pair,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="organization feature flag; JSON values parse (true, 5), others are strings",
+    )
     create.add_argument("--template", type=Path, default=None, help="default: the running stack's template")
     _state_dir_option(create)
 
     sam_env = commands.add_parser(
         "sam-env", help="write an --env-vars file for `sam local invoke` from the running stack"
     )
-    sam_env.add_argument("--host", default="host.docker.internal",
-                         help="host a container reaches this machine by (default host.docker.internal)")
+    sam_env.add_argument(
+        "--host",
+        default="host.docker.internal",
+        help="host a container reaches this machine by (default host.docker.internal)",
+    )
     sam_env.add_argument("--output", "-o", type=Path, default=None, help="file to write (default: stdout)")
     _state_dir_option(sam_env)
 
@@ -176,8 +220,12 @@ def parser() -> argparse.ArgumentParser:
 
     inv = commands.add_parser("invoke", help="invoke a function once with an event (sam local invoke)")
     inv.add_argument("function", help="short name (folder under functions/) or logical id")
-    inv.add_argument("--event", "-e", required=True,
-                     help=f"event JSON file, or - for stdin; {'<devstack-api-key>'} becomes the stack's key")
+    inv.add_argument(
+        "--event",
+        "-e",
+        required=True,
+        help=f"event JSON file, or - for stdin; {'<devstack-api-key>'} becomes the stack's key",
+    )
     inv.add_argument("--template", type=Path, default=None, help="default: the running stack's template")
     _state_dir_option(inv)
     return root
@@ -220,7 +268,10 @@ def _detach(args: argparse.Namespace) -> int:
     with open(log_path, "wb") as log:
         child = subprocess.Popen(
             [sys.executable, "-m", "devstack", *argv],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     while child.poll() is None:
         info = stack_file.read_stack(state_dir)

@@ -33,9 +33,7 @@ def sluice_overrides(environ: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in environ.items() if k.startswith("SLUICE_") and k != REDIS_URL_SETTING}
 
 
-def aws_client_environment(
-    environ: Mapping[str, str], endpoints: Mapping[str, str] | None
-) -> dict[str, str]:
+def aws_client_environment(environ: Mapping[str, str], endpoints: Mapping[str, str] | None) -> dict[str, str]:
     """Region, credentials and endpoints for boto3: the caller's credentials if it has any (a real
     LocalStack may want its own), else moto's placeholders. Each service gets its own
     ``AWS_ENDPOINT_URL_<SERVICE>``; ``AWS_ENDPOINT_URL`` only when one endpoint serves them all."""

@@ -19,8 +19,17 @@ from typing import IO, Any
 
 # Keys every Powertools line carries that say nothing about what happened.
 _NOISE = {
-    "level", "location", "message", "timestamp", "service", "cold_start", "function_name",
-    "function_memory_size", "function_arn", "function_request_id", "xray_trace_id",
+    "level",
+    "location",
+    "message",
+    "timestamp",
+    "service",
+    "cold_start",
+    "function_name",
+    "function_memory_size",
+    "function_arn",
+    "function_request_id",
+    "xray_trace_id",
 }
 FOLLOW_POLL_S = 0.2
 

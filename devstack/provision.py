@@ -27,6 +27,7 @@ _BUCKET_EXISTS = {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
+
 # Queue properties that map one-to-one onto SQS queue attributes.
 _QUEUE_ATTRIBUTES = {
     "VisibilityTimeout": "VisibilityTimeout",
@@ -50,9 +51,7 @@ def create_queues(stack: Stack, sqs: Any, endpoint: str) -> dict[str, str]:
     ordered = sorted(queues, key=lambda lid: "RedrivePolicy" in queues[lid].get("Properties", {}))
     for logical_id in ordered:
         props = stack.resolve(queues[logical_id].get("Properties", {}), endpoint)
-        attributes = {
-            attr: _attr(props[prop]) for prop, attr in _QUEUE_ATTRIBUTES.items() if prop in props
-        }
+        attributes = {attr: _attr(props[prop]) for prop, attr in _QUEUE_ATTRIBUTES.items() if prop in props}
         if "RedrivePolicy" in props:
             attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
         name = stack.physical_name(logical_id)

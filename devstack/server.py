@@ -88,9 +88,7 @@ def routes_of(specs: Iterable[FunctionSpec]) -> list[tuple[Route, FunctionSpec]]
 OPENAPI_PATH = swagger.OPENAPI_PATH
 
 
-def _json_body(
-    status: int, message: str, **fields: str
-) -> tuple[int, list[tuple[str, str]], bytes]:
+def _json_body(status: int, message: str, **fields: str) -> tuple[int, list[tuple[str, str]], bytes]:
     return status, [("content-type", "application/json")], json.dumps({"message": message, **fields}).encode()
 
 
@@ -212,8 +210,10 @@ class _Handler(BaseHTTPRequestHandler):
         except BadRequest as exc:
             self.close_connection = True
             status, headers_out, payload = _json_body(
-                exc.status, "Bad Request" if exc.status == 400 else "Request Entity Too Large",
-                error=exc.error, code=exc.code,
+                exc.status,
+                "Bad Request" if exc.status == 400 else "Request Entity Too Large",
+                error=exc.error,
+                code=exc.code,
             )
         else:
             split = urlsplit(self.path)
@@ -293,8 +293,13 @@ class ApiServer(ThreadingHTTPServer):
         if route.method == "ANY":
             route = Route(method.upper(), route.path, route.function)
         event = http_event(
-            route, raw_path, {k: unquote(v) for k, v in params.items()}, request.headers,
-            body=request.body, raw_query=request.raw_query, source_ip=request.source_ip,
+            route,
+            raw_path,
+            {k: unquote(v) for k, v in params.items()},
+            request.headers,
+            body=request.body,
+            raw_query=request.raw_query,
+            source_ip=request.source_ip,
         )
         if bound.route.method == "ANY":
             event["routeKey"] = event["requestContext"]["routeKey"] = bound.route.route_key

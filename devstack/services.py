@@ -82,8 +82,18 @@ def start_redis(port: int | None = None, extra_args: list[str] | None = None) ->
     port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="sluice-redis-"))
     args = [
-        redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-        "--appendonly", "no", "--dir", str(workdir), *(extra_args or []),
+        redis_server_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+        *(extra_args or []),
     ]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"

@@ -75,7 +75,7 @@ def mask_key(api_key: str | None) -> str | None:
     if not api_key:
         return api_key
     prefix = next((p for p in ("sk_dev_", "sk_prod_") if api_key.startswith(p)), "")
-    return f"{prefix}{api_key[len(prefix):][:4]}{'*' * 8}"
+    return f"{prefix}{api_key[len(prefix) :][:4]}{'*' * 8}"
 
 
 def masked(info: dict[str, Any]) -> dict[str, Any]:

@@ -122,7 +122,7 @@ class Stack:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self._ref(arg, endpoint)
             if key == "Fn::GetAtt":
@@ -151,7 +151,7 @@ class Stack:
         return bool(self._evaluate_condition(self.template.get("Conditions", {})[name]))
 
     def _evaluate_condition(self, expr: Any) -> bool:
-        (key, arg), = expr.items()
+        ((key, arg),) = expr.items()
         if key == "Fn::Equals":
             left, right = (self.resolve(a) for a in arg)
             return bool(str(left) == str(right))

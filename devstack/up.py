@@ -260,11 +260,18 @@ class StackRunner:
             return
         watch = reload.CodeWatch(runtimes.values(), reload.layer_dirs(stack), log=say)
         watch.attach()
-        say(f"reload       on: edits to functions/*/ and {len(watch.layers)} layer folder(s) reach the "
-            "next invocation (restart for template.yaml and web apps)")
+        say(
+            f"reload       on: edits to functions/*/ and {len(watch.layers)} layer folder(s) reach the "
+            "next invocation (restart for template.yaml and web apps)"
+        )
 
-    def _supervise(self, what: str, service: Service, start: Callable[[], Service],
-                   after_restart: Callable[[], dict[str, Any]] | None = None) -> Child:
+    def _supervise(
+        self,
+        what: str,
+        service: Service,
+        start: Callable[[], Service],
+        after_restart: Callable[[], dict[str, Any]] | None = None,
+    ) -> Child:
         child = Child(what, service, start, after_restart, log=say)
         self.children[what] = child
         self._on_stop(what, child.stop)
@@ -355,8 +362,10 @@ class StackRunner:
         api_key = provision_key(self.options.org_id, self.options.env_id)
         self._keys_table = settings["SLUICE_API_KEYS_TABLE"]
         key_backup.save(self.options.state_dir, dynamodb, self._keys_table)
-        say(f"api key      {stack_file.mask_key(api_key)} ({self.options.org_id}/{self.options.env_id}; "
-            f"the full key is in stack.json, or `python -m devstack status --show-key`)")
+        say(
+            f"api key      {stack_file.mask_key(api_key)} ({self.options.org_id}/{self.options.env_id}; "
+            f"the full key is in stack.json, or `python -m devstack status --show-key`)"
+        )
         return api_key
 
     def _start_runtimes(
@@ -383,8 +392,10 @@ class StackRunner:
                 say(_described(runtime))
             else:
                 trace = "".join(error.get("stackTrace") or [])
-                say(f"function     {name} FAILED TO LOAD, its invocations will fail: "
-                    f"{error.get('errorType')}: {error.get('errorMessage')}\n{trace}")
+                say(
+                    f"function     {name} FAILED TO LOAD, its invocations will fail: "
+                    f"{error.get('errorType')}: {error.get('errorMessage')}\n{trace}"
+                )
         return runtimes
 
     def _start_server(
@@ -453,8 +464,10 @@ class StackRunner:
                 pollers.append(poller)
                 flags = ", partial batch failures" if source.report_failures else ""
                 window = f", window {source.window_s:g}s" if source.window_s else ""
-                say(f"sqs          {queue_id} -> {spec.logical_id} (batch {source.batch_size}{window}, "
-                    f"concurrency {source.max_concurrency}{flags})")
+                say(
+                    f"sqs          {queue_id} -> {spec.logical_id} (batch {source.batch_size}{window}, "
+                    f"concurrency {source.max_concurrency}{flags})"
+                )
 
     def _start_streams(
         self, specs: list[FunctionSpec], runtimes: dict[str, FunctionRuntime], clients: dict[str, Any]
@@ -473,8 +486,10 @@ class StackRunner:
                 pollers.append(poller)
                 flags = ", partial batch failures" if source.report_failures else ""
                 filtered = f", {len(source.patterns)} filter(s)" if source.patterns else ""
-                say(f"stream       {source.table} -> {spec.logical_id} "
-                    f"(batch {source.batch_size}{filtered}{flags})")
+                say(
+                    f"stream       {source.table} -> {spec.logical_id} "
+                    f"(batch {source.batch_size}{filtered}{flags})"
+                )
 
     def _start_run_consumer(self, queue_urls: dict[str, str], sqs: Any) -> None:
         make = CONSUMERS[self.options.run_consumer]
@@ -483,8 +498,13 @@ class StackRunner:
             return
         consumer = make()
         source = SqsSource(
-            name="consumer", queue_arn=RUN_QUEUE, queue_url=queue_urls[RUN_QUEUE], batch_size=10,
-            window_s=0, max_concurrency=2, report_failures=False,
+            name="consumer",
+            queue_arn=RUN_QUEUE,
+            queue_url=queue_urls[RUN_QUEUE],
+            batch_size=10,
+            window_s=0,
+            max_concurrency=2,
+            report_failures=False,
         )
         poller = SqsPoller(source, consumer, sqs, verbose=self.options.verbose)
         poller.start()
@@ -519,8 +539,10 @@ class StackRunner:
 
 def _described(runtime: FunctionRuntime, note: str = "") -> str:
     spec = runtime.spec
-    return (f"function     {runtime.name} ({spec.handler} in {spec.code_uri.name}/, "
-            f"pool {runtime.size}, timeout {spec.timeout}s{note})")
+    return (
+        f"function     {runtime.name} ({spec.handler} in {spec.code_uri.name}/, "
+        f"pool {runtime.size}, timeout {spec.timeout}s{note})"
+    )
 
 
 def _close_all(runtimes: list[FunctionRuntime]) -> None:

@@ -331,7 +331,11 @@ def aws(_moto_world: _MotoWorld, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aw
         _reset_process_state()
         clients = world.clients
         yield AwsStack(
-            world.stack, world.queue_urls, clients["sqs"], clients["dynamodb"], clients["s3"],
+            world.stack,
+            world.queue_urls,
+            clients["sqs"],
+            clients["dynamodb"],
+            clients["s3"],
             world.stream_readers(),
         )
     finally:

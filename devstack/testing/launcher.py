@@ -182,17 +182,25 @@ class DevStack:
             self.redis.close()
 
 
-def run_cli(*args: str, input: str | None = None, timeout: float = 60,
-            env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, input: str | None = None, timeout: float = 60, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "devstack", *args], cwd=ROOT, env=_child_env(env), input=input,
-        capture_output=True, text=True, timeout=timeout, check=False,
+        [sys.executable, "-m", "devstack", *args],
+        cwd=ROOT,
+        env=_child_env(env),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
 def _child_env(extra: Mapping[str, str] | None) -> dict[str, str]:
     env = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if not k.startswith(_NOT_INHERITED_PREFIXES) and k not in _NOT_INHERITED
     }
     env["PYTHONUNBUFFERED"] = "1"
@@ -290,15 +298,17 @@ def _launch(
     if template is not None:
         up_args += ["--template", str(Path(template).resolve())]
     # Against a shared AWS endpoint (LocalStack) each stack needs names of its own.
-    shared_aws = "--aws" in args or any(
-        name.startswith("AWS_ENDPOINT_URL") for name in (*extra, *os.environ)
-    )
+    shared_aws = "--aws" in args or any(name.startswith("AWS_ENDPOINT_URL") for name in (*extra, *os.environ))
     if shared_aws and not any(a.startswith("Stage=") for a in args):
         up_args += ["--param", f"Stage=t{uuid.uuid4().hex[:8]}"]
     with open(directory / LOG, "wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "devstack", *up_args],
-            cwd=ROOT, env=_child_env(extra), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=_child_env(extra),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
 

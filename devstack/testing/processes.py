@@ -40,10 +40,7 @@ def function_workers(pid: int) -> set[int]:
     forked (devstack.runtime), or where there is none, the interpreters it spawned."""
     parents = _parents()
     started = {child for child in descendants(pid) if "from multiprocessing." in cmdline(child)}
-    return {
-        child for child in started
-        if "spawn_main" in cmdline(child) or parents.get(child) in started
-    }
+    return {child for child in started if "spawn_main" in cmdline(child) or parents.get(child) in started}
 
 
 def running(pid: int) -> bool:

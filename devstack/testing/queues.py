@@ -12,8 +12,11 @@ def receive_all(sqs: Any, queue_url: str, wait: int = 0) -> list[dict[str, Any]]
     messages: list[dict[str, Any]] = []
     while True:
         got = sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait,
-            AttributeNames=["All"], MessageAttributeNames=["All"],
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=wait,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
         ).get("Messages", [])
         if not got:
             return messages

@@ -67,8 +67,13 @@ def test_sluice_admin_makes_a_working_key_on_the_stack(devstack: DevStack) -> No
     """The deployed stack's path (README: Deploying, and the first tenant) on moto's server."""
     org = f"org_{uuid.uuid4().hex[:8]}"
     target = [
-        "admin", "--endpoint-url", devstack.aws_endpoint("dynamodb"),
-        "--region", str(devstack.info["region"]), "--table", devstack.table("ApiKeysTable"),
+        "admin",
+        "--endpoint-url",
+        devstack.aws_endpoint("dynamodb"),
+        "--region",
+        str(devstack.info["region"]),
+        "--table",
+        devstack.table("ApiKeysTable"),
     ]
 
     def admin(*args: str) -> Any:
@@ -118,8 +123,9 @@ def test_invoke_reports_an_unknown_function(devstack: DevStack) -> None:
 def test_up_detach_status_and_down(tmp_path: Path) -> None:
     state = tmp_path / "state"
     # --no-warm: the warm start is test_devstack_lifecycle's; this is about detaching and finding.
-    up = run_cli("up", "--detach", "--port", "0", "--no-schedules", "--no-warm", "--state-dir", str(state),
-                 timeout=120)
+    up = run_cli(
+        "up", "--detach", "--port", "0", "--no-schedules", "--no-warm", "--state-dir", str(state), timeout=120
+    )
     assert up.returncode == 0, up.stderr
     info = json.loads(up.stdout)
     pid = info["pid"]

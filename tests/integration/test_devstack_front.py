@@ -63,8 +63,16 @@ BODY = b'{"payload": {"n": 1}}'
         ("Transfer-Encoding: chunked\r\n", b"ff\r\n" + BODY, "incomplete_body"),
         ("Transfer-Encoding: chunked\r\n", b"15\r\n" + BODY + b"\r\n", "invalid_chunk"),
     ],
-    ids=["negative", "not-a-number", "two-lengths", "longer-than-body", "chunk-size-not-hex",
-         "chunk-without-crlf", "chunk-cut-short", "no-last-chunk"],
+    ids=[
+        "negative",
+        "not-a-number",
+        "two-lengths",
+        "longer-than-body",
+        "chunk-size-not-hex",
+        "chunk-without-crlf",
+        "chunk-cut-short",
+        "no-last-chunk",
+    ],
 )
 def test_broken_framing_gets_a_400_and_a_closed_connection(
     devstack: DevStack, headers: str, body: bytes, code: str

@@ -47,7 +47,9 @@ def test_events_carry_the_stack_key(devstack: DevStack, tmp_path: Path) -> None:
 def test_rehost_moves_loopback_urls_only() -> None:
     assert _rehost("redis://127.0.0.1:6379/0", "h") == "redis://h:6379/0"
     assert _rehost("redis://:pw@localhost:1/0", "h") == "redis://:pw@h:1/0"
-    assert _rehost("https://sqs.us-east-1.amazonaws.com/1/q", "h") == "https://sqs.us-east-1.amazonaws.com/1/q"
+    assert (
+        _rehost("https://sqs.us-east-1.amazonaws.com/1/q", "h") == "https://sqs.us-east-1.amazonaws.com/1/q"
+    )
     assert _rehost("sluice-dev-RunsTable", "h") == "sluice-dev-RunsTable"
     queue = "http://sqs.us-east-1.localhost.localstack.cloud:4566/000000000000/q"
     assert _rehost(queue, "h") == "http://h:4566/000000000000/q"

@@ -57,7 +57,8 @@ def test_the_console_script_triggers_and_reads_a_run_of_the_running_stack(
 
     run_id = run("trigger", "cli", "--payload", '{"n": 1}', "--idempotency-key", "cli-once")["id"]
     assert run("trigger", "cli", "--payload", '{"n": 1}', "--idempotency-key", "cli-once") == {
-        "id": run_id, "isCached": True,
+        "id": run_id,
+        "isCached": True,
     }
     got = run("runs", "get", run_id)
     assert got["id"] == run_id and got["payload"] == {"n": 1} and got["taskId"] == "cli"
@@ -144,8 +145,12 @@ def tail(devstack: DevStack, tmp_path: Path) -> Iterator[Any]:
 
     def start(*args: str) -> Tail:
         process = subprocess.Popen(
-            [SCRIPT, *args], cwd=tmp_path, env={"PATH": str(SCRIPT.parent)},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [SCRIPT, *args],
+            cwd=tmp_path,
+            env={"PATH": str(SCRIPT.parent)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         started.append(process)
         return Tail(process)

@@ -55,8 +55,11 @@ def test_the_first_tenant_of_a_stack_and_its_key_life(table: str) -> None:
     ]
     assert created["apiKey"] not in json.dumps(listed)
 
-    rotated = ok(admin("keys", "rotate", "--org", "acme", "--env", "prod", created["keyId"], "--grace", "1h",
-                       table=table))
+    rotated = ok(
+        admin(
+            "keys", "rotate", "--org", "acme", "--env", "prod", created["keyId"], "--grace", "1h", table=table
+        )
+    )
     assert rotated["replaced"]["keyId"] == created["keyId"] and rotated["replaced"]["active"] is True
     assert authenticate({"authorization": f"Bearer {rotated['apiKey']}"}).tenant == "acme/prod"
 
@@ -70,10 +73,21 @@ def test_the_first_tenant_of_a_stack_and_its_key_life(table: str) -> None:
 
 def test_flags_set_get_and_unset(table: str) -> None:
     ok(admin("orgs", "create", "--org", "acme", table=table))
-    assert ok(admin("flags", "set", "--org", "acme", "mollifierEnabled=true", "limit=5", "name=plain text",
-                    table=table)) == {"mollifierEnabled": True, "limit": 5, "name": "plain text"}
+    assert ok(
+        admin(
+            "flags",
+            "set",
+            "--org",
+            "acme",
+            "mollifierEnabled=true",
+            "limit=5",
+            "name=plain text",
+            table=table,
+        )
+    ) == {"mollifierEnabled": True, "limit": 5, "name": "plain text"}
     assert ok(admin("flags", "unset", "--org", "acme", "limit", table=table)) == {
-        "mollifierEnabled": True, "name": "plain text",
+        "mollifierEnabled": True,
+        "name": "plain text",
     }
     assert ok(admin("flags", "set", "--org", "acme", "--replace", "x=1", table=table)) == {"x": 1}
     assert ok(admin("flags", "get", "--org", "acme", table=table)) == {"x": 1}

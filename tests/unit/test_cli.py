@@ -43,7 +43,8 @@ class Api:
             return self.respond(request)
 
         http = httpx.Client(
-            base_url=api_url, transport=httpx.MockTransport(handle),
+            base_url=api_url,
+            transport=httpx.MockTransport(handle),
             headers={"authorization": f"Bearer {api_key}"},
         )
         transport = Transport(api_url, api_key, retry=retry, http=http, sleep=lambda _: None)
@@ -182,13 +183,19 @@ def test_batch_upload_streams_the_file_in_line_order(api: Api, tmp_path: Path) -
     done = sluice(*FLAGS, "batch", "upload", str(file), "--idempotency-key", "b1")
     assert done.exit_code == 0, done.output
     assert json.loads(done.stdout) == {
-        "id": "batch_1", "runCount": 2, "isCached": False, "sealed": True, "staged": False,
+        "id": "batch_1",
+        "runCount": 2,
+        "isCached": False,
+        "sealed": True,
+        "staged": False,
     }
     assert seen[0]["runCount"] == 2 and seen[0]["staged"] is False and seen[0]["idempotencyKey"] == "b1"
-    assert seen[1] == {"ndjson": [
-        {"index": 0, "task": "a", "payload": 1},
-        {"index": 1, "task": "b", "payload": None, "options": {"tags": ["x"]}},
-    ]}
+    assert seen[1] == {
+        "ndjson": [
+            {"index": 0, "task": "a", "payload": 1},
+            {"index": 1, "task": "b", "payload": None, "options": {"tags": ["x"]}},
+        ]
+    }
 
 
 def test_batch_upload_stages_above_the_threshold(api: Api, tmp_path: Path) -> None:
@@ -253,8 +260,9 @@ def test_batch_status_prints_the_batch(api: Api) -> None:
 
 
 def sse(*frames: str) -> httpx.Response:
-    return httpx.Response(200, text="".join(f"{frame}\n\n" for frame in frames),
-                          headers={"content-type": "text/event-stream"})
+    return httpx.Response(
+        200, text="".join(f"{frame}\n\n" for frame in frames), headers={"content-type": "text/event-stream"}
+    )
 
 
 def data(entry_id: str, value: Any) -> str:
@@ -280,7 +288,9 @@ def test_stream_tail_resumes_after_the_last_id_across_reconnects_and_prints_ids_
     done = sluice(*FLAGS, "stream", "tail", "run_1", "out", "--json", "--last-event-id", "0-5")
     assert done.exit_code == 0, done.output
     assert [json.loads(line) for line in done.stdout.splitlines()] == [
-        {"id": "1-0", "data": 1}, {"id": "1-1", "data": 2}, {"id": "2-0", "data": 3},
+        {"id": "1-0", "data": 1},
+        {"id": "1-1", "data": 2},
+        {"id": "2-0", "data": 3},
     ]
     assert [r.headers["last-event-id"] for r in api.requests] == ["0-5", "1-1"]
 
@@ -341,7 +351,11 @@ def test_flags_over_the_api_limits_are_usage_errors_before_any_request(api: Api,
     file = tmp_path / "items.ndjson"
     file.write_text('{"task": "a"}\n')
     over = sluice(*FLAGS, "batch", "upload", str(file), "--stage-above", str(MAX_REQUEST_ITEMS + 1))
-    assert over.exit_code == Exit.USAGE and "--stage-above" in over.stderr and str(MAX_REQUEST_ITEMS) in over.stderr
+    assert (
+        over.exit_code == Exit.USAGE
+        and "--stage-above" in over.stderr
+        and str(MAX_REQUEST_ITEMS) in over.stderr
+    )
     long_key = "k" * (IDEMPOTENCY_KEY_MAX_CHARS + 1)
     for args in (("batch", "upload", str(file)), ("trigger", "t")):
         done = sluice(*FLAGS, *args, "--idempotency-key", long_key)

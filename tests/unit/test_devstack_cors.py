@@ -121,9 +121,7 @@ def web_client() -> TestClient:
 
 def test_the_function_url_answers_preflights_and_sets_the_headers_on_every_answer() -> None:
     client = web_client()
-    preflight = client.options(
-        "/ok", headers={"Origin": PAGE, "Access-Control-Request-Method": "GET"}
-    )
+    preflight = client.options("/ok", headers={"Origin": PAGE, "Access-Control-Request-Method": "GET"})
     assert preflight.status_code == 204
     assert "last-event-id" in preflight.headers["access-control-allow-headers"]
     ok = client.get("/ok", headers={"Origin": PAGE})

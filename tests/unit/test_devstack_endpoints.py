@@ -23,7 +23,9 @@ def test_localstack_takes_sqs_and_s3_and_leaves_dynamodb_on_moto() -> None:
 
 
 def test_per_service_variables_win_and_the_rest_stays_on_moto() -> None:
-    chosen = endpoints.plan(None, {"AWS_ENDPOINT_URL_SQS": "http://ls:4566/", "AWS_ENDPOINT_URL_S3": "http://ls:4566"})
+    chosen = endpoints.plan(
+        None, {"AWS_ENDPOINT_URL_SQS": "http://ls:4566/", "AWS_ENDPOINT_URL_S3": "http://ls:4566"}
+    )
     assert chosen == {"sqs": "http://ls:4566", "s3": "http://ls:4566", "dynamodb": "moto"}
     url = endpoints.plan("http://one:1", {"AWS_ENDPOINT_URL_DYNAMODB": "http://ddb:2"})
     assert url == {"sqs": "http://one:1", "s3": "http://one:1", "dynamodb": "http://ddb:2"}

@@ -17,31 +17,52 @@ RUN = "run_abc"
 
 def powertools(function: str, message: str, **keys: object) -> str:
     base = {
-        "level": "INFO", "location": "handler:1", "message": message,
-        "timestamp": "2026-12-07 23:27:22,788+0000", "service": "sluice", "cold_start": False,
-        "function_name": function, "function_arn": "arn:...", "function_request_id": "r-1",
+        "level": "INFO",
+        "location": "handler:1",
+        "message": message,
+        "timestamp": "2026-12-07 23:27:22,788+0000",
+        "service": "sluice",
+        "cold_start": False,
+        "function_name": function,
+        "function_arn": "arn:...",
+        "function_request_id": "r-1",
     }
     return json.dumps({**base, **keys})
 
 
-EMF = json.dumps({
-    "_aws": {"Timestamp": 1, "CloudWatchMetrics": [{
-        "Namespace": "Sluice/dev", "Dimensions": [["service"]],
-        "Metrics": [
-            {"Name": "RunDispatched", "Unit": "Count"},
-            {"Name": "DispatchLag", "Unit": "Milliseconds"},
-        ],
-    }]},
-    "service": "sluice", "RunDispatched": [1.0], "DispatchLag": [12.5],
-})
-LOG = "\n".join([
-    "devstack: ready        .devstack/stack.json",
-    powertools("TriggerIntakeFunction", "run.triggered", runId=RUN, orgId="org_a", status="QUEUED"),
-    EMF,
-    powertools("RunLifecycleFunction", "run.started", runId=RUN, attempt=1),
-    powertools("RunLifecycleFunction", "run.started", runId="run_other", attempt=1),
-    "devstack: DispatcherFunction failed on batch: Boom",
-]) + "\n"
+EMF = json.dumps(
+    {
+        "_aws": {
+            "Timestamp": 1,
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": "Sluice/dev",
+                    "Dimensions": [["service"]],
+                    "Metrics": [
+                        {"Name": "RunDispatched", "Unit": "Count"},
+                        {"Name": "DispatchLag", "Unit": "Milliseconds"},
+                    ],
+                }
+            ],
+        },
+        "service": "sluice",
+        "RunDispatched": [1.0],
+        "DispatchLag": [12.5],
+    }
+)
+LOG = (
+    "\n".join(
+        [
+            "devstack: ready        .devstack/stack.json",
+            powertools("TriggerIntakeFunction", "run.triggered", runId=RUN, orgId="org_a", status="QUEUED"),
+            EMF,
+            powertools("RunLifecycleFunction", "run.started", runId=RUN, attempt=1),
+            powertools("RunLifecycleFunction", "run.started", runId="run_other", attempt=1),
+            "devstack: DispatcherFunction failed on batch: Boom",
+        ]
+    )
+    + "\n"
+)
 
 
 def run_logs(tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> list[str]:

@@ -25,8 +25,13 @@ def _table(aws: AwsStack) -> tuple[str, Any]:
 
 
 def _put(name: str, run_id: str, **extra: Any) -> dict[str, Any]:
-    return {"Put": {"TableName": name, "Item": {"runId": {"S": run_id}, **extra},
-                    "ConditionExpression": "attribute_not_exists(runId)"}}
+    return {
+        "Put": {
+            "TableName": name,
+            "Item": {"runId": {"S": run_id}, **extra},
+            "ConditionExpression": "attribute_not_exists(runId)",
+        }
+    }
 
 
 def _stream(aws: AwsStack, name: str) -> list[tuple[str, str]]:
@@ -107,7 +112,8 @@ def test_concurrent_updates_of_one_item_all_apply(aws: AwsStack) -> None:
     def add(thread: int) -> None:
         for n in range(40):
             aws.dynamodb.update_item(
-                TableName=name, Key={"runId": {"S": "run_busy"}},
+                TableName=name,
+                Key={"runId": {"S": "run_busy"}},
                 UpdateExpression="SET #a = :v",
                 ExpressionAttributeNames={"#a": f"a{thread}_{n}"},
                 ExpressionAttributeValues={":v": {"N": "1"}},

@@ -60,7 +60,7 @@ def dashboard_metric_names() -> set[str]:
         for line in widget["properties"]["metrics"]:
             if isinstance(line[0], dict):
                 expression = line[0]["expression"]
-                if "Namespace=\\\"Sluice/" in expression or 'Namespace="Sluice/' in expression:
+                if 'Namespace=\\"Sluice/' in expression or 'Namespace="Sluice/' in expression:
                     names.update(re.findall(r'MetricName="(\w+)"', expression))
             elif line[0] == "Sluice/x":  # ${Stage} was substituted by dashboard()
                 names.add(line[1])

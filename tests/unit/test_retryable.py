@@ -204,4 +204,3 @@ def test_workers_retry_a_dependency_that_is_down(exc: Exception) -> None:
 )
 def test_workers_fail_what_a_retry_cannot_fix(exc: Exception) -> None:
     assert not retryable.is_retryable(exc)
-

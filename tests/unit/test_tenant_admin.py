@@ -241,7 +241,8 @@ def test_flags_are_set_merged_unset_and_replaced(admin: TenantAdmin, env_a: tupl
     key = admin.create_key(*env_a)
     assert admin.get_flags("org_a") == {}
     assert admin.update_flags("org_a", {"mollifierEnabled": True, "limit": 5}) == {
-        "mollifierEnabled": True, "limit": 5,
+        "mollifierEnabled": True,
+        "limit": 5,
     }
     assert admin.update_flags("org_a", {"limit": 6}) == {"mollifierEnabled": True, "limit": 6}
     assert admin.update_flags("org_a", unset=["limit", "absent"]) == {"mollifierEnabled": True}

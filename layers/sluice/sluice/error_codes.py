@@ -30,8 +30,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     ),
     "invalid_part_id": (
         400,
-        "an `X-Part-Id` (or the trigger.dev SDK writer's `X-Client-Id`) that is empty or over 256"
-        " characters",
+        "an `X-Part-Id` (or the trigger.dev SDK writer's `X-Client-Id`) that is empty or over 256 characters",
     ),
     "invalid_resume_chunk": (400, "an `X-Resume-From-Chunk` that is not a non-negative integer"),
     "invalid_last_event_id": (

@@ -158,4 +158,3 @@ def trace_redis(client: Client) -> Client:
 
     client.pipeline = traced_pipeline  # type: ignore[attr-defined]
     return client
-

@@ -46,7 +46,7 @@ def item_size(item: Mapping[str, Any]) -> int:
 
 
 def value_size(value: Mapping[str, Any]) -> int:
-    (kind, data), = value.items()
+    ((kind, data),) = value.items()
     if kind == "S":
         return len(data.encode())
     if kind == "N":

@@ -79,4 +79,3 @@ def pop_one(buffer: MollifierBuffer) -> BufferEntry | None:
     """The next entry in fair order (a batch of one), or None when the buffer is empty."""
     popped = buffer.pop_batch(1)
     return popped[0] if popped else None
-

@@ -369,6 +369,8 @@ def test_a_key_that_needs_encoding_is_one_stream_through_the_urls_the_mint_hands
     assert stored(api, run_id, "chat:ü%") != []
     read = api.call("GET", urlsplit(minted["readUrl"]).path + "/records", headers=api.tenant.headers)
     assert [r["data"] for r in read.json()["records"]] == [{"n": 1}]
+
+
 def test_a_read_starts_where_the_trigger_dev_sdk_asks(api: StreamsApi) -> None:
     """No cursor: the beginning; an integer Last-Event-ID: after that many chunks (the SDK's
     ``startIndex`` - 1); ``X-Trigger-Stream-Start: latest``: the tail."""

@@ -28,7 +28,8 @@ def upload(
     stage_above: Annotated[
         int,
         typer.Option(
-            min=0, max=MAX_REQUEST_ITEMS,
+            min=0,
+            max=MAX_REQUEST_ITEMS,
             help=f"upload through S3 staging when the file has more items than this (at most "
             f"{MAX_REQUEST_ITEMS}, the most the API takes streamed)",
         ),
@@ -43,8 +44,13 @@ def upload(
     check_idempotency_key(idempotency_key)
     items = read_items(file)
     bar = Progress(
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-        console=stderr, disable=not progress or not stderr.is_terminal, transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        disable=not progress or not stderr.is_terminal,
+        transient=False,
     )
     with client(ctx) as sluice, bar:
         sluice.batches.stage_above_items = stage_above
@@ -55,10 +61,15 @@ def upload(
             idempotency_key=idempotency_key,
             progress=lambda sent, total: bar.update(job, completed=sent, total=total),
         )
-    print_json({
-        "id": result.id, "runCount": result.run_count, "isCached": result.is_cached,
-        "sealed": result.sealed, "staged": result.staged,
-    })
+    print_json(
+        {
+            "id": result.id,
+            "runCount": result.run_count,
+            "isCached": result.is_cached,
+            "sealed": result.sealed,
+            "staged": result.staged,
+        }
+    )
 
 
 @app.command("status")
@@ -94,8 +105,10 @@ def read_items(file: Path) -> list[dict[str, Any]]:
     if not items:
         fail(Exit.USAGE, f"{file} has no items")
     if len(items) > MAX_STAGED_ITEMS:
-        fail(Exit.USAGE, f"{file} has {len(items)} items; a batch takes at most {MAX_STAGED_ITEMS}: "
-             "split the file")
+        fail(
+            Exit.USAGE,
+            f"{file} has {len(items)} items; a batch takes at most {MAX_STAGED_ITEMS}: split the file",
+        )
     return items
 
 

@@ -88,5 +88,7 @@ def parse_json(text: str, what: str) -> Any:
 def check_idempotency_key(key: str | None) -> None:
     """A key the server would refuse (idempotency_key_too_long) is a usage error before any request."""
     if key is not None and len(key) > IDEMPOTENCY_KEY_MAX_CHARS:
-        fail(Exit.USAGE, f"--idempotency-key has {len(key)} characters; the API takes at most "
-             f"{IDEMPOTENCY_KEY_MAX_CHARS}")
+        fail(
+            Exit.USAGE,
+            f"--idempotency-key has {len(key)} characters; the API takes at most {IDEMPOTENCY_KEY_MAX_CHARS}",
+        )

@@ -102,11 +102,17 @@ def resolve(options: ConnectionOptions) -> Connection:
             url, stream_url = stack.get("apiUrl"), stream_url or stack.get("streamUrl")
         key = key or stack.get("apiKey")
     if not url:
-        fail(Exit.USAGE, "no API URL: pass --api-url, set SLUICE_API_URL, or start devstack "
-             f"(it writes {options.stack_file})")
+        fail(
+            Exit.USAGE,
+            "no API URL: pass --api-url, set SLUICE_API_URL, or start devstack "
+            f"(it writes {options.stack_file})",
+        )
     if not key:
-        fail(Exit.USAGE, "no API key: pass --api-key, set SLUICE_API_KEY, or start devstack "
-             f"(it writes {options.stack_file})")
+        fail(
+            Exit.USAGE,
+            "no API key: pass --api-key, set SLUICE_API_KEY, or start devstack "
+            f"(it writes {options.stack_file})",
+        )
     return Connection(url, key, stream_url)
 
 

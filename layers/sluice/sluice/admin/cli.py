@@ -123,15 +123,21 @@ def _table(to: Target) -> str:
     if to.table:
         return to.table
     if not to.stack:
-        _fail(Exit.USAGE, "no table: pass --stack NAME (a deployed stack) or --table NAME "
-              "(or set SLUICE_STACK_NAME or SLUICE_API_KEYS_TABLE)")
+        _fail(
+            Exit.USAGE,
+            "no table: pass --stack NAME (a deployed stack) or --table NAME "
+            "(or set SLUICE_STACK_NAME or SLUICE_API_KEYS_TABLE)",
+        )
     cloudformation = aws.client("cloudformation", region=to.region, endpoint=to.endpoint_url)
     described = cloudformation.describe_stacks(StackName=to.stack)["Stacks"][0]
     for output in described.get("Outputs", []):
         if output.get("OutputKey") == TABLE_OUTPUT:
             return str(output["OutputValue"])
-    _fail(Exit.USAGE, f"stack {to.stack} has no {TABLE_OUTPUT} output (deployed before `sluice admin`? "
-          "deploy again, or pass --table)")
+    _fail(
+        Exit.USAGE,
+        f"stack {to.stack} has no {TABLE_OUTPUT} output (deployed before `sluice admin`? "
+        "deploy again, or pass --table)",
+    )
 
 
 @orgs.command("create")

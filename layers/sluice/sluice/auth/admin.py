@@ -196,10 +196,20 @@ class TenantAdmin:
         try:
             self.dynamodb.transact_write_items(
                 TransactItems=[
-                    {"ConditionCheck": {"TableName": self.table, "Key": self._org_key(org_id),
-                                        "ConditionExpression": "attribute_exists(pk)"}},
-                    {"Put": {"TableName": self.table, "Item": item,
-                             "ConditionExpression": "attribute_not_exists(pk)"}},
+                    {
+                        "ConditionCheck": {
+                            "TableName": self.table,
+                            "Key": self._org_key(org_id),
+                            "ConditionExpression": "attribute_exists(pk)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": item,
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
                 ]
             )
         except ClientError as exc:
@@ -283,17 +293,25 @@ class TenantAdmin:
         try:
             self.dynamodb.transact_write_items(
                 TransactItems=[
-                    {"Put": {"TableName": self.table, "Item": new_item,
-                             "ConditionExpression": "attribute_not_exists(pk)"}},
-                    {"Update": {
-                        "TableName": self.table,
-                        "Key": {"pk": old_item["pk"]},
-                        "UpdateExpression": "SET revokedAt = :at",
-                        "ConditionExpression": "tenant = :tenant AND attribute_not_exists(revokedAt)",
-                        "ExpressionAttributeValues": {
-                            ":at": {"N": str(revoked_at)}, ":tenant": {"S": tenant_key(org_id, env_id)},
-                        },
-                    }},
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": new_item,
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": {"pk": old_item["pk"]},
+                            "UpdateExpression": "SET revokedAt = :at",
+                            "ConditionExpression": "tenant = :tenant AND attribute_not_exists(revokedAt)",
+                            "ExpressionAttributeValues": {
+                                ":at": {"N": str(revoked_at)},
+                                ":tenant": {"S": tenant_key(org_id, env_id)},
+                            },
+                        }
+                    },
                 ]
             )
         except ClientError as exc:
@@ -392,8 +410,10 @@ class TenantAdmin:
             condition += " AND keyId = :key"
             values[":key"] = {"S": key_id}
         pages = self.dynamodb.get_paginator("query").paginate(
-            TableName=self.table, IndexName=TENANT_INDEX,
-            KeyConditionExpression=condition, ExpressionAttributeValues=values,
+            TableName=self.table,
+            IndexName=TENANT_INDEX,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
         )
         for page in pages:
             yield from page.get("Items", [])
@@ -438,8 +458,12 @@ class TenantAdmin:
         prefix = "sk_prod_" if env_type == "PRODUCTION" else "sk_dev_"
         api_key = prefix + secrets.token_urlsafe(24)
         info = ApiKeyInfo(
-            key_id=key_id_of(api_key), org_id=org_id, env_id=env_id, env_type=env_type,
-            start=api_key[: len(prefix) + _START_CHARS], created_at=int(self.clock()),
+            key_id=key_id_of(api_key),
+            org_id=org_id,
+            env_id=env_id,
+            env_type=env_type,
+            start=api_key[: len(prefix) + _START_CHARS],
+            created_at=int(self.clock()),
         )
         item = {
             "pk": {"S": KEY_PREFIX + hash_key(api_key)},

@@ -119,4 +119,3 @@ def _load_environment(key_hash: str) -> Environment:
         env_type=item.get("envType", {}).get("S", "DEVELOPMENT"),
         org_flags=flags if isinstance(flags, dict) else {},
     )
-

@@ -139,7 +139,7 @@ class NdjsonParser:
             # exact, where the emit position would be some other item's index.
             raise UnindexedItemTooLarge(
                 f"Item at line {line} is larger than {self.max_item_bytes} bytes and its first "
-                f"{EXTRACT_SCAN_BYTES} bytes do not name its index; put \"index\" first in the item",
+                f'{EXTRACT_SCAN_BYTES} bytes do not name its index; put "index" first in the item',
                 line=line,
             )
         marker = OversizedItem(index=index, task=task, actual_size=size, max_size=self.max_item_bytes)

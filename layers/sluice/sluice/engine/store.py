@@ -242,9 +242,11 @@ def get_run_item(run_id: str) -> Run | None:
     if not aws.fits_partition_key(run_id):
         return None
     with dynamodb_errors("run"):
-        item = aws.dynamodb().get_item(
-            TableName=get_settings().runs_table, Key={"runId": {"S": run_id}}, ConsistentRead=True
-        ).get("Item")
+        item = (
+            aws.dynamodb()
+            .get_item(TableName=get_settings().runs_table, Key={"runId": {"S": run_id}}, ConsistentRead=True)
+            .get("Item")
+        )
     return run_from_item(item) if item else None
 
 
@@ -280,9 +282,11 @@ def idempotency_pk(tenant: str, task_id: str, key: str) -> str:
 
 def lookup_idempotency(pk: str, now: int) -> str | None:
     with dynamodb_errors("idempotency"):
-        item = aws.dynamodb().get_item(
-            TableName=get_settings().idempotency_table, Key={"pk": {"S": pk}}, ConsistentRead=True
-        ).get("Item")
+        item = (
+            aws.dynamodb()
+            .get_item(TableName=get_settings().idempotency_table, Key={"pk": {"S": pk}}, ConsistentRead=True)
+            .get("Item")
+        )
     if item is None or int(item["expiresAt"]["N"]) <= now:
         return None
     return item["runId"]["S"]

@@ -172,4 +172,3 @@ def reader(bearer: str, ref: str, io: str, start: str | Start | None) -> StreamR
     session = get_session(env, ref)
     # The key's environment was just checked against the session: nothing more for the reader to do.
     return open_reader(bearer, channel_address(session.id, io), start, check_owner=lambda _: None)
-

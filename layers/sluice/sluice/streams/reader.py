@@ -98,9 +98,7 @@ def parse_last_event_id(value: str | None) -> str | None:
 class StreamReader:
     """One client's read of one stream; owns the cursor."""
 
-    def __init__(
-        self, store: StreamStore, address: StreamAddress, start: str | Start | None = None
-    ) -> None:
+    def __init__(self, store: StreamStore, address: StreamAddress, start: str | Start | None = None) -> None:
         """``start``: an entry id to read after, or a ``Start`` (None: the beginning)."""
         self.store = store
         self.address = address
