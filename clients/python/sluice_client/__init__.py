@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sluice_client import errors
 from sluice_client.batches import (
-    MAX_REQUEST_ITEMS,
+    STAGE_ABOVE_ITEMS,
     Batches,
     BatchNotSealedError,
     BatchTriggerError,
@@ -51,7 +51,7 @@ class Sluice:
         timeout_s: float = 30.0,
         transport: Transport | None = None,
         stream_url: str | None = None,
-        stage_above_items: int = MAX_REQUEST_ITEMS,
+        stage_above_items: int = STAGE_ABOVE_ITEMS,
     ) -> None:
         """``stream_url``: the streamed SSE reader's base URL (the stack's StreamReadUrl output,
         devstack's ``streamUrl``); without it ``streams.read`` long-polls the HTTP API."""

@@ -41,7 +41,10 @@ STREAM_RETRY = RetryOptions(max_attempts=5, min_delay_s=1.0, max_delay_s=30.0, f
 # Lambda takes 6 MB per request and API Gateway base64-encodes an NDJSON body (4/3 larger), so
 # 4 MiB of NDJSON is the most one phase-2 request can carry with room for the event around it.
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
-MAX_REQUEST_ITEMS = 10_000  # staged above this by default (the server streams up to SLUICE_BATCH_MAX_ITEMS)
+MAX_REQUEST_ITEMS = 10_000  # the most one phase-2 request takes (the server's SLUICE_BATCH_MAX_ITEMS)
+# Staged above this by default: one request of up to MAX_REQUEST_ITEMS must finish within its
+# time budget, so a larger batch goes through S3 staging, which has no such bound.
+STAGE_ABOVE_ITEMS = 1000
 MAX_STAGED_ITEMS = 100_000  # the server's SLUICE_BATCH_MAX_STAGED_ITEMS
 PAYLOAD_URLS_PER_CALL = 100
 STORE_PAYLOAD_TYPE = "application/store"
@@ -127,7 +130,7 @@ class Batches:
         transport: Transport,
         *,
         max_request_bytes: int = MAX_REQUEST_BYTES,
-        stage_above_items: int = MAX_REQUEST_ITEMS,
+        stage_above_items: int = STAGE_ABOVE_ITEMS,
         uploads: httpx.Client | None = None,
     ) -> None:
         self._transport = transport

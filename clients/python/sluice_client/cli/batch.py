@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from sluice_client.batches import MAX_REQUEST_ITEMS, MAX_STAGED_ITEMS
+from sluice_client.batches import MAX_REQUEST_ITEMS, MAX_STAGED_ITEMS, STAGE_ABOVE_ITEMS
 from sluice_client.cli.runs import check_idempotency_key
 from sluice_client.cli.session import Exit, client, fail, print_json, stderr
 
@@ -33,7 +33,7 @@ def upload(
             help=f"upload through S3 staging when the file has more items than this (at most "
             f"{MAX_REQUEST_ITEMS}, the most the API takes streamed)",
         ),
-    ] = MAX_REQUEST_ITEMS,
+    ] = STAGE_ABOVE_ITEMS,
     progress: Annotated[bool, typer.Option(help="draw a progress bar on a terminal")] = True,
 ) -> None:
     """Trigger one run per line of FILE (indexed by line order); prints the batch's id and mode.
