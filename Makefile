@@ -11,7 +11,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 # (collection 10.3 CPU-s without the cache, 4.8 with it).
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: venv demo up test lint typecheck template test-cases test-slow test-browser test-compat unit integration e2e bench clean
+.PHONY: venv demo up test lint typecheck template test-cases test-slow test-browser test-compat test-tools unit integration e2e bench clean
 
 $(STAMP): pyproject.toml layers/sluice/requirements.txt clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,10 +45,10 @@ test: redis-server $(STAMP)
 	$(MAKE) --no-print-directory --output-sync=target -j5 lint typecheck template test-cases test-slow
 
 test-cases: $(STAMP)
-	$(PY) -m pytest -m "not slow and not browser and not compat" $(XDIST)
+	$(PY) -m pytest -m "not slow and not browser and not compat and not tools" $(XDIST)
 
 test-slow: $(STAMP)
-	$(BESIDE) $(PY) -m pytest -m "slow and not browser and not compat"
+	$(BESIDE) $(PY) -m pytest -m "slow and not browser and not compat and not tools"
 
 ## A web page on another origin in headless Chromium (Debian's, installed by scripts/chromium.sh):
 ## both stream transports, a cut connection, a session append; prints the browser's latencies.
@@ -59,6 +59,11 @@ test-browser: redis-server $(STAMP)
 	if [ "$$status" = 3 ]; then echo "test-browser: skipped, no Chromium (see above)" >&2; \
 	elif [ "$$status" != 0 ]; then exit "$$status"; \
 	else $(PY) -m pytest tests/browser -m browser -s -q; fi
+
+## The developer tooling end to end: every sample event invoked, a handler edited under
+## `devstack up --reload`, a Python client generated from openapi.json calling trigger and batch.
+test-tools: redis-server $(STAMP)
+	$(PY) -m pytest -m tools $(XDIST)
 
 ## The unmodified trigger.dev v4 SDK (node, pinned by tests/compat/package-lock.json) against
 ## devstack. `npm ci` installs exactly the locked tree; it reinstalls only when the lock changed.

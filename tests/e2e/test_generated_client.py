@@ -56,6 +56,7 @@ def _module(package: ModuleType, name: str) -> Any:
 
 
 @pytest.mark.devstack
+@pytest.mark.tools
 def test_a_generated_client_triggers_a_task_and_reads_the_run(
     generated: ModuleType, devstack: DevStack
 ) -> None:
@@ -81,6 +82,7 @@ def test_a_generated_client_triggers_a_task_and_reads_the_run(
 
 
 @pytest.mark.devstack
+@pytest.mark.tools
 def test_a_generated_client_creates_a_batch_and_streams_its_items(
     generated: ModuleType, devstack: DevStack
 ) -> None:

@@ -14,7 +14,7 @@ import pytest
 from devstack.template import ROOT
 from devstack.testing.launcher import run_cli, start_devstack
 
-pytestmark = pytest.mark.devstack
+pytestmark = [pytest.mark.devstack, pytest.mark.tools]
 
 
 def test_a_busy_port_is_reported_before_anything_starts(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from devstack.invoke import invoke
 from devstack.template import ROOT, FunctionSpec, Stack
 from devstack.testing.launcher import DevStack
 
-pytestmark = pytest.mark.devstack
+pytestmark = [pytest.mark.devstack, pytest.mark.tools]
 
 EVENTS = ROOT / "events"
 
